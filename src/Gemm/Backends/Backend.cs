@@ -1,0 +1,14 @@
+namespace Microscale;
+
+/// <summary>Where an operation runs.</summary>
+public enum Backend
+{
+    /// <summary>The best backend present: ILGPU CUDA when a CUDA device is found, else the ILGPU CPU accelerator.</summary>
+    Auto,
+    /// <summary>The plain managed scalar reference (slow, obviously correct; what the others are tested against).</summary>
+    Reference,
+    /// <summary>ILGPU kernels on the ILGPU CPU accelerator (runs anywhere).</summary>
+    Cpu,
+    /// <summary>ILGPU kernels on the ILGPU CUDA accelerator (first CUDA device).</summary>
+    Cuda,
+}

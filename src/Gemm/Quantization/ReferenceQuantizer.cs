@@ -1,0 +1,174 @@
+using Microscale.Formats;
+
+namespace Microscale;
+
+/// <summary>
+/// The plain managed scalar reference of every quantizer and dequantizer (NUMERICS.md §3, §6): one obvious loop per rule,
+/// written for reading, not speed. The ILGPU kernels must agree with it bit for bit.
+/// </summary>
+internal static class ReferenceQuantizer
+{
+    /// <summary>Quantizes a row-major [rows, columns] tensor into the three buffers of <paramref name="destination"/>.</summary>
+    public static void Quantize(ReadOnlySpan<float> x, int rows, int columns, QuantizationOptions options, QuantizedBuffers destination)
+    {
+        var spec = FormatSpec.Of(options);
+        if (spec.IsMx)
+            QuantizeMx(x, rows, columns, spec, options, destination);
+        else if (spec.Format == QuantFormat.Nvfp4)
+            QuantizeNvfp4(x, rows, columns, spec, options, destination);
+        else
+            QuantizeFp8(x, rows, columns, spec, destination);
+    }
+
+    /// <summary>Returns (row, column) of the first NaN/±Inf in row-major order, or null.</summary>
+    public static (int Row, int Column)? FindFirstNonFinite(ReadOnlySpan<float> x, int columns)
+    {
+        for (int i = 0; i < x.Length; i++)
+            if (!float.IsFinite(x[i]))
+                return (i / columns, i % columns);
+        return null;
+    }
+
+    private static float Element(ReadOnlySpan<float> x, int row, int column, int columns) =>
+        column < columns ? x[row * columns + column] : 0.0f; // K is zero-padded to the block
+
+    private static void QuantizeMx(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedBuffers d)
+    {
+        int scaleColumns = spec.ScaleColumns(columns);
+        int paddedColumns = spec.PaddedColumns(columns);
+        int rule = o.Rule == MxScaleRule.Ceil ? ScaleRules.RuleCeil : ScaleRules.RuleFloor;
+        for (int r = 0; r < rows; r++)
+        for (int b = 0; b < scaleColumns; b++)
+        {
+            float amax = 0.0f;
+            bool nonFinite = false;
+            for (int i = 0; i < spec.BlockSize; i++)
+            {
+                float v = Element(x, r, b * spec.BlockSize + i, columns);
+                nonFinite |= !float.IsFinite(v);
+                if (float.IsFinite(v))
+                    amax = MathF.Max(amax, MathF.Abs(v));
+            }
+
+            uint scaleCode;
+            float multiplier = 0.0f; // 2^−e; 0 writes +0 codes for all-zero and non-finite blocks
+            if (nonFinite)
+                scaleCode = ScaleRules.E8M0Nan;
+            else if (amax == 0.0f)
+                scaleCode = 0;
+            else
+            {
+                int e = ScaleRules.MxExponent(amax, rule, spec.ElementKind);
+                scaleCode = (uint)(e + 127);
+                multiplier = FloatBits.Pow2(-e);
+            }
+            d.BlockScales[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
+
+            for (int i = 0; i < spec.BlockSize; i++)
+            {
+                int c = b * spec.BlockSize + i;
+                uint code = multiplier == 0.0f ? 0 : ElementKind.Encode(Element(x, r, c, columns) * multiplier, spec.ElementKind);
+                WriteCode(d.Data, spec, (long)r * paddedColumns + c, code);
+            }
+        }
+    }
+
+    private static void QuantizeNvfp4(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedBuffers d)
+    {
+        float tensorAmax = 0.0f;
+        foreach (float v in x)
+            if (float.IsFinite(v))
+                tensorAmax = MathF.Max(tensorAmax, MathF.Abs(v));
+        float g = ScaleRules.TensorDecodeScale(tensorAmax, spec.DecodeScaleDivisor);
+        d.DecodeScales[0] = g;
+
+        int scaleColumns = spec.ScaleColumns(columns);
+        int paddedColumns = spec.PaddedColumns(columns);
+        for (int r = 0; r < rows; r++)
+        for (int b = 0; b < scaleColumns; b++)
+        {
+            float amax = 0.0f;
+            bool nonFinite = false;
+            for (int i = 0; i < spec.BlockSize; i++)
+            {
+                float v = Element(x, r, b * spec.BlockSize + i, columns);
+                nonFinite |= !float.IsFinite(v);
+                if (float.IsFinite(v))
+                    amax = MathF.Max(amax, MathF.Abs(v));
+            }
+            uint scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(amax, g);
+            d.BlockScales[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
+
+            bool zeroBlock = nonFinite || scaleCode == 0;
+            float blockDecode = FloatBits.FromE4M3(scaleCode) * g;
+            for (int i = 0; i < spec.BlockSize; i++)
+            {
+                int c = b * spec.BlockSize + i;
+                uint code = zeroBlock ? 0 : FloatBits.ToE2M1(Element(x, r, c, columns) / blockDecode);
+                WriteCode(d.Data, spec, (long)r * paddedColumns + c, code);
+            }
+        }
+    }
+
+    private static void QuantizeFp8(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizedBuffers d)
+    {
+        bool perRow = spec.Format == QuantFormat.Fp8PerRow;
+        float tensorAmax = 0.0f;
+        for (int r = 0; r < rows; r++)
+        {
+            float rowAmax = 0.0f;
+            foreach (float v in x.Slice(r * columns, columns))
+                if (float.IsFinite(v))
+                    rowAmax = MathF.Max(rowAmax, MathF.Abs(v));
+            tensorAmax = MathF.Max(tensorAmax, rowAmax);
+            if (perRow)
+                d.DecodeScales[r] = ScaleRules.TensorDecodeScale(rowAmax, spec.DecodeScaleDivisor);
+        }
+        if (!perRow)
+            d.DecodeScales[0] = ScaleRules.TensorDecodeScale(tensorAmax, spec.DecodeScaleDivisor);
+
+        for (int r = 0; r < rows; r++)
+        {
+            float g = d.DecodeScales[perRow ? r : 0];
+            for (int c = 0; c < columns; c++)
+                d.Data[r * columns + c] = (byte)ElementKind.Encode(x[r * columns + c] / g, spec.ElementKind);
+        }
+    }
+
+    private static void WriteCode(Span<byte> data, FormatSpec spec, long index, uint code)
+    {
+        if (spec.ElementBits == 8)
+            data[(int)index] = (byte)code;
+        else
+        {
+            ref byte packed = ref data[(int)(index >> 1)];
+            packed = (index & 1) == 0 ? (byte)((packed & 0xF0u) | code) : (byte)((packed & 0x0Fu) | (code << 4));
+        }
+    }
+
+    /// <summary>Dequantizes to a row-major [rows, columns] float tensor (padding dropped; NUMERICS.md §3).</summary>
+    public static void Dequantize(QuantizedBuffers q, int rows, int columns, QuantizationOptions o, Span<float> destination)
+    {
+        var spec = FormatSpec.Of(o);
+        int paddedColumns = spec.PaddedColumns(columns);
+        int scaleColumns = spec.ScaleColumns(columns);
+        bool swizzled = o.Layout == ScaleLayout.Swizzled128x4;
+        for (int r = 0; r < rows; r++)
+        for (int c = 0; c < columns; c++)
+        {
+            long index = (long)r * paddedColumns + c;
+            uint code = spec.ElementBits == 8 ? q.Data[(int)index] : (uint)(q.Data[(int)(index >> 1)] >> (int)(4 * (index & 1))) & 0xF;
+            float element = ElementKind.Decode(code, spec.ElementKind);
+            float value = spec.Format switch
+            {
+                QuantFormat.Mxfp4 or QuantFormat.Mxfp8 =>
+                    element * FloatBits.FromE8M0(q.BlockScales[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]),
+                QuantFormat.Nvfp4 =>
+                    element * FloatBits.FromE4M3(q.BlockScales[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]) * q.DecodeScales[0],
+                QuantFormat.Fp8PerRow => element * q.DecodeScales[r],
+                _ => element * q.DecodeScales[0],
+            };
+            destination[r * columns + c] = value;
+        }
+    }
+}
