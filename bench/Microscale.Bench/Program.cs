@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Microscale.Bench.QuantizeBench).Assembly).Run(args);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Microscale build entry point. Verbs: build | test [--gpu] | demo [args] | bench [args] | pack
+# Needs the .NET 10 SDK. Same verbs in build.ps1.
+set -euo pipefail
+cd "$(dirname "$0")"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+verb="${1:-build}"
+shift || true
+
+# Runs the NUnit suite (Microsoft.Testing.Platform) and ends with "N passed, N failed[, N skipped]".
+# Fails when any test fails or when no test ran.
+run_tests() {
+  local filter="$1" log
+  shift
+  log="$(mktemp)"
+  set +e
+  dotnet test --project tests/Microscale.Tests -c Release --filter "$filter" "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local total failed succeeded skipped
+  total=$(sed -n 's/^ *total: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+  failed=$(sed -n 's/^ *failed: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+  succeeded=$(sed -n 's/^ *succeeded: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+  skipped=$(sed -n 's/^ *skipped: *\([0-9]*\).*/\1/p' "$log" | tail -n1)
+  rm -f "$log"
+  echo "${succeeded:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+  if [[ $rc -ne 0 ]]; then return "$rc"; fi
+  if [[ -z "$total" || "$total" -eq 0 ]]; then echo "error: no test ran" >&2; return 1; fi
+}
+
+case "$verb" in
+  build) dotnet build Microscale.slnx -c Release "$@" ;;
+  test)
+    if [[ "${1:-}" == "--gpu" ]]; then shift; run_tests "TestCategory=Gpu" "$@"
+    else run_tests "TestCategory!=Gpu" "$@"; fi ;;
+  demo) dotnet run --project src/Cli -c Release -- demo "$@" ;;
+  bench) dotnet run --project bench/Microscale.Bench -c Release -- "$@" ;;
+  pack) dotnet pack src/Gemm -c Release -o artifacts/packages && dotnet pack src/Cli -c Release -o artifacts/packages ;;
+  *) echo "usage: ./build.sh build|test [--gpu]|demo|bench|pack" >&2; exit 2 ;;
+esac

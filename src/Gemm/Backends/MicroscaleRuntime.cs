@@ -1,0 +1,38 @@
+using Microscale.Backends;
+
+namespace Microscale;
+
+/// <summary>One backend as found on this machine.</summary>
+/// <param name="Backend">The backend.</param>
+/// <param name="IsAvailable">Whether operations can run on it here.</param>
+/// <param name="Device">The device it runs on (empty when unavailable).</param>
+/// <param name="Detail">Why it is or is not available.</param>
+public sealed record BackendStatus(Backend Backend, bool IsAvailable, string Device, string Detail);
+
+/// <summary>What this process can run on, and what <see cref="Backend.Auto"/> picks and why.</summary>
+public static class MicroscaleRuntime
+{
+    /// <summary>Probes every backend (starting the ILGPU accelerators on first use) and reports each.</summary>
+    public static IReadOnlyList<BackendStatus> DescribeBackends()
+    {
+        var cpu = IlgpuDevice.Cpu;
+        var cuda = IlgpuDevice.Cuda;
+        return new[]
+        {
+            new BackendStatus(Backend.Reference, true, "managed code", "scalar reference, always present"),
+            new BackendStatus(Backend.Cpu, true, cpu.Accelerator.Name, $"ILGPU CPU accelerator, {Environment.ProcessorCount} cores"),
+            cuda is null
+                ? new BackendStatus(Backend.Cuda, false, "", IlgpuDevice.CudaUnavailableReason)
+                : new BackendStatus(Backend.Cuda, true, cuda.Accelerator.Name,
+                    $"ILGPU CUDA accelerator, {cuda.Accelerator.MemorySize / (1 << 20)} MiB"),
+        };
+    }
+
+    /// <summary>The concrete backend a request resolves to, with the reason (for logs: fallback is never silent).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="backend"/> is not defined.</exception>
+    public static (Backend Backend, string Reason) Resolve(Backend backend)
+    {
+        ThrowHelper.ThrowIfUndefined(backend, nameof(backend));
+        return BackendSelector.Describe(backend);
+    }
+}

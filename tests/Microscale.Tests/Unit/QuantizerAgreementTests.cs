@@ -1,0 +1,94 @@
+namespace Microscale.Tests.Unit;
+
+/// <summary>
+/// The ILGPU kernels (CPU accelerator) against the managed reference on random inputs of awkward shapes, every format,
+/// rule, layout and element, and Half / BFloat16 inputs: bit for bit.
+/// </summary>
+[TestFixture]
+public sealed class QuantizerAgreementTests
+{
+    private static readonly (int Rows, int Columns)[] s_shapes = { (1, 1), (1, 33), (7, 100), (129, 257), (3, 1000) };
+
+    public static IEnumerable<TestCaseData> Options()
+    {
+        foreach (var format in Enum.GetValues<QuantFormat>())
+        foreach (var rule in Enum.GetValues<MxScaleRule>())
+        foreach (var layout in Enum.GetValues<ScaleLayout>())
+        foreach (var element in Enum.GetValues<Fp8Element>())
+        {
+            var o = new QuantizationOptions(format) { Rule = rule, Layout = layout, Element = element };
+            bool valid = true;
+            try { o.Validate(); } catch (ArgumentException) { valid = false; }
+            if (valid)
+                yield return new TestCaseData(o).SetName($"Agree_{format}_{rule}_{layout}_{element}");
+        }
+    }
+
+    /// <summary>Gaussian values with per-row magnitudes over a wide range, plus a sprinkle of specials.</summary>
+    private static float[] Input(int rows, int columns, int seed)
+    {
+        var x = SeededGaussian.Create(rows * columns, seed);
+        var random = new Random(seed);
+        for (int r = 0; r < rows; r++)
+        {
+            float scale = MathF.Pow(2, random.Next(-60, 60));
+            for (int c = 0; c < columns; c++)
+                x[r * columns + c] *= scale;
+        }
+        float[] specials = { float.NaN, float.PositiveInfinity, float.NegativeInfinity, 0f, -0f, 1e-45f, 3e38f, 464f, 6f };
+        for (int i = 0; i < Math.Min(x.Length / 50, specials.Length); i++)
+            x[random.Next(x.Length)] = specials[i];
+        return x;
+    }
+
+    [TestCaseSource(nameof(Options))]
+    public void IlgpuCpuMatchesReference(QuantizationOptions options)
+    {
+        foreach (var (rows, columns) in s_shapes)
+        {
+            float[] x = Input(rows, columns, rows * 1000 + columns);
+            using var reference = Quantizer.Quantize(x, rows, columns, options, Backend.Reference);
+            using var ilgpu = Quantizer.Quantize(x, rows, columns, options, Backend.Cpu);
+            string what = $"{options} {rows}x{columns}";
+            Exact.AssertBytes(reference.Data, ilgpu.Data, what + " data");
+            Exact.AssertBytes(reference.BlockScales, ilgpu.BlockScales, what + " block scales");
+            Exact.AssertFloats(reference.DecodeScales, ilgpu.DecodeScales, what + " decode scales");
+            Exact.AssertFloats(reference.Dequantize(Backend.Reference), ilgpu.Dequantize(Backend.Cpu), what + " dequantized", columns);
+        }
+    }
+
+    [TestCase(Backend.Reference)]
+    [TestCase(Backend.Cpu)]
+    public void HalfAndBFloat16InputsEqualTheirExactFloatWidening(Backend backend)
+    {
+        const int rows = 5, columns = 70;
+        float[] x = Input(rows, columns, 7);
+        var half = x.Select(v => (Half)v).ToArray();
+        var bf16 = x.Select(v => (BFloat16)v).ToArray();
+        foreach (var format in Enum.GetValues<QuantFormat>())
+        {
+            var o = new QuantizationOptions(format);
+            using var fromHalf = Quantizer.Quantize(half, rows, columns, o, backend);
+            using var viaHalf = Quantizer.Quantize(half.Select(v => (float)v).ToArray(), rows, columns, o, Backend.Reference);
+            Exact.AssertBytes(viaHalf.Data, fromHalf.Data, $"{format} Half");
+            using var fromBf16 = Quantizer.Quantize(bf16, rows, columns, o, backend);
+            using var viaBf16 = Quantizer.Quantize(bf16.Select(v => v.ToSingle()).ToArray(), rows, columns, o, Backend.Reference);
+            Exact.AssertBytes(viaBf16.Data, fromBf16.Data, $"{format} BFloat16");
+            Exact.AssertBytes(viaBf16.BlockScales, fromBf16.BlockScales, $"{format} BFloat16 scales");
+        }
+    }
+
+    [Test]
+    public void ExactValuesRoundTripThroughEveryFormat()
+    {
+        // Powers of two and E2M1 grid points in one block of 32 are exact in every format: dequantize(quantize(x)) == x.
+        float[] grid = { 0f, 0.5f, 1f, 1.5f, 2f, 3f, 4f, 6f, -0.5f, -1f, -1.5f, -2f, -3f, -4f, -6f, 6f };
+        var x = Enumerable.Range(0, 64).Select(i => grid[i % 16] * (i < 32 ? 1f : 0.25f)).ToArray();
+        foreach (var format in new[] { QuantFormat.Mxfp4, QuantFormat.Mxfp8 })
+        foreach (var backend in new[] { Backend.Reference, Backend.Cpu })
+        {
+            using var q = Quantizer.Quantize(x, 2, 32, new QuantizationOptions(format), backend);
+            Exact.AssertFloats(x, q.Dequantize(backend), $"{format} {backend}");
+        }
+    }
+}
