@@ -1,10 +1,1 @@
-using System.CommandLine;
-using Microscale.Cli.Commands;
-
-var root = new RootCommand("microscale: FP4/FP8 quantization and GEMM for .NET")
-{
-    QuantizeCommand.Create(),
-    InfoCommand.Create(),
-    DemoCommand.Create(),
-};
-return root.Parse(args).Invoke();
+return Microscale.Cli.CliApp.Build().Parse(args).Invoke();

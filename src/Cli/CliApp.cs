@@ -1,0 +1,15 @@
+using System.CommandLine;
+using Microscale.Cli.Commands;
+
+namespace Microscale.Cli;
+
+/// <summary>The <c>microscale</c> command tree (built here so tests can run it in-process).</summary>
+internal static class CliApp
+{
+    public static RootCommand Build() => new("microscale: FP4/FP8 quantization and GEMM for .NET")
+    {
+        QuantizeCommand.Create(),
+        InfoCommand.Create(),
+        DemoCommand.Create(),
+    };
+}

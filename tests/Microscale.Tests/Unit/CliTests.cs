@@ -1,0 +1,134 @@
+using Microscale.Cli;
+using Microscale.IO;
+
+namespace Microscale.Tests.Unit;
+
+/// <summary>The <c>microscale quantize</c> command in-process: golden bytes out, one-line errors and exit code 1 on bad input.</summary>
+[TestFixture]
+[NonParallelizable] // redirects Console.Error
+public sealed class CliTests
+{
+    private string _dir = null!;
+
+    [SetUp]
+    public void CreateDirectory() => _dir = Directory.CreateTempSubdirectory("microscale-cli-").FullName;
+
+    [TearDown]
+    public void DeleteDirectory() => Directory.Delete(_dir, recursive: true);
+
+    private static (int ExitCode, string Error) Run(params string[] args)
+    {
+        var error = new StringWriter();
+        var saved = Console.Error;
+        Console.SetError(error);
+        try
+        {
+            return (CliApp.Build().Parse(args).Invoke(), error.ToString());
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+    }
+
+    [TestCase("F32")]
+    [TestCase("F16")]
+    [TestCase("BF16")]
+    public void QuantizeNvfp4SwizzledMatchesGolden(string dtype)
+    {
+        string golden = Golden.PathOf("quant_gauss_130x128.safetensors");
+        using var g = SafeTensorsFile.Open(golden);
+        float[] x = g.Read<float>("x");
+        string input = golden;
+        if (dtype != "F32")
+        {
+            // Narrow the input, and quantize the widened values with the library for the expected bytes.
+            var w = new SafeTensorsWriter();
+            if (dtype == "F16") { var h = x.Select(v => (Half)v).ToArray(); w.Add<Half>("w", h, 130, 128); x = h.Select(v => (float)v).ToArray(); }
+            else { var b = x.Select(v => (BFloat16)v).ToArray(); w.Add<BFloat16>("w", b, 130, 128); x = b.Select(v => v.ToSingle()).ToArray(); }
+            input = Path.Combine(_dir, "in.safetensors");
+            w.Save(input);
+        }
+        string output = Path.Combine(_dir, "out.safetensors");
+        var (rc, err) = Run("quantize", "--input", input, "--tensor", dtype == "F32" ? "x" : "w", "--format", "nvfp4", "--layout", "swizzled", "--backend", "Cpu", "--output", output);
+        Assert.That(rc, Is.EqualTo(0), err);
+
+        using var o = SafeTensorsFile.Open(output);
+        using var expected = Quantizer.Quantize(x, 130, 128, new QuantizationOptions(QuantFormat.Nvfp4) { Layout = ScaleLayout.Swizzled128x4 }, Backend.Reference);
+        if (dtype == "F32")
+        {
+            Exact.AssertBytes(g.GetBytes("nvfp4_q"), o.GetBytes("q"), "q");
+            Exact.AssertBytes(g.GetBytes("nvfp4_s_swz"), o.GetBytes("scale"), "scale");
+            Exact.AssertFloats(g.Read<float>("nvfp4_g"), o.Read<float>("global_scale"), "global_scale");
+        }
+        Exact.AssertBytes(expected.Data, o.GetBytes("q"), "q vs library");
+        Assert.That(o.Metadata["format"], Is.EqualTo("nvfp4"));
+        Assert.That(o.Metadata["layout"], Is.EqualTo("swizzled"));
+        Assert.That(o.Metadata["logical_k"], Is.EqualTo("128"));
+        Assert.That(o.GetInfo("q").Shape, Is.EqualTo(new long[] { 130, 64 }));
+
+        using var back = QuantizedSafeTensors.Read(o);
+        Exact.AssertFloats(expected.Dequantize(Backend.Reference), back.Dequantize(Backend.Reference), "round trip");
+    }
+
+    [TestCase("mxfp4", "ceil", "mxfp4_ceil_q", "mxfp4_ceil_s")]
+    [TestCase("mxfp8", "floor", "mxfp8_floor_q", "mxfp8_floor_s")]
+    public void QuantizeMxLinearMatchesGolden(string format, string rule, string qName, string sName)
+    {
+        string golden = Golden.PathOf("quant_special_4x1000.safetensors");
+        string output = Path.Combine(_dir, "out.safetensors");
+        var (rc, err) = Run("quantize", "--input", golden, "--tensor", "x", "--format", format, "--rule", rule, "--output", output);
+        Assert.That(rc, Is.EqualTo(0), err);
+        using var g = SafeTensorsFile.Open(golden);
+        using var o = SafeTensorsFile.Open(output);
+        Exact.AssertBytes(g.GetBytes(qName), o.GetBytes("q"), "q");
+        Exact.AssertBytes(g.GetBytes(sName), o.GetBytes("scale"), "scale");
+        Assert.That(o.GetInfo("scale").Shape, Is.EqualTo(new long[] { 4, 32 }));
+        Assert.That(o.Metadata["logical_k"], Is.EqualTo("1000"));
+    }
+
+    [Test]
+    public void QuantizeFp8RowWritesPerRowScales()
+    {
+        string golden = Golden.PathOf("quant_laplace_3x80.safetensors");
+        string output = Path.Combine(_dir, "out.safetensors");
+        Assert.That(Run("quantize", "--input", golden, "--tensor", "x", "--format", "fp8-row", "--output", output).ExitCode, Is.EqualTo(0));
+        using var g = SafeTensorsFile.Open(golden);
+        using var o = SafeTensorsFile.Open(output);
+        Exact.AssertBytes(g.GetBytes("fp8_row_q"), o.GetBytes("q"), "q");
+        Exact.AssertFloats(g.Read<float>("fp8_row_g"), o.Read<float>("scale"), "scale");
+        Assert.That(o.Contains("global_scale"), Is.False);
+    }
+
+    [Test]
+    public void BadInputsGiveOneLineErrorAndExitCodeOne()
+    {
+        string golden = Golden.PathOf("codecs.safetensors");
+        string output = Path.Combine(_dir, "out.safetensors");
+        string[][] cases =
+        {
+            new[] { "quantize", "--input", Path.Combine(_dir, "missing.safetensors"), "--tensor", "x", "--format", "nvfp4", "--output", output },
+            new[] { "quantize", "--input", golden, "--tensor", "no_such_tensor", "--format", "nvfp4", "--output", output },
+            new[] { "quantize", "--input", golden, "--tensor", "input_f32", "--format", "nvfp4", "--output", output },   // rank 1
+            new[] { "quantize", "--input", golden, "--tensor", "e2m1_sat", "--format", "nvfp4", "--output", output },    // U8 rank 1
+            new[] { "quantize", "--input", Golden.PathOf("quant_special_3x80.safetensors"), "--tensor", "x", "--format", "nvfp4",
+                    "--nonfinite", "throw", "--output", output },
+            new[] { "quantize", "--input", Golden.PathOf("quant_gauss_3x80.safetensors"), "--tensor", "mxfp4_floor_q", "--format", "nvfp4", "--output", output }, // U8 rank 2
+        };
+        foreach (var args in cases)
+        {
+            var (rc, err) = Run(args);
+            Assert.That(rc, Is.EqualTo(1), string.Join(' ', args));
+            Assert.That(err, Does.StartWith("error: "), string.Join(' ', args));
+            Assert.That(err.TrimEnd().Split('\n'), Has.Length.EqualTo(1), err);
+        }
+        Assert.That(File.Exists(output), Is.False, "nothing written on failure");
+        var malformed = Path.Combine(_dir, "bad.safetensors");
+        File.WriteAllBytes(malformed, new byte[] { 1, 2, 3 });
+        Assert.That(Run("quantize", "--input", malformed, "--tensor", "x", "--format", "mxfp4", "--output", output).ExitCode, Is.EqualTo(1));
+        Assert.That(Run("quantize", "--input", golden, "--tensor", "x", "--format", "int3", "--output", output).ExitCode, Is.Not.EqualTo(0));
+    }
+
+    [Test]
+    public void InfoListsEveryBackend() => Assert.That(Run("info").ExitCode, Is.EqualTo(0));
+}
