@@ -5,36 +5,32 @@ using ILGPU.Runtime.Cuda;
 
 namespace Microscale.Backends;
 
-/// <summary>
-/// An ILGPU context with one accelerator and the kernels loaded on it. The process-wide instances are created on first
-/// use and live until the process ends.
-/// </summary>
+/// <summary>An ILGPU context with one accelerator and the kernels loaded on it (each kernel family compiled on first use).</summary>
 internal sealed class IlgpuDevice : IDisposable
 {
-    private static readonly Lazy<IlgpuDevice> s_cpu = new(() => Create(cuda: false), LazyThreadSafetyMode.ExecutionAndPublication);
-    private static readonly Lazy<IlgpuDevice?> s_cuda = new(() => TryCreateCuda(out _), LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<string> s_cudaProbe = new(ProbeCuda, LazyThreadSafetyMode.ExecutionAndPublication);
     private readonly Lazy<QuantizeKernels> _quantizeKernels;
+    private readonly Lazy<GemmKernels> _gemmKernels;
 
     private IlgpuDevice(Context context, Accelerator accelerator)
     {
         Context = context;
         Accelerator = accelerator;
         _quantizeKernels = new(() => new QuantizeKernels(accelerator), LazyThreadSafetyMode.ExecutionAndPublication);
+        _gemmKernels = new(() => new GemmKernels(accelerator), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public Context Context { get; }
     public Accelerator Accelerator { get; }
     public bool IsCpu => Accelerator.AcceleratorType == AcceleratorType.CPU;
     public QuantizeKernels QuantizeKernels => _quantizeKernels.Value;
+    public GemmKernels GemmKernels => _gemmKernels.Value;
 
-    /// <summary>The shared ILGPU CPU accelerator.</summary>
-    public static IlgpuDevice Cpu => s_cpu.Value;
+    /// <summary>Whether ILGPU finds a CUDA device (probed once per process).</summary>
+    public static bool IsCudaAvailable => s_cudaProbe.Value.Length == 0;
 
-    /// <summary>The shared ILGPU CUDA accelerator on the first CUDA device, or null when there is none.</summary>
-    public static IlgpuDevice? Cuda => s_cuda.Value;
-
-    /// <summary>Why <see cref="Cuda"/> is null (empty when it is not).</summary>
-    public static string CudaUnavailableReason { get; private set; } = "";
+    /// <summary>Why <see cref="IsCudaAvailable"/> is false (empty when it is true).</summary>
+    public static string CudaUnavailableReason => s_cudaProbe.Value;
 
     /// <summary>
     /// How many work items each logical thread takes. The CPU accelerator costs about 1 µs per logical thread, so it gets
@@ -43,7 +39,8 @@ internal sealed class IlgpuDevice : IDisposable
     public int ItemsPerThread(long totalItems) =>
         IsCpu ? (int)Math.Max(1, (totalItems + 255) / 256) : 1;
 
-    private static IlgpuDevice Create(bool cuda)
+    /// <summary>A new ILGPU context with the CPU accelerator, or the CUDA accelerator on the first CUDA device.</summary>
+    public static IlgpuDevice Create(bool cuda)
     {
         var context = Context.Create(builder => (cuda ? builder.Cuda() : builder.CPU()).EnableAlgorithms());
         try
@@ -60,25 +57,17 @@ internal sealed class IlgpuDevice : IDisposable
         }
     }
 
-    private static IlgpuDevice? TryCreateCuda(out string reason)
+    /// <summary>Empty when a CUDA device is usable, else the reason it is not.</summary>
+    private static string ProbeCuda()
     {
         try
         {
-            using (var probe = Context.Create(builder => builder.Cuda()))
-            {
-                if (probe.GetCudaDevices().Count == 0)
-                {
-                    CudaUnavailableReason = reason = "no CUDA device found by ILGPU (driver missing or no GPU)";
-                    return null;
-                }
-            }
-            reason = "";
-            return Create(cuda: true);
+            using var probe = Context.Create(builder => builder.Cuda());
+            return probe.GetCudaDevices().Count == 0 ? "no CUDA device found by ILGPU (driver missing or no GPU)" : "";
         }
         catch (Exception ex)
         {
-            CudaUnavailableReason = reason = $"ILGPU CUDA accelerator failed to start: {ex.GetType().Name}: {ex.Message}";
-            return null;
+            return $"ILGPU CUDA probe failed: {ex.GetType().Name}: {ex.Message}";
         }
     }
 

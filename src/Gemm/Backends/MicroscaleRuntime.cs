@@ -12,27 +12,26 @@ public sealed record BackendStatus(Backend Backend, bool IsAvailable, string Dev
 /// <summary>What this process can run on, and what <see cref="Backend.Auto"/> picks and why.</summary>
 public static class MicroscaleRuntime
 {
-    /// <summary>Probes every backend (starting the ILGPU accelerators on first use) and reports each.</summary>
-    public static IReadOnlyList<BackendStatus> DescribeBackends()
+    /// <summary>Probes every backend (starting the shared ILGPU accelerators on first use) and reports each.</summary>
+    public static IReadOnlyList<BackendStatus> DescribeBackends() => new[]
     {
-        var cpu = IlgpuDevice.Cpu;
-        var cuda = IlgpuDevice.Cuda;
-        return new[]
-        {
-            new BackendStatus(Backend.Reference, true, "managed code", "scalar reference, always present"),
-            new BackendStatus(Backend.Cpu, true, cpu.Accelerator.Name, $"ILGPU CPU accelerator, {Environment.ProcessorCount} cores"),
-            cuda is null
-                ? new BackendStatus(Backend.Cuda, false, "", IlgpuDevice.CudaUnavailableReason)
-                : new BackendStatus(Backend.Cuda, true, cuda.Accelerator.Name,
-                    $"ILGPU CUDA accelerator, {cuda.Accelerator.MemorySize / (1 << 20)} MiB"),
-        };
-    }
+        new BackendStatus(Backend.Reference, true, "managed code", "scalar reference, always present"),
+        new BackendStatus(Backend.Cpu, true, MicroscaleContext.Shared(Backend.Cpu).DeviceName,
+                          $"ILGPU CPU accelerator, {Environment.ProcessorCount} cores"),
+        IlgpuDevice.IsCudaAvailable
+            ? new BackendStatus(Backend.Cuda, true, MicroscaleContext.Shared(Backend.Cuda).DeviceName, "ILGPU CUDA accelerator")
+            : new BackendStatus(Backend.Cuda, false, "", IlgpuDevice.CudaUnavailableReason),
+    };
 
     /// <summary>The concrete backend a request resolves to, with the reason (for logs: fallback is never silent).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="backend"/> is not defined.</exception>
     public static (Backend Backend, string Reason) Resolve(Backend backend)
     {
         ThrowHelper.ThrowIfUndefined(backend, nameof(backend));
-        return BackendSelector.Describe(backend);
+        if (backend != Backend.Auto)
+            return (backend, "requested");
+        return IlgpuDevice.IsCudaAvailable
+            ? (Backend.Cuda, "Auto: ILGPU found a CUDA device")
+            : (Backend.Cpu, $"Auto: {IlgpuDevice.CudaUnavailableReason}; using the ILGPU CPU accelerator");
     }
 }

@@ -214,4 +214,16 @@ internal static class FloatBits
             return FromBits(sign | Bits(mantissa * Pow2(-24)));
         return FromBits(sign | ((exponent + 112u) << 23) | (mantissa << 13));
     }
+
+    /// <summary>binary32 → IEEE binary16 bits, RNE, overflow to ±Inf, NaN → 0x7E00 (with sign); written for ILGPU kernels.</summary>
+    public static ushort ToHalfBits(float x)
+    {
+        uint bits = Bits(x);
+        uint abs = bits & 0x7FFF_FFFFu;
+        uint sign = (bits >> 16) & 0x8000u;
+        if (IsNaNBits(abs))
+            return (ushort)(sign | 0x7E00u);
+        uint code = abs == 0x7F80_0000u ? 0x7C00u : RoundToMagnitudeCode(abs, 10, -14);
+        return (ushort)(sign | (code > 0x7C00u ? 0x7C00u : code));
+    }
 }

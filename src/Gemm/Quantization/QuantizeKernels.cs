@@ -4,7 +4,7 @@ using Microscale.Formats;
 
 namespace Microscale.Backends;
 
-/// <summary>Launch parameters shared by the quantize and dequantize kernels (plain integers, so kernels can branch on them).</summary>
+/// <summary>Launch parameters shared by the quantize, rotate and dequantize kernels (plain integers, so kernels can branch on them).</summary>
 internal struct QuantizeParams
 {
     public int Rows;
@@ -17,23 +17,56 @@ internal struct QuantizeParams
     public int Rule;
     public int Swizzled;
     public int Format;
+    public float DecodeScaleDivisor;
+    /// <summary>Hadamard block g, 0 for no rotation.</summary>
+    public int HadamardSize;
+    public float HadamardScale;
+    /// <summary>Values one work item loads (and rotates) at once: a multiple of g and of the quantization block.</summary>
+    public int ChunkWidth;
+    public int ChunksPerRow;
+    /// <summary>1: amax per row (FP8 per-row); 0: one amax for the tensor.</summary>
+    public int PerRow;
     public int ItemsPerThread;
     public int TotalItems;
-    public float DecodeScaleDivisor;
 
-    public static QuantizeParams For(FormatSpec spec, QuantizationOptions o, int rows, int columns) => new()
+    /// <summary>The largest chunk (the largest Hadamard block); kernels keep one chunk in local memory.</summary>
+    public const int MaxChunk = 256;
+
+    public static QuantizeParams For(FormatSpec spec, QuantizationOptions o, int rows, int columns, HadamardTransform? h)
+    {
+        int g = h?.BlockSize ?? 0;
+        int chunk = Math.Max(g, spec.IsBlockScaled ? spec.BlockSize : (g > 0 ? g : 64));
+        return new()
+        {
+            Rows = rows,
+            Columns = columns,
+            PaddedColumns = spec.PaddedColumns(columns),
+            ScaleColumns = spec.ScaleColumns(columns),
+            BlockSize = spec.BlockSize,
+            ElementKind = spec.ElementKind,
+            ElementBits = spec.ElementBits,
+            Rule = o.Rule == MxScaleRule.Ceil ? ScaleRules.RuleCeil : ScaleRules.RuleFloor,
+            Swizzled = o.Layout == ScaleLayout.Swizzled128x4 ? 1 : 0,
+            Format = (int)spec.Format,
+            DecodeScaleDivisor = spec.DecodeScaleDivisor,
+            HadamardSize = g,
+            HadamardScale = h?.Scale ?? 1.0f,
+            ChunkWidth = chunk,
+            ChunksPerRow = (spec.PaddedColumns(columns) + chunk - 1) / chunk,
+            PerRow = spec.Format == QuantFormat.Fp8PerRow ? 1 : 0,
+        };
+    }
+
+    /// <summary>Parameters for a plain rotation (no quantization) of [rows, columns] by <paramref name="h"/>.</summary>
+    public static QuantizeParams ForRotation(int rows, int columns, HadamardTransform h) => new()
     {
         Rows = rows,
         Columns = columns,
-        PaddedColumns = spec.PaddedColumns(columns),
-        ScaleColumns = spec.ScaleColumns(columns),
-        BlockSize = spec.BlockSize,
-        ElementKind = spec.ElementKind,
-        ElementBits = spec.ElementBits,
-        Rule = o.Rule == MxScaleRule.Ceil ? ScaleRules.RuleCeil : ScaleRules.RuleFloor,
-        Swizzled = o.Layout == ScaleLayout.Swizzled128x4 ? 1 : 0,
-        Format = (int)spec.Format,
-        DecodeScaleDivisor = spec.DecodeScaleDivisor,
+        PaddedColumns = columns,
+        HadamardSize = h.BlockSize,
+        HadamardScale = h.Scale,
+        ChunkWidth = h.BlockSize,
+        ChunksPerRow = columns / h.BlockSize,
     };
 
     /// <summary>A copy that splits <paramref name="totalItems"/> over threads of <paramref name="perThread"/> items; returns the thread count.</summary>
@@ -48,79 +81,104 @@ internal struct QuantizeParams
 }
 
 /// <summary>
-/// ILGPU kernels for quantization (NUMERICS.md §3, §6). Each logical thread takes <see cref="QuantizeParams.ItemsPerThread"/>
-/// consecutive items (blocks, rows or elements). They call the same format functions as <see cref="ReferenceQuantizer"/>
-/// and must match it bit for bit.
+/// ILGPU kernels for quantization and Hadamard rotation (NUMERICS.md §3, §4, §6). Each logical thread takes
+/// <see cref="QuantizeParams.ItemsPerThread"/> consecutive items; an item is one chunk of one row (loaded into local memory
+/// and rotated when g &gt; 0), one row, or one element. They call the same format functions as the managed reference and must
+/// match it bit for bit.
 /// </summary>
 internal sealed class QuantizeKernels
 {
-    public readonly Action<Index1D, ArrayView<float>, ArrayView<int>, QuantizeParams> AbsMax;
-    public readonly Action<Index1D, ArrayView<float>, ArrayView<int>, QuantizeParams> RowAbsMax;
-    public readonly Action<Index1D, ArrayView<float>, ArrayView<int>, QuantizeParams> FirstNonFinite;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, QuantizeParams> AbsMax;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, QuantizeParams> FirstNonFinite;
     public readonly Action<Index1D, ArrayView<int>, ArrayView<float>, QuantizeParams> DecodeScales;
-    public readonly Action<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, QuantizeParams> MxQuantize;
-    public readonly Action<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, QuantizeParams> NvQuantize;
-    public readonly Action<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<float>, QuantizeParams> Fp8Quantize;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, QuantizeParams> BlockQuantize;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, QuantizeParams> Fp8Quantize;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuantizeParams> Rotate;
     public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams> Dequantize;
+    public readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int> Widen16;
 
     public QuantizeKernels(Accelerator a)
     {
-        AbsMax = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, QuantizeParams>(AbsMaxKernel);
-        RowAbsMax = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, QuantizeParams>(RowAbsMaxKernel);
-        FirstNonFinite = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, QuantizeParams>(FirstNonFiniteKernel);
+        AbsMax = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, QuantizeParams>(AbsMaxKernel);
+        FirstNonFinite = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, QuantizeParams>(FirstNonFiniteKernel);
         DecodeScales = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, QuantizeParams>(DecodeScalesKernel);
-        MxQuantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, QuantizeParams>(MxQuantizeKernel);
-        NvQuantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, QuantizeParams>(NvQuantizeKernel);
-        Fp8Quantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<byte>, ArrayView<float>, QuantizeParams>(Fp8QuantizeKernel);
+        BlockQuantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, QuantizeParams>(BlockQuantizeKernel);
+        Fp8Quantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<byte>, ArrayView<float>, QuantizeParams>(Fp8QuantizeKernel);
+        Rotate = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuantizeParams>(RotateKernel);
         Dequantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams>(DequantizeKernel);
+        Widen16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int>(Widen16Kernel);
     }
 
     private static int Begin(Index1D thread, QuantizeParams p) => thread * p.ItemsPerThread;
 
     private static int End(Index1D thread, QuantizeParams p) => Math.Min(p.TotalItems, (thread + 1) * p.ItemsPerThread);
 
-    private static float Load(ArrayView<float> x, int row, int column, QuantizeParams p) =>
-        column < p.Columns ? x[(long)row * p.Columns + column] : 0.0f;
-
-    /// <summary>Atomic max of the finite |x| bits over element chunks (non-negative binary32 bits order like their values).</summary>
-    private static void AbsMaxKernel(Index1D thread, ArrayView<float> x, ArrayView<int> result, QuantizeParams p)
+    /// <summary>
+    /// Loads columns [first, first + ChunkWidth) of a row into <paramref name="local"/> (zero past K), then, when g &gt; 0,
+    /// rotates every g-block that lies inside K: signs, FWHT stages s = 0, 1, …, × c (NUMERICS.md §4).
+    /// </summary>
+    private static void LoadChunk(ArrayView<float> x, ArrayView<float> signs, ArrayView<float> local, int row, int first, QuantizeParams p)
     {
-        uint local = 0;
-        for (int i = Begin(thread, p); i < End(thread, p); i++)
+        long rowStart = (long)row * p.Columns;
+        for (int i = 0; i < p.ChunkWidth; i++)
+            local[i] = first + i < p.Columns ? x[rowStart + first + i] : 0.0f;
+        int g = p.HadamardSize;
+        if (g == 0)
+            return;
+        for (int block = 0; block < p.ChunkWidth && first + block < p.Columns; block += g)
         {
-            uint bits = FloatBits.AbsBits(x[i]);
-            if (FloatBits.IsFiniteBits(bits) && bits > local)
-                local = bits;
+            for (int i = 0; i < g; i++)
+                local[block + i] = local[block + i] * signs[i];
+            for (int stride = 1; stride < g; stride <<= 1)
+                for (int i = 0; i < g; i++)
+                    if ((i & stride) == 0)
+                    {
+                        float a = local[block + i], b = local[block + i + stride];
+                        local[block + i] = a + b;
+                        local[block + i + stride] = a - b;
+                    }
+            for (int i = 0; i < g; i++)
+                local[block + i] = local[block + i] * p.HadamardScale;
         }
-        if (local != 0)
-            Atomic.Max(ref result[0], (int)local);
     }
 
-    /// <summary>Finite |x| max bits per row; items are rows.</summary>
-    private static void RowAbsMaxKernel(Index1D thread, ArrayView<float> x, ArrayView<int> result, QuantizeParams p)
+    /// <summary>Atomic max of the finite |value| bits (non-negative binary32 bits order like their values), per tensor or per row.</summary>
+    private static void AbsMaxKernel(Index1D thread, ArrayView<float> x, ArrayView<float> signs, ArrayView<int> result, QuantizeParams p)
     {
-        for (int r = Begin(thread, p); r < End(thread, p); r++)
+        var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
+        for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            uint local = 0;
-            for (int c = 0; c < p.Columns; c++)
+            int row = item / p.ChunksPerRow;
+            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
+            LoadChunk(x, signs, local, row, first, p);
+            uint max = 0;
+            for (int i = 0; i < p.ChunkWidth; i++)
             {
-                uint bits = FloatBits.AbsBits(x[(long)r * p.Columns + c]);
-                if (FloatBits.IsFiniteBits(bits) && bits > local)
-                    local = bits;
+                uint bits = FloatBits.AbsBits(local[i]);
+                if (FloatBits.IsFiniteBits(bits) && bits > max)
+                    max = bits;
             }
-            result[r] = (int)local;
+            if (max != 0)
+                Atomic.Max(ref result[p.PerRow != 0 ? row : 0], (int)max);
         }
     }
 
-    /// <summary>Atomic min of the row-major index of NaN/±Inf elements (result pre-set to int.MaxValue).</summary>
-    private static void FirstNonFiniteKernel(Index1D thread, ArrayView<float> x, ArrayView<int> result, QuantizeParams p)
+    /// <summary>Atomic min of the row-major index of NaN/±Inf values (after rotation); result pre-set to int.MaxValue.</summary>
+    private static void FirstNonFiniteKernel(Index1D thread, ArrayView<float> x, ArrayView<float> signs, ArrayView<int> result, QuantizeParams p)
     {
-        for (int i = Begin(thread, p); i < End(thread, p); i++)
+        var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
+        for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            if (!FloatBits.IsFiniteBits(FloatBits.AbsBits(x[i])))
+            int row = item / p.ChunksPerRow;
+            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
+            LoadChunk(x, signs, local, row, first, p);
+            for (int i = 0; i < p.ChunkWidth && first + i < p.Columns; i++)
             {
-                Atomic.Min(ref result[0], i);
-                return;
+                if (!FloatBits.IsFiniteBits(FloatBits.AbsBits(local[i])))
+                {
+                    Atomic.Min(ref result[0], row * p.Columns + first + i);
+                    break;
+                }
             }
         }
     }
@@ -131,107 +189,112 @@ internal sealed class QuantizeKernels
         scales[i] = ScaleRules.TensorDecodeScale(FloatBits.FromBits((uint)amaxBits[i]), p.DecodeScaleDivisor);
     }
 
-    /// <summary>MXFP4 / MXFP8; items are (row, block) pairs in row-major order.</summary>
-    private static void MxQuantizeKernel(Index1D thread, ArrayView<float> x, ArrayView<byte> data, ArrayView<byte> scales, QuantizeParams p)
+    /// <summary>MXFP4 / MXFP8 / NVFP4; items are (row, chunk); each chunk holds whole quantization blocks. decodeScale[0] is NVFP4's g.</summary>
+    private static void BlockQuantizeKernel(Index1D thread, ArrayView<float> x, ArrayView<float> signs, ArrayView<byte> data,
+                                            ArrayView<byte> scales, ArrayView<float> decodeScale, QuantizeParams p)
     {
+        var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
+        bool nv = p.Format == (int)QuantFormat.Nvfp4;
+        float g = nv ? decodeScale[0] : 1.0f;
         for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            int row = item / p.ScaleColumns;
-            int block = item - row * p.ScaleColumns;
-            int first = block * p.BlockSize;
-            uint amaxBits = 0;
-            bool nonFinite = false;
-            for (int i = 0; i < p.BlockSize; i++)
+            int row = item / p.ChunksPerRow;
+            int chunkFirst = (item - row * p.ChunksPerRow) * p.ChunkWidth;
+            LoadChunk(x, signs, local, row, chunkFirst, p);
+            for (int offset = 0; offset < p.ChunkWidth; offset += p.BlockSize)
             {
-                uint bits = FloatBits.AbsBits(Load(x, row, first + i, p));
-                if (!FloatBits.IsFiniteBits(bits))
-                    nonFinite = true;
-                else if (bits > amaxBits)
-                    amaxBits = bits;
-            }
+                uint amaxBits = 0;
+                bool nonFinite = false;
+                for (int i = 0; i < p.BlockSize; i++)
+                {
+                    uint bits = FloatBits.AbsBits(local[offset + i]);
+                    if (!FloatBits.IsFiniteBits(bits))
+                        nonFinite = true;
+                    else if (bits > amaxBits)
+                        amaxBits = bits;
+                }
 
-            uint scaleCode = 0;
-            float multiplier = 0.0f;
-            if (nonFinite)
-            {
-                scaleCode = ScaleRules.E8M0Nan;
+                uint scaleCode;
+                float factor = 0.0f; // MX: multiply by 2^−e; NVFP4: divide by d; 0 writes +0 codes
+                if (nv)
+                {
+                    scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(FloatBits.FromBits(amaxBits), g);
+                    if (!nonFinite && scaleCode != 0)
+                        factor = FloatBits.FromE4M3(scaleCode) * g;
+                }
+                else if (nonFinite)
+                {
+                    scaleCode = ScaleRules.E8M0Nan;
+                }
+                else if (amaxBits == 0)
+                {
+                    scaleCode = 0;
+                }
+                else
+                {
+                    int e = ScaleRules.MxExponent(FloatBits.FromBits(amaxBits), p.Rule, p.ElementKind);
+                    scaleCode = (uint)(e + 127);
+                    factor = FloatBits.Pow2(-e);
+                }
+                int block = (chunkFirst + offset) / p.BlockSize;
+                scales[ScaleRules.ScaleOffset(row, block, p.ScaleColumns, p.Swizzled != 0)] = (byte)scaleCode;
+                WriteBlock(local, offset, data, (long)row * p.PaddedColumns + chunkFirst + offset, factor, nv, p);
             }
-            else if (amaxBits != 0)
-            {
-                int e = ScaleRules.MxExponent(FloatBits.FromBits(amaxBits), p.Rule, p.ElementKind);
-                scaleCode = (uint)(e + 127);
-                multiplier = FloatBits.Pow2(-e);
-            }
-            scales[ScaleRules.ScaleOffset(row, block, p.ScaleColumns, p.Swizzled != 0)] = (byte)scaleCode;
-            WriteBlock(x, data, row, first, multiplier, 1, p);
         }
     }
 
-    /// <summary>NVFP4; items are (row, block) pairs; decodeScale[0] holds g.</summary>
-    private static void NvQuantizeKernel(Index1D thread, ArrayView<float> x, ArrayView<byte> data, ArrayView<byte> scales,
-                                         ArrayView<float> decodeScale, QuantizeParams p)
+    /// <summary>Encodes BlockSize values of <paramref name="local"/> at element index <paramref name="index"/> of the packed data.</summary>
+    private static void WriteBlock(ArrayView<float> local, int offset, ArrayView<byte> data, long index, float factor, bool divide, QuantizeParams p)
     {
-        float g = decodeScale[0];
-        for (int item = Begin(thread, p); item < End(thread, p); item++)
-        {
-            int row = item / p.ScaleColumns;
-            int block = item - row * p.ScaleColumns;
-            int first = block * p.BlockSize;
-            uint amaxBits = 0;
-            bool nonFinite = false;
-            for (int i = 0; i < p.BlockSize; i++)
-            {
-                uint bits = FloatBits.AbsBits(Load(x, row, first + i, p));
-                if (!FloatBits.IsFiniteBits(bits))
-                    nonFinite = true;
-                else if (bits > amaxBits)
-                    amaxBits = bits;
-            }
-            uint scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(FloatBits.FromBits(amaxBits), g);
-            scales[ScaleRules.ScaleOffset(row, block, p.ScaleColumns, p.Swizzled != 0)] = (byte)scaleCode;
-            bool zeroBlock = nonFinite || scaleCode == 0;
-            WriteBlock(x, data, row, first, zeroBlock ? 0.0f : FloatBits.FromE4M3(scaleCode) * g, 0, p);
-        }
-    }
-
-    /// <summary>
-    /// Encodes one block: <paramref name="multiply"/> = 1 scales by multiplication (MX, exact), 0 by division (NVFP4).
-    /// A zero <paramref name="factor"/> writes +0 codes.
-    /// </summary>
-    private static void WriteBlock(ArrayView<float> x, ArrayView<byte> data, int row, int first, float factor, int multiply, QuantizeParams p)
-    {
-        long rowStart = (long)row * p.PaddedColumns;
         if (p.ElementBits == 8)
         {
             for (int i = 0; i < p.BlockSize; i++)
             {
-                float v = Load(x, row, first + i, p);
-                uint code = factor == 0.0f ? 0 : ElementKind.Encode(multiply != 0 ? v * factor : v / factor, p.ElementKind);
-                data[rowStart + first + i] = (byte)code;
+                float v = local[offset + i];
+                data[index + i] = (byte)(factor == 0.0f ? 0 : ElementKind.Encode(divide ? v / factor : v * factor, p.ElementKind));
             }
             return;
         }
         for (int i = 0; i < p.BlockSize; i += 2)
         {
-            float lo = Load(x, row, first + i, p), hi = Load(x, row, first + i + 1, p);
+            float lo = local[offset + i], hi = local[offset + i + 1];
             uint codeLo = 0, codeHi = 0;
             if (factor != 0.0f)
             {
-                codeLo = FloatBits.ToE2M1(multiply != 0 ? lo * factor : lo / factor);
-                codeHi = FloatBits.ToE2M1(multiply != 0 ? hi * factor : hi / factor);
+                codeLo = FloatBits.ToE2M1(divide ? lo / factor : lo * factor);
+                codeHi = FloatBits.ToE2M1(divide ? hi / factor : hi * factor);
             }
-            data[(rowStart + first + i) >> 1] = (byte)(codeLo | (codeHi << 4));
+            data[(index + i) >> 1] = (byte)(codeLo | (codeHi << 4));
         }
     }
 
-    /// <summary>FP8 per-tensor / per-row; items are elements; scales hold g (one, or one per row).</summary>
-    private static void Fp8QuantizeKernel(Index1D thread, ArrayView<float> x, ArrayView<byte> data, ArrayView<float> scales, QuantizeParams p)
+    /// <summary>FP8 per-tensor / per-row; items are (row, chunk); scales hold g (one, or one per row).</summary>
+    private static void Fp8QuantizeKernel(Index1D thread, ArrayView<float> x, ArrayView<float> signs, ArrayView<byte> data,
+                                          ArrayView<float> scales, QuantizeParams p)
     {
-        bool perRow = p.Format == (int)QuantFormat.Fp8PerRow;
-        for (int i = Begin(thread, p); i < End(thread, p); i++)
+        var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
+        for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            float g = scales[perRow ? i / p.Columns : 0];
-            data[i] = (byte)ElementKind.Encode(x[i] / g, p.ElementKind);
+            int row = item / p.ChunksPerRow;
+            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
+            LoadChunk(x, signs, local, row, first, p);
+            float g = scales[p.PerRow != 0 ? row : 0];
+            for (int i = 0; i < p.ChunkWidth && first + i < p.Columns; i++)
+                data[(long)row * p.Columns + first + i] = (byte)ElementKind.Encode(local[i] / g, p.ElementKind);
+        }
+    }
+
+    /// <summary>Hadamard rotation to binary32; items are (row, g-block).</summary>
+    private static void RotateKernel(Index1D thread, ArrayView<float> x, ArrayView<float> signs, ArrayView<float> y, QuantizeParams p)
+    {
+        var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
+        for (int item = Begin(thread, p); item < End(thread, p); item++)
+        {
+            int row = item / p.ChunksPerRow;
+            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
+            LoadChunk(x, signs, local, row, first, p);
+            for (int i = 0; i < p.ChunkWidth; i++)
+                y[(long)row * p.Columns + first + i] = local[i];
         }
     }
 
@@ -243,17 +306,33 @@ internal sealed class QuantizeKernels
         {
             int row = i / p.Columns;
             int column = i - row * p.Columns;
-            long index = (long)row * p.PaddedColumns + column;
-            uint code = p.ElementBits == 8 ? data[index] : (uint)(data[index >> 1] >> (int)(4 * (index & 1))) & 0xFu;
-            float element = ElementKind.Decode(code, p.ElementKind);
-            float value;
-            if (p.Format == (int)QuantFormat.Mxfp4 || p.Format == (int)QuantFormat.Mxfp8)
-                value = element * FloatBits.FromE8M0(blockScales[ScaleRules.ScaleOffset(row, column / p.BlockSize, p.ScaleColumns, p.Swizzled != 0)]);
-            else if (p.Format == (int)QuantFormat.Nvfp4)
-                value = element * FloatBits.FromE4M3(blockScales[ScaleRules.ScaleOffset(row, column / p.BlockSize, p.ScaleColumns, p.Swizzled != 0)]) * decodeScales[0];
-            else
-                value = element * decodeScales[p.Format == (int)QuantFormat.Fp8PerRow ? row : 0];
-            output[i] = value;
+            output[i] = QuantizedOperand.Decode(data, blockScales, decodeScales, row, column, p.Format, p.ElementKind, p.ElementBits,
+                                                p.BlockSize, p.PaddedColumns, p.ScaleColumns, p.Swizzled);
         }
+    }
+
+    /// <summary>BF16 (isHalf = 0) or FP16 (isHalf = 1) bits → binary32, exact; chunks of <paramref name="perThread"/> elements.</summary>
+    private static void Widen16Kernel(Index1D thread, ArrayView<ushort> source, ArrayView<float> destination, int isHalf, int perThread, int total)
+    {
+        int end = Math.Min(total, (thread + 1) * perThread);
+        for (int i = thread * perThread; i < end; i++)
+            destination[i] = isHalf != 0 ? FloatBits.FromHalfBits(source[i]) : FloatBits.FromBFloat16(source[i]);
+    }
+}
+
+/// <summary>Decoding one element of a quantized operand: shared by the dequantize and GEMM kernels.</summary>
+internal static class QuantizedOperand
+{
+    public static float Decode(ArrayView<byte> data, ArrayView<byte> blockScales, ArrayView<float> decodeScales, int row, int column,
+                               int format, int elementKind, int elementBits, int blockSize, int paddedColumns, int scaleColumns, int swizzled)
+    {
+        long index = (long)row * paddedColumns + column;
+        uint code = elementBits == 8 ? data[index] : (uint)(data[index >> 1] >> (int)(4 * (index & 1))) & 0xFu;
+        float element = ElementKind.Decode(code, elementKind);
+        if (format == (int)QuantFormat.Mxfp4 || format == (int)QuantFormat.Mxfp8)
+            return element * FloatBits.FromE8M0(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, swizzled != 0)]);
+        if (format == (int)QuantFormat.Nvfp4)
+            return element * FloatBits.FromE4M3(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, swizzled != 0)]) * decodeScales[0];
+        return element * decodeScales[format == (int)QuantFormat.Fp8PerRow ? row : 0];
     }
 }

@@ -1,4 +1,4 @@
-using Microscale.Backends;
+using Microscale.Tensors;
 
 namespace Microscale;
 
@@ -10,18 +10,32 @@ namespace Microscale;
 /// Storage follows NUMERICS.md §2–3: FP4 codes two per byte (element 2i in the low nibble), FP8 codes one per byte, each row
 /// zero-padded to <see cref="PaddedColumns"/>. Block scales are E8M0 (MX) or UE4M3 (NVFP4) bytes; <see cref="DecodeScales"/>
 /// holds the NVFP4 global decode scale g, the FP8 per-tensor scale, or one scale per row for FP8 per-row.
-/// Spans returned by this object are valid until it is disposed.
+/// A tensor lives on the host (from <see cref="Quantizer"/> or <see cref="FromParts"/>) or on a <see cref="MicroscaleContext"/>'s
+/// device (from its operations); <see cref="ToHost"/> and <see cref="MicroscaleContext.Upload"/> move it. Spans returned by a host
+/// tensor are valid until it is disposed.
 /// </remarks>
 public sealed class QuantizedTensor : IDisposable
 {
-    private QuantizedBuffers? _buffers;
+    private Parts? _parts;
 
-    internal QuantizedTensor(QuantizationOptions options, int rows, int columns, QuantizedBuffers buffers)
+    /// <summary>The three buffers: packed element codes, block-scale codes, binary32 decode scales.</summary>
+    internal sealed record Parts(TensorStorage<byte> Data, TensorStorage<byte> BlockScales, TensorStorage<float> DecodeScales) : IDisposable
+    {
+        public void Dispose()
+        {
+            DecodeScales.Dispose();
+            BlockScales.Dispose();
+            Data.Dispose();
+        }
+    }
+
+    internal QuantizedTensor(QuantizationOptions options, int rows, int columns, Parts parts, MicroscaleContext? context)
     {
         Options = options;
         Rows = rows;
         Columns = columns;
-        _buffers = buffers;
+        _parts = parts;
+        Context = context;
     }
 
     /// <summary>The options the tensor was quantized with (format, rule, layout, element, policy).</summary>
@@ -51,30 +65,51 @@ public sealed class QuantizedTensor : IDisposable
     /// <summary>Storage cost per value, block scales included.</summary>
     public double BitsPerValue => Spec.BitsPerValue;
 
+    /// <summary>The context whose device holds the tensor, or null for a host tensor.</summary>
+    public MicroscaleContext? Context { get; }
+
+    /// <summary>Whether the tensor lives on a context's device (its spans are then not readable; call <see cref="ToHost"/>).</summary>
+    public bool IsOnDevice => Context is not null;
+
+    /// <summary>Whether <see cref="Dispose"/> has run (directly or through the context).</summary>
+    public bool IsDisposed => _parts is null;
+
     internal FormatSpec Spec => FormatSpec.Of(Options);
 
-    internal QuantizedBuffers Buffers => _buffers ?? throw new ObjectDisposedException(nameof(QuantizedTensor));
+    internal Parts Storage => _parts ?? throw new ObjectDisposedException(nameof(QuantizedTensor));
+
+    private Parts HostParts => IsOnDevice
+        ? throw new InvalidOperationException($"This tensor lives on the {Context!.Backend} context's device; call ToHost() to read its bytes.")
+        : Storage;
 
     /// <summary>Packed element codes, [Rows, PaddedColumns × bits / 8] bytes.</summary>
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
-    public ReadOnlySpan<byte> Data => Buffers.Data;
+    /// <exception cref="InvalidOperationException">The tensor lives on a device.</exception>
+    public ReadOnlySpan<byte> Data => HostParts.Data.HostSpan;
 
     /// <summary>Block-scale codes (E8M0 or UE4M3) in <see cref="Layout"/>; empty for the FP8 per-tensor/per-row formats.</summary>
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
-    public ReadOnlySpan<byte> BlockScales => Buffers.BlockScales;
+    /// <exception cref="InvalidOperationException">The tensor lives on a device.</exception>
+    public ReadOnlySpan<byte> BlockScales => HostParts.BlockScales.HostSpan;
 
     /// <summary>binary32 decode scales: [1] for NVFP4 and FP8 per-tensor, [Rows] for FP8 per-row, empty for MX.</summary>
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
-    public ReadOnlySpan<float> DecodeScales => Buffers.DecodeScales;
+    /// <exception cref="InvalidOperationException">The tensor lives on a device.</exception>
+    public ReadOnlySpan<float> DecodeScales => HostParts.DecodeScales.HostSpan;
 
     /// <summary>The single per-tensor decode scale (NVFP4 g, FP8 per-tensor g).</summary>
-    /// <exception cref="InvalidOperationException">The format has no single per-tensor scale.</exception>
+    /// <exception cref="InvalidOperationException">The format has no single per-tensor scale, or the tensor lives on a device.</exception>
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
     public float GlobalScale => Format is QuantFormat.Nvfp4 or QuantFormat.Fp8PerTensor
-        ? Buffers.DecodeScales[0]
+        ? DecodeScales[0]
         : throw new InvalidOperationException($"{Format} has no single per-tensor scale.");
 
-    /// <summary>Creates a tensor from existing parts (for example a checkpoint), copying them. Checks every length.</summary>
+    internal static Parts AllocateHost(FormatSpec spec, int rows, int columns, ScaleLayout layout) =>
+        new(new HostStorage<byte>(new byte[spec.DataBytes(rows, columns)]),
+            new HostStorage<byte>(new byte[spec.BlockScaleBytes(rows, columns, layout)]),
+            new HostStorage<float>(new float[spec.DecodeScaleCount(rows)]));
+
+    /// <summary>Creates a host tensor from existing parts (for example a checkpoint), copying them. Checks every length.</summary>
     /// <param name="options">Format, layout and element of the parts.</param>
     /// <param name="rows">Rows, at least 1.</param>
     /// <param name="columns">Logical K, at least 1.</param>
@@ -95,11 +130,24 @@ public sealed class QuantizedTensor : IDisposable
         ThrowHelper.ThrowIfLengthIsNot(spec.DataBytes(rows, columns), data.Length, nameof(data), "bytes");
         ThrowHelper.ThrowIfLengthIsNot(spec.BlockScaleBytes(rows, columns, options.Layout), blockScales.Length, nameof(blockScales), "bytes");
         ThrowHelper.ThrowIfLengthIsNot(spec.DecodeScaleCount(rows), decodeScales.Length, nameof(decodeScales));
-        return new QuantizedTensor(options, rows, columns, new QuantizedBuffers(data.ToArray(), blockScales.ToArray(), decodeScales.ToArray()));
+        var parts = new Parts(new HostStorage<byte>(data.ToArray()), new HostStorage<byte>(blockScales.ToArray()),
+                              new HostStorage<float>(decodeScales.ToArray()));
+        return new QuantizedTensor(options, rows, columns, parts, context: null);
+    }
+
+    /// <summary>A host copy of this tensor (waits for queued device work). The copy is the caller's to dispose.</summary>
+    /// <exception cref="ObjectDisposedException">The tensor or its context was disposed.</exception>
+    public QuantizedTensor ToHost()
+    {
+        var parts = Storage;
+        var host = new Parts(new HostStorage<byte>(parts.Data.ToArray()), new HostStorage<byte>(parts.BlockScales.ToArray()),
+                             new HostStorage<float>(parts.DecodeScales.ToArray()));
+        return new QuantizedTensor(Options, Rows, Columns, host, context: null);
     }
 
     /// <summary>Dequantizes into a new row-major [Rows, Columns] array (padding dropped).</summary>
-    /// <remarks>value = element × scale (MX), element × s × g (NVFP4), element × g (FP8); a NaN scale gives NaN.</remarks>
+    /// <remarks>value = element × scale (MX), element × s × g (NVFP4), element × g (FP8); a NaN scale gives NaN. A device tensor is
+    /// dequantized on its own context; a host tensor on <paramref name="backend"/>.</remarks>
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
     /// <exception cref="NotSupportedException"><paramref name="backend"/> is <see cref="Backend.Cuda"/> and no CUDA device exists.</exception>
     public float[] Dequantize(Backend backend = Backend.Auto)
@@ -115,18 +163,17 @@ public sealed class QuantizedTensor : IDisposable
     /// <exception cref="NotSupportedException"><paramref name="backend"/> is <see cref="Backend.Cuda"/> and no CUDA device exists.</exception>
     public void Dequantize(Span<float> destination, Backend backend = Backend.Auto)
     {
-        var buffers = Buffers;
+        _ = Storage;
         ThrowHelper.ThrowIfDestinationTooShort((long)Rows * Columns, destination.Length, nameof(destination));
-        var device = BackendSelector.Resolve(backend);
-        if (device is null)
-            ReferenceQuantizer.Dequantize(buffers, Rows, Columns, Options, destination);
-        else
-            IlgpuQuantizer.Dequantize(device, buffers, Rows, Columns, Options, destination);
+        var context = Context ?? MicroscaleContext.Shared(backend);
+        using var device = IsOnDevice ? null : context.Upload(this);
+        using var result = context.Dequantize(device ?? this);
+        result.CopyTo(destination);
     }
 
-    /// <summary>Releases the buffers; idempotent.</summary>
-    public void Dispose() => _buffers = null;
+    /// <summary>Releases the buffers; idempotent, never throws.</summary>
+    public void Dispose() => Interlocked.Exchange(ref _parts, null)?.Dispose();
 
     /// <inheritdoc/>
-    public override string ToString() => $"QuantizedTensor({Options}, {Rows}×{Columns})";
+    public override string ToString() => $"QuantizedTensor({Options}, {Rows}×{Columns}{(IsOnDevice ? ", " + Context!.Backend : "")})";
 }

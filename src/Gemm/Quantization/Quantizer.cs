@@ -1,5 +1,3 @@
-using Microscale.Backends;
-
 namespace Microscale;
 
 /// <summary>Quantizes row-major [rows, columns] tensors (K = columns) into every format of NUMERICS.md §3.</summary>
@@ -24,37 +22,29 @@ public static class Quantizer
     public static QuantizedTensor Quantize(ReadOnlySpan<float> source, int rows, int columns, QuantizationOptions options, Backend backend = Backend.Auto)
     {
         QuantizerChecks.ValidateShape(source.Length, rows, columns, options, nameof(source));
-        var device = BackendSelector.Resolve(backend);
-        var buffers = QuantizedBuffers.Allocate(FormatSpec.Of(options), rows, columns, options.Layout);
-        if (device is null)
-        {
-            if (options.NonFinite == NonFinitePolicy.Throw && ReferenceQuantizer.FindFirstNonFinite(source, columns) is { } bad)
-                QuantizerChecks.ThrowNonFinite(bad.Row, bad.Column);
-            ReferenceQuantizer.Quantize(source, rows, columns, options, buffers);
-        }
-        else
-        {
-            IlgpuQuantizer.Quantize(device, source, rows, columns, options, buffers);
-        }
-        return new QuantizedTensor(options, rows, columns, buffers);
+        return QuantizeOn(source, rows, columns, options, backend);
     }
 
     /// <inheritdoc cref="Quantize(ReadOnlySpan{float}, int, int, QuantizationOptions, Backend)"/>
     public static QuantizedTensor Quantize(ReadOnlySpan<Half> source, int rows, int columns, QuantizationOptions options, Backend backend = Backend.Auto)
     {
         QuantizerChecks.ValidateShape(source.Length, rows, columns, options, nameof(source));
-        var widened = new float[source.Length];
-        for (int i = 0; i < source.Length; i++)
-            widened[i] = (float)source[i];
-        return Quantize(widened, rows, columns, options, backend);
+        return QuantizeOn(source, rows, columns, options, backend);
     }
 
     /// <inheritdoc cref="Quantize(ReadOnlySpan{float}, int, int, QuantizationOptions, Backend)"/>
     public static QuantizedTensor Quantize(ReadOnlySpan<BFloat16> source, int rows, int columns, QuantizationOptions options, Backend backend = Backend.Auto)
     {
         QuantizerChecks.ValidateShape(source.Length, rows, columns, options, nameof(source));
-        var widened = new float[source.Length];
-        SmallFloat.ConvertToSingle(source, widened);
-        return Quantize(widened, rows, columns, options, backend);
+        return QuantizeOn(source, rows, columns, options, backend);
+    }
+
+    private static QuantizedTensor QuantizeOn<T>(ReadOnlySpan<T> source, int rows, int columns, QuantizationOptions options, Backend backend)
+        where T : unmanaged
+    {
+        var context = MicroscaleContext.Shared(backend);
+        using var input = context.CreateTensor(source, rows, columns);
+        using var quantized = context.Quantize(input, options);
+        return quantized.ToHost();
     }
 }

@@ -9,7 +9,7 @@ namespace Microscale;
 internal static class ReferenceQuantizer
 {
     /// <summary>Quantizes a row-major [rows, columns] tensor into the three buffers of <paramref name="destination"/>.</summary>
-    public static void Quantize(ReadOnlySpan<float> x, int rows, int columns, QuantizationOptions options, QuantizedBuffers destination)
+    public static void Quantize(ReadOnlySpan<float> x, int rows, int columns, QuantizationOptions options, QuantizedTensor.Parts destination)
     {
         var spec = FormatSpec.Of(options);
         if (spec.IsMx)
@@ -32,7 +32,7 @@ internal static class ReferenceQuantizer
     private static float Element(ReadOnlySpan<float> x, int row, int column, int columns) =>
         column < columns ? x[row * columns + column] : 0.0f; // K is zero-padded to the block
 
-    private static void QuantizeMx(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedBuffers d)
+    private static void QuantizeMx(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedTensor.Parts d)
     {
         int scaleColumns = spec.ScaleColumns(columns);
         int paddedColumns = spec.PaddedColumns(columns);
@@ -62,25 +62,25 @@ internal static class ReferenceQuantizer
                 scaleCode = (uint)(e + 127);
                 multiplier = FloatBits.Pow2(-e);
             }
-            d.BlockScales[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
+            d.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
 
             for (int i = 0; i < spec.BlockSize; i++)
             {
                 int c = b * spec.BlockSize + i;
                 uint code = multiplier == 0.0f ? 0 : ElementKind.Encode(Element(x, r, c, columns) * multiplier, spec.ElementKind);
-                WriteCode(d.Data, spec, (long)r * paddedColumns + c, code);
+                WriteCode(d.Data.HostSpan, spec, (long)r * paddedColumns + c, code);
             }
         }
     }
 
-    private static void QuantizeNvfp4(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedBuffers d)
+    private static void QuantizeNvfp4(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedTensor.Parts d)
     {
         float tensorAmax = 0.0f;
         foreach (float v in x)
             if (float.IsFinite(v))
                 tensorAmax = MathF.Max(tensorAmax, MathF.Abs(v));
         float g = ScaleRules.TensorDecodeScale(tensorAmax, spec.DecodeScaleDivisor);
-        d.DecodeScales[0] = g;
+        d.DecodeScales.HostSpan[0] = g;
 
         int scaleColumns = spec.ScaleColumns(columns);
         int paddedColumns = spec.PaddedColumns(columns);
@@ -97,7 +97,7 @@ internal static class ReferenceQuantizer
                     amax = MathF.Max(amax, MathF.Abs(v));
             }
             uint scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(amax, g);
-            d.BlockScales[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
+            d.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
 
             bool zeroBlock = nonFinite || scaleCode == 0;
             float blockDecode = FloatBits.FromE4M3(scaleCode) * g;
@@ -105,12 +105,12 @@ internal static class ReferenceQuantizer
             {
                 int c = b * spec.BlockSize + i;
                 uint code = zeroBlock ? 0 : FloatBits.ToE2M1(Element(x, r, c, columns) / blockDecode);
-                WriteCode(d.Data, spec, (long)r * paddedColumns + c, code);
+                WriteCode(d.Data.HostSpan, spec, (long)r * paddedColumns + c, code);
             }
         }
     }
 
-    private static void QuantizeFp8(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizedBuffers d)
+    private static void QuantizeFp8(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizedTensor.Parts d)
     {
         bool perRow = spec.Format == QuantFormat.Fp8PerRow;
         float tensorAmax = 0.0f;
@@ -122,16 +122,16 @@ internal static class ReferenceQuantizer
                     rowAmax = MathF.Max(rowAmax, MathF.Abs(v));
             tensorAmax = MathF.Max(tensorAmax, rowAmax);
             if (perRow)
-                d.DecodeScales[r] = ScaleRules.TensorDecodeScale(rowAmax, spec.DecodeScaleDivisor);
+                d.DecodeScales.HostSpan[r] = ScaleRules.TensorDecodeScale(rowAmax, spec.DecodeScaleDivisor);
         }
         if (!perRow)
-            d.DecodeScales[0] = ScaleRules.TensorDecodeScale(tensorAmax, spec.DecodeScaleDivisor);
+            d.DecodeScales.HostSpan[0] = ScaleRules.TensorDecodeScale(tensorAmax, spec.DecodeScaleDivisor);
 
         for (int r = 0; r < rows; r++)
         {
-            float g = d.DecodeScales[perRow ? r : 0];
+            float g = d.DecodeScales.HostSpan[perRow ? r : 0];
             for (int c = 0; c < columns; c++)
-                d.Data[r * columns + c] = (byte)ElementKind.Encode(x[r * columns + c] / g, spec.ElementKind);
+                d.Data.HostSpan[r * columns + c] = (byte)ElementKind.Encode(x[r * columns + c] / g, spec.ElementKind);
         }
     }
 
@@ -147,7 +147,7 @@ internal static class ReferenceQuantizer
     }
 
     /// <summary>Dequantizes to a row-major [rows, columns] float tensor (padding dropped; NUMERICS.md §3).</summary>
-    public static void Dequantize(QuantizedBuffers q, int rows, int columns, QuantizationOptions o, Span<float> destination)
+    public static void Dequantize(QuantizedTensor.Parts q, int rows, int columns, QuantizationOptions o, Span<float> destination)
     {
         var spec = FormatSpec.Of(o);
         int paddedColumns = spec.PaddedColumns(columns);
@@ -157,16 +157,16 @@ internal static class ReferenceQuantizer
         for (int c = 0; c < columns; c++)
         {
             long index = (long)r * paddedColumns + c;
-            uint code = spec.ElementBits == 8 ? q.Data[(int)index] : (uint)(q.Data[(int)(index >> 1)] >> (int)(4 * (index & 1))) & 0xF;
+            uint code = spec.ElementBits == 8 ? q.Data.HostSpan[(int)index] : (uint)(q.Data.HostSpan[(int)(index >> 1)] >> (int)(4 * (index & 1))) & 0xF;
             float element = ElementKind.Decode(code, spec.ElementKind);
             float value = spec.Format switch
             {
                 QuantFormat.Mxfp4 or QuantFormat.Mxfp8 =>
-                    element * FloatBits.FromE8M0(q.BlockScales[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]),
+                    element * FloatBits.FromE8M0(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]),
                 QuantFormat.Nvfp4 =>
-                    element * FloatBits.FromE4M3(q.BlockScales[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]) * q.DecodeScales[0],
-                QuantFormat.Fp8PerRow => element * q.DecodeScales[r],
-                _ => element * q.DecodeScales[0],
+                    element * FloatBits.FromE4M3(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]) * q.DecodeScales.HostSpan[0],
+                QuantFormat.Fp8PerRow => element * q.DecodeScales.HostSpan[r],
+                _ => element * q.DecodeScales.HostSpan[0],
             };
             destination[r * columns + c] = value;
         }

@@ -1,0 +1,575 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Microscale.Backends;
+using Microscale.Tensors;
+using Half = System.Half;
+
+namespace Microscale;
+
+/// <summary>
+/// Owns a device (an ILGPU context and accelerator, or the managed reference) and everything created on it: dense
+/// <see cref="DeviceTensor{T}"/>s and device-resident <see cref="QuantizedTensor"/>s, and runs the operations on them:
+/// quantize, dequantize, Hadamard rotation, fused rotate-then-quantize and GEMM.
+/// </summary>
+/// <remarks>
+/// Operations enqueue work in order on the accelerator's default stream; only copies to the host wait. A context is meant to
+/// be used from one thread at a time. Disposing it disposes every tensor it created, then the accelerator; tensors have no
+/// finalizers, so nothing ever touches a dead context.
+/// </remarks>
+public sealed class MicroscaleContext : IDisposable
+{
+    private static readonly Lazy<MicroscaleContext>[] s_shared =
+        Enum.GetValues<Backend>().Select(b => new Lazy<MicroscaleContext>(() => Create(b), LazyThreadSafetyMode.ExecutionAndPublication)).ToArray();
+
+    private readonly IlgpuDevice? _device;
+    private readonly List<WeakReference<IDisposable>> _owned = new();
+    private bool _disposed;
+
+    private MicroscaleContext(Backend backend, string reason, IlgpuDevice? device)
+    {
+        Backend = backend;
+        SelectionReason = reason;
+        _device = device;
+    }
+
+    /// <summary>The backend this context runs (never <see cref="Microscale.Backend.Auto"/>).</summary>
+    public Backend Backend { get; }
+
+    /// <summary>Why this backend was picked, e.g. "Auto: ILGPU CUDA device 'NVIDIA H100' found".</summary>
+    public string SelectionReason { get; }
+
+    /// <summary>The device's name.</summary>
+    public string DeviceName => _device?.Accelerator.Name ?? "managed reference (host)";
+
+    /// <summary>Creates a context on <paramref name="backend"/>; <see cref="Microscale.Backend.Auto"/> takes CUDA when ILGPU finds a
+    /// device, else the ILGPU CPU accelerator, and says so in <see cref="SelectionReason"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="backend"/> is not defined.</exception>
+    /// <exception cref="NotSupportedException"><paramref name="backend"/> is <see cref="Microscale.Backend.Cuda"/> and no CUDA device exists.</exception>
+    public static MicroscaleContext Create(Backend backend = Backend.Auto)
+    {
+        var (resolved, reason) = MicroscaleRuntime.Resolve(backend);
+        if (resolved == Backend.Cuda && !IlgpuDevice.IsCudaAvailable)
+            throw new NotSupportedException($"Backend.Cuda is not available: {IlgpuDevice.CudaUnavailableReason}");
+        var device = resolved switch
+        {
+            Backend.Reference => null,
+            Backend.Cuda => IlgpuDevice.Create(cuda: true),
+            _ => IlgpuDevice.Create(cuda: false),
+        };
+        return new MicroscaleContext(resolved, reason, device);
+    }
+
+    /// <summary>The process-wide context of a backend, used by the static span APIs (created on first use, never disposed).</summary>
+    internal static MicroscaleContext Shared(Backend backend)
+    {
+        ThrowHelper.ThrowIfUndefined(backend, nameof(backend));
+        if (backend == Backend.Auto)
+            backend = MicroscaleRuntime.Resolve(Backend.Auto).Backend;
+        if (backend == Backend.Cuda && !IlgpuDevice.IsCudaAvailable)
+            throw new NotSupportedException($"Backend.Cuda is not available: {IlgpuDevice.CudaUnavailableReason}");
+        return s_shared[(int)backend].Value;
+    }
+
+    // ------------------------------------------------------------------ tensors
+
+    /// <summary>A new tensor holding a copy of <paramref name="data"/>, row-major [rows, columns].</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="rows"/> or <paramref name="columns"/> is less than 1.</exception>
+    /// <exception cref="ArgumentException"><paramref name="data"/> does not hold rows × columns elements.</exception>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is not float, Half or BFloat16.</exception>
+    /// <exception cref="ObjectDisposedException">The context was disposed.</exception>
+    public DeviceTensor<T> CreateTensor<T>(ReadOnlySpan<T> data, int rows, int columns) where T : unmanaged
+    {
+        var tensor = AllocateTensor<T>(rows, columns);
+        try
+        {
+            tensor.CopyFrom(data);
+        }
+        catch
+        {
+            tensor.Dispose();
+            throw;
+        }
+        return tensor;
+    }
+
+    /// <summary>A new zero-filled tensor, row-major [rows, columns].</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="rows"/> or <paramref name="columns"/> is less than 1.</exception>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is not float, Half or BFloat16.</exception>
+    /// <exception cref="ObjectDisposedException">The context was disposed.</exception>
+    public DeviceTensor<T> AllocateTensor<T>(int rows, int columns) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        OutputConvert.Kind<T>(nameof(T));
+        ThrowHelper.ThrowIfNotPositive(rows, nameof(rows));
+        ThrowHelper.ThrowIfNotPositive(columns, nameof(columns));
+        if ((long)rows * columns > QuantizerChecks.MaxElements)
+            ThrowHelper.ThrowArgument(nameof(rows), $"{rows} × {columns} exceeds {QuantizerChecks.MaxElements} elements.");
+        return Track(new DeviceTensor<T>(this, Allocate<T>((long)rows * columns, zero: true), rows, columns));
+    }
+
+    /// <summary>A device copy of a host <see cref="QuantizedTensor"/> (the caller owns both).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="tensor"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="tensor"/> already lives on a device.</exception>
+    /// <exception cref="ObjectDisposedException">The tensor or the context was disposed.</exception>
+    public QuantizedTensor Upload(QuantizedTensor tensor)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(tensor);
+        var parts = tensor.Storage;
+        if (tensor.IsOnDevice)
+            ThrowHelper.ThrowArgument(nameof(tensor), $"The tensor already lives on the {tensor.Context!.Backend} context's device; call ToHost() first.");
+        var device = AllocateParts(parts.Data.Length, parts.BlockScales.Length, parts.DecodeScales.Length);
+        device.Data.CopyFrom(parts.Data.HostSpan);
+        device.BlockScales.CopyFrom(parts.BlockScales.HostSpan);
+        device.DecodeScales.CopyFrom(parts.DecodeScales.HostSpan);
+        return Track(new QuantizedTensor(tensor.Options, tensor.Rows, tensor.Columns, device, this));
+    }
+
+    // ------------------------------------------------------------------ quantization
+
+    /// <summary>Quantizes a dense tensor on this context's device (NUMERICS.md §3, bit-exact on every backend).</summary>
+    /// <returns>A device-resident tensor the caller owns.</returns>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="source"/> belongs to another context; an option does not apply to the format;
+    /// or <see cref="NonFinitePolicy.Throw"/> is set and the source holds NaN/±Inf (the message names the first row and column).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is undefined.</exception>
+    /// <exception cref="ObjectDisposedException">The source or the context was disposed.</exception>
+    public QuantizedTensor Quantize<T>(DeviceTensor<T> source, QuantizationOptions options) where T : unmanaged =>
+        QuantizeCore(source, options, rotation: null);
+
+    /// <summary>
+    /// Rotates each row block-wise by <paramref name="rotation"/> and quantizes the result in one pass: the rotated values are never
+    /// written back in high precision. Bytes equal <c>Quantize(HadamardRotate(source))</c> exactly.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">K is not a multiple of the Hadamard block; and as <see cref="Quantize{T}"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is undefined.</exception>
+    /// <exception cref="ObjectDisposedException">The source or the context was disposed.</exception>
+    public QuantizedTensor QuantizeRotated<T>(DeviceTensor<T> source, HadamardTransform rotation, QuantizationOptions options) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(rotation);
+        return QuantizeCore(source, options, rotation);
+    }
+
+    private QuantizedTensor QuantizeCore<T>(DeviceTensor<T> source, QuantizationOptions options, HadamardTransform? rotation) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        QuantizerChecks.ValidateShape(source.Length, source.Rows, source.Columns, options, nameof(source));
+        rotation?.ThrowIfColumnsNotMultiple(source.Columns, nameof(source));
+        var spec = FormatSpec.Of(options);
+        int rows = source.Rows, columns = source.Columns;
+        using var widened = Widen(source, out var x);
+        var parts = AllocateParts(spec.DataBytes(rows, columns), spec.BlockScaleBytes(rows, columns, options.Layout), spec.DecodeScaleCount(rows));
+        try
+        {
+            if (_device is null)
+                QuantizeReference(x.HostSpan, rows, columns, options, rotation, parts);
+            else
+                QuantizeIlgpu(_device, x.View, rows, columns, options, rotation, parts);
+        }
+        catch
+        {
+            parts.Dispose();
+            throw;
+        }
+        return Track(new QuantizedTensor(options, rows, columns, parts, this));
+    }
+
+    private static void QuantizeReference(ReadOnlySpan<float> x, int rows, int columns, QuantizationOptions options, HadamardTransform? rotation,
+                                          QuantizedTensor.Parts parts)
+    {
+        if (rotation is not null)
+        {
+            var rotated = new float[x.Length];
+            ReferenceHadamard.Rotate(x, rows, columns, rotation, rotated);
+            x = rotated;
+        }
+        if (options.NonFinite == NonFinitePolicy.Throw && ReferenceQuantizer.FindFirstNonFinite(x, columns) is { } bad)
+            QuantizerChecks.ThrowNonFinite(bad.Row, bad.Column);
+        ReferenceQuantizer.Quantize(x, rows, columns, options, parts);
+    }
+
+    private static void QuantizeIlgpu(IlgpuDevice device, ArrayView<float> x, int rows, int columns, QuantizationOptions options,
+                                      HadamardTransform? rotation, QuantizedTensor.Parts parts)
+    {
+        var spec = FormatSpec.Of(options);
+        var accelerator = device.Accelerator;
+        var kernels = device.QuantizeKernels;
+        var p = QuantizeParams.For(spec, options, rows, columns, rotation);
+        long items = (long)rows * p.ChunksPerRow;
+        var launch = p.Split(items, device.ItemsPerThread(items), out int threads);
+        using var signs = accelerator.Allocate1D(rotation?.SignArray ?? new[] { 1.0f });
+
+        if (options.NonFinite == NonFinitePolicy.Throw)
+        {
+            using var first = accelerator.Allocate1D(new[] { int.MaxValue });
+            kernels.FirstNonFinite(threads, x, signs.View, first.View, launch);
+            int index = first.GetAsArray1D()[0];
+            if (index != int.MaxValue)
+                QuantizerChecks.ThrowNonFinite(index / columns, index % columns);
+        }
+
+        var data = parts.Data.View;
+        var blockScales = parts.BlockScales.View;
+        var decodeScales = parts.DecodeScales.View;
+        ((AcceleratorStorage<byte>)parts.BlockScales).Clear(); // the swizzled layout's padding rows and columns stay 0
+        if (spec.Format != QuantFormat.Mxfp4 && spec.Format != QuantFormat.Mxfp8)
+        {
+            using var amax = accelerator.Allocate1D<int>(Math.Max(1, rows));
+            amax.MemSetToZero();
+            kernels.AbsMax(threads, x, signs.View, amax.View, launch);
+            kernels.DecodeScales(spec.DecodeScaleCount(rows), amax.View, decodeScales, p);
+            if (spec.Format == QuantFormat.Nvfp4)
+                kernels.BlockQuantize(threads, x, signs.View, data, blockScales, decodeScales, launch);
+            else
+                kernels.Fp8Quantize(threads, x, signs.View, data, decodeScales, launch);
+            accelerator.Synchronize(); // amax is freed at the end of this scope
+        }
+        else
+        {
+            kernels.BlockQuantize(threads, x, signs.View, data, blockScales, decodeScales, launch);
+        }
+        accelerator.Synchronize(); // signs are freed at the end of this scope
+    }
+
+    /// <summary>Dequantizes a device-resident tensor to binary32 [Rows, Columns] (padding dropped).</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">A tensor belongs to another context, or <paramref name="destination"/> is not [Rows, Columns].</exception>
+    /// <exception cref="ObjectDisposedException">A tensor or the context was disposed.</exception>
+    public void Dequantize(QuantizedTensor source, DeviceTensor<float> destination)
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        ThrowIfForeign(destination, nameof(destination));
+        ThrowIfShapeIsNot(destination, source.Rows, source.Columns, nameof(destination));
+        var parts = source.Storage;
+        if (_device is null)
+        {
+            ReferenceQuantizer.Dequantize(parts, source.Rows, source.Columns, source.Options, destination.Storage.HostSpan);
+            return;
+        }
+        long total = destination.Length;
+        var launch = QuantizeParams.For(source.Spec, source.Options, source.Rows, source.Columns, null)
+            .Split(total, _device.ItemsPerThread(total), out int threads);
+        _device.QuantizeKernels.Dequantize(threads, parts.Data.View, parts.BlockScales.View, parts.DecodeScales.View, destination.Storage.View, launch);
+    }
+
+    /// <inheritdoc cref="Dequantize(QuantizedTensor, DeviceTensor{float})"/>
+    public DeviceTensor<float> Dequantize(QuantizedTensor source)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(source);
+        var result = AllocateTensor<float>(source.Rows, source.Columns);
+        try
+        {
+            Dequantize(source, result);
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+        return result;
+    }
+
+    // ------------------------------------------------------------------ Hadamard
+
+    /// <summary>Rotates each row block-wise: y = c · H_g · (D ⊙ v) per block (NUMERICS.md §4, bit-exact order).</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">A tensor belongs to another context, K is not a multiple of g, or the shapes differ.</exception>
+    /// <exception cref="ObjectDisposedException">A tensor or the context was disposed.</exception>
+    public void HadamardRotate<T>(DeviceTensor<T> source, HadamardTransform rotation, DeviceTensor<float> destination) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        ArgumentNullException.ThrowIfNull(rotation);
+        ThrowIfForeign(destination, nameof(destination));
+        rotation.ThrowIfColumnsNotMultiple(source.Columns, nameof(source));
+        ThrowIfShapeIsNot(destination, source.Rows, source.Columns, nameof(destination));
+        using var widened = Widen(source, out var x);
+        if (_device is null)
+        {
+            ReferenceHadamard.Rotate(x.HostSpan, source.Rows, source.Columns, rotation, destination.Storage.HostSpan);
+            return;
+        }
+        var p = QuantizeParams.ForRotation(source.Rows, source.Columns, rotation);
+        long items = (long)source.Rows * p.ChunksPerRow;
+        using var signs = _device.Accelerator.Allocate1D(rotation.SignArray);
+        var launch = p.Split(items, _device.ItemsPerThread(items), out int threads);
+        _device.QuantizeKernels.Rotate(threads, x.View, signs.View, destination.Storage.View, launch);
+        _device.Accelerator.Synchronize(); // signs are freed at the end of this scope
+    }
+
+    /// <inheritdoc cref="HadamardRotate{T}(DeviceTensor{T}, HadamardTransform, DeviceTensor{float})"/>
+    public DeviceTensor<float> HadamardRotate<T>(DeviceTensor<T> source, HadamardTransform rotation) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(source);
+        var result = AllocateTensor<float>(source.Rows, source.Columns);
+        try
+        {
+            HadamardRotate(source, rotation, result);
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+        return result;
+    }
+
+    // ------------------------------------------------------------------ GEMM
+
+    /// <summary>
+    /// C = alpha · deq(A)·deq(B)ᵀ + bias for quantized activations A [M, K] and weights B [N, K] (W4A4, W4A8, W8A8).
+    /// </summary>
+    /// <remarks>The ILGPU backends accumulate in binary32: |C − C_ref| ≤ (K + 3)·2^−24·Σ|a·b| + one output ulp against the float64
+    /// reference. <see cref="Microscale.Backend.Reference"/> accumulates in float64. Output is rounded to nearest-even.</remarks>
+    /// <exception cref="ArgumentNullException">An operand or <paramref name="destination"/> is null.</exception>
+    /// <exception cref="ArgumentException">A tensor belongs to another context; K differs; destination is not [M, N]; bias does not hold N values.</exception>
+    /// <exception cref="NotSupportedException">The pair of formats has no GEMM, or <typeparamref name="TOut"/> is not float, Half or BFloat16.</exception>
+    /// <exception cref="ObjectDisposedException">A tensor or the context was disposed.</exception>
+    public void Gemm<TOut>(QuantizedTensor a, QuantizedTensor b, DeviceTensor<TOut> destination, GemmOptions? options = null) where TOut : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(a, nameof(a));
+        ThrowIfForeign(b, nameof(b));
+        GemmPairs.Check(a.Options, b.Options);
+        GemmCore(a.Rows, a.Columns, a, null, b, destination, options ?? GemmOptions.Default);
+    }
+
+    /// <summary>C = alpha · A·deq(B)ᵀ + bias for dense activations A [M, K] (float, Half or BFloat16) and FP4 weights B [N, K] (W4A16).</summary>
+    /// <inheritdoc cref="Gemm{TOut}(QuantizedTensor, QuantizedTensor, DeviceTensor{TOut}, GemmOptions?)"/>
+    public void Gemm<TA, TOut>(DeviceTensor<TA> a, QuantizedTensor b, DeviceTensor<TOut> destination, GemmOptions? options = null)
+        where TA : unmanaged where TOut : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(a, nameof(a));
+        ThrowIfForeign(b, nameof(b));
+        GemmPairs.Check(null, b.Options);
+        using var widened = Widen(a, out var dense);
+        GemmCore(a.Rows, a.Columns, null, dense, b, destination, options ?? GemmOptions.Default);
+    }
+
+    /// <summary>Allocating form: a new binary32 [M, N] result.</summary>
+    /// <inheritdoc cref="Gemm{TOut}(QuantizedTensor, QuantizedTensor, DeviceTensor{TOut}, GemmOptions?)"/>
+    public DeviceTensor<float> Gemm(QuantizedTensor a, QuantizedTensor b, GemmOptions? options = null)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        return Allocating(a.Rows, b.Rows, c => Gemm(a, b, c, options));
+    }
+
+    /// <summary>Allocating form of the W4A16 GEMM: a new binary32 [M, N] result.</summary>
+    /// <inheritdoc cref="Gemm{TOut}(QuantizedTensor, QuantizedTensor, DeviceTensor{TOut}, GemmOptions?)"/>
+    public DeviceTensor<float> Gemm<TA>(DeviceTensor<TA> a, QuantizedTensor b, GemmOptions? options = null) where TA : unmanaged
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        return Allocating(a.Rows, b.Rows, c => Gemm(a, b, c, options));
+    }
+
+    private DeviceTensor<float> Allocating(int m, int n, Action<DeviceTensor<float>> run)
+    {
+        var result = AllocateTensor<float>(m, n);
+        try
+        {
+            run(result);
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+        return result;
+    }
+
+    /// <summary>The shared body of every GEMM overload: A is either quantized (<paramref name="quantizedA"/>) or dense binary32.</summary>
+    private void GemmCore<TOut>(int m, int k, QuantizedTensor? quantizedA, TensorStorage<float>? denseA, QuantizedTensor b, DeviceTensor<TOut> destination,
+                                GemmOptions options) where TOut : unmanaged
+    {
+        ThrowIfForeign(destination, nameof(destination));
+        int outputKind = OutputConvert.Kind<TOut>(nameof(destination));
+        if (b.Columns != k)
+            ThrowHelper.ThrowArgument(nameof(b), $"K differs: a is [{m}, {k}], b is [{b.Rows}, {b.Columns}].");
+        int n = b.Rows;
+        ThrowIfShapeIsNot(destination, m, n, nameof(destination));
+        var bias = options.Bias;
+        if (bias is not null)
+        {
+            ThrowIfForeign(bias, "options.Bias");
+            ThrowHelper.ThrowIfLengthIsNot(n, bias.Length, "options.Bias", "values (one per output column N)");
+        }
+        if (!float.IsFinite(options.Alpha))
+            throw new ArgumentOutOfRangeException("options.Alpha", options.Alpha, "Alpha must be finite.");
+
+        if (_device is null)
+        {
+            float[] aValues = quantizedA is null ? denseA!.HostSpan.ToArray() : DequantizeOnHost(quantizedA);
+            float[] bValues = DequantizeOnHost(b);
+            double[] product = ReferenceGemm.Product(aValues, bValues, m, n, k);
+            ReferenceGemm.Store<TOut>(product, options.Alpha, bias is null ? default : bias.Storage.HostSpan, n, destination.Storage.HostSpan);
+            return;
+        }
+
+        var p = new GemmParams { M = m, N = n, K = k, Alpha = options.Alpha, HasBias = bias is null ? 0 : 1, OutputKind = outputKind };
+        var view = destination.Storage.View;
+        using var dummy = _device.Accelerator.Allocate1D<float>(1);
+        var biasView = bias?.Storage.View ?? dummy.View.AsContiguous();
+        ArrayView<float> output = outputKind == 0 ? view.Cast<float>() : dummy.View.AsContiguous();
+        ArrayView<ushort> output16 = outputKind == 0 ? dummy.View.AsContiguous().Cast<ushort>() : view.Cast<ushort>();
+        var a = quantizedA is null ? new GemmOperand { Format = GemmOperand.DenseFormat, Dense = denseA!.View } : Operand(quantizedA);
+        _device.GemmKernels.Tiled(GemmKernels.Config(m, n), a, Operand(b), biasView, output, output16, p);
+        _device.Accelerator.Synchronize(); // the dummy view is freed at the end of this scope
+    }
+
+    /// <summary>Dequantizes a tensor of the reference context (its parts are host memory).</summary>
+    private static float[] DequantizeOnHost(QuantizedTensor q)
+    {
+        var values = new float[(long)q.Rows * q.Columns];
+        ReferenceQuantizer.Dequantize(q.Storage, q.Rows, q.Columns, q.Options, values);
+        return values;
+    }
+
+    private GemmOperand Operand(QuantizedTensor q)
+    {
+        var spec = q.Spec;
+        var operand = new GemmOperand
+        {
+            Format = (int)spec.Format,
+            ElementKind = spec.ElementKind,
+            ElementBits = spec.ElementBits,
+            BlockSize = spec.BlockSize,
+            PaddedColumns = spec.PaddedColumns(q.Columns),
+            ScaleColumns = spec.ScaleColumns(q.Columns),
+            Swizzled = q.Layout == ScaleLayout.Swizzled128x4 ? 1 : 0,
+        };
+        if (_device is not null)
+        {
+            var parts = q.Storage;
+            operand.Data = parts.Data.View;
+            operand.BlockScales = parts.BlockScales.View;
+            operand.DecodeScales = parts.DecodeScales.View;
+        }
+        return operand;
+    }
+
+    // ------------------------------------------------------------------ plumbing
+
+    /// <summary>Waits for every operation queued on this context.</summary>
+    /// <exception cref="ObjectDisposedException">The context was disposed.</exception>
+    public void Synchronize()
+    {
+        ThrowIfDisposed();
+        _device?.Accelerator.Synchronize();
+    }
+
+    private TensorStorage<T> Allocate<T>(long length, bool zero) where T : unmanaged
+    {
+        if (_device is null)
+            return new HostStorage<T>(new T[length]);
+        var storage = new AcceleratorStorage<T>(_device.Accelerator, length);
+        if (zero)
+            storage.Clear();
+        return storage;
+    }
+
+    private QuantizedTensor.Parts AllocateParts(long dataBytes, long scaleBytes, long decodeScales)
+    {
+        var data = Allocate<byte>(dataBytes, zero: false);
+        var scales = Allocate<byte>(scaleBytes, zero: false);
+        var decode = Allocate<float>(decodeScales, zero: false);
+        return new QuantizedTensor.Parts(data, scales, decode);
+    }
+
+    /// <summary>The source as binary32 storage: itself for float, else a widened copy (exact) that the returned scope frees.</summary>
+    private IDisposable? Widen<T>(DeviceTensor<T> source, out TensorStorage<float> result) where T : unmanaged
+    {
+        int kind = OutputConvert.Kind<T>(nameof(source));
+        var storage = source.Storage;
+        if (kind == 0)
+        {
+            result = (TensorStorage<float>)(object)storage;
+            return null;
+        }
+        var widened = Allocate<float>(storage.Length, zero: false);
+        if (_device is null)
+        {
+            var span = widened.HostSpan;
+            if (storage is HostStorage<Half> half)
+                for (int i = 0; i < span.Length; i++) span[i] = (float)half.HostSpan[i];
+            else
+                SmallFloat.ConvertToSingle<BFloat16>(((HostStorage<BFloat16>)(object)storage).HostSpan, span);
+        }
+        else
+        {
+            long total = storage.Length;
+            int perThread = _device.ItemsPerThread(total);
+            _device.QuantizeKernels.Widen16((int)((total + perThread - 1) / perThread), storage.View.Cast<ushort>(), widened.View,
+                                            kind == 2 ? 1 : 0, perThread, (int)total);
+        }
+        result = widened;
+        return widened;
+    }
+
+    private T Track<T>(T resource) where T : class, IDisposable
+    {
+        lock (_owned)
+        {
+            if (_owned.Count > 64 && _owned.Count % 64 == 0)
+                _owned.RemoveAll(w => !w.TryGetTarget(out _));
+            _owned.Add(new WeakReference<IDisposable>(resource));
+        }
+        return resource;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    private void ThrowIfForeign<T>(DeviceTensor<T>? tensor, string paramName) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(tensor, paramName);
+        if (tensor.IsDisposed)
+            throw new ObjectDisposedException(paramName, $"{paramName} was disposed.");
+        if (!ReferenceEquals(tensor.Context, this))
+            ThrowHelper.ThrowArgument(paramName, $"{paramName} belongs to another MicroscaleContext ({tensor.Context.Backend}).");
+    }
+
+    private void ThrowIfForeign(QuantizedTensor? tensor, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, paramName);
+        if (tensor.IsDisposed)
+            throw new ObjectDisposedException(paramName, $"{paramName} was disposed.");
+        if (tensor.Context is null)
+            ThrowHelper.ThrowArgument(paramName, $"{paramName} is a host tensor; move it to this context with Upload() first.");
+        if (!ReferenceEquals(tensor.Context, this))
+            ThrowHelper.ThrowArgument(paramName, $"{paramName} belongs to another MicroscaleContext ({tensor.Context.Backend}).");
+    }
+
+    private static void ThrowIfShapeIsNot<T>(DeviceTensor<T> tensor, int rows, int columns, string paramName) where T : unmanaged
+    {
+        if (tensor.Rows != rows || tensor.Columns != columns)
+            ThrowHelper.ThrowArgument(paramName, $"{paramName} must be [{rows}, {columns}], got [{tensor.Rows}, {tensor.Columns}].");
+    }
+
+    /// <summary>Disposes every tensor made here, then the accelerator and ILGPU context; idempotent, never throws.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        lock (_owned)
+        {
+            foreach (var weak in _owned)
+                if (weak.TryGetTarget(out var resource))
+                    resource.Dispose();
+            _owned.Clear();
+        }
+        _device?.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"MicroscaleContext({Backend}, {DeviceName})";
+}
