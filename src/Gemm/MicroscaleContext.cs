@@ -422,7 +422,7 @@ public sealed class MicroscaleContext : IDisposable
         ArrayView<float> output = outputKind == 0 ? view.Cast<float>() : dummy.View.AsContiguous();
         ArrayView<ushort> output16 = outputKind == 0 ? dummy.View.AsContiguous().Cast<ushort>() : view.Cast<ushort>();
         var a = quantizedA is null ? new GemmOperand { Format = GemmOperand.DenseFormat, Dense = denseA!.View } : Operand(quantizedA);
-        _device.GemmKernels.Tiled(GemmKernels.Config(m, n), a, Operand(b), biasView, output, output16, p);
+        _device.GemmKernels.Run(a, Operand(b), biasView, output, output16, p);
         _device.Accelerator.Synchronize(); // the dummy view is freed at the end of this scope
     }
 

@@ -41,46 +41,68 @@ internal struct GemmParams
 
 /// <summary>
 /// The portable tiled GEMM: C[m, n] = alpha · Σ_k deq(A)[m, k] · deq(B)[n, k] + bias[n], binary32 accumulation.
-/// Tile 32×32×32 per group of 16×16 threads, each thread a 2×2 micro-tile; operands are dequantized as they are loaded
-/// into shared memory (stored K-major with one float of padding against bank conflicts).
+/// A group computes a 32×32 tile of C; operands are dequantized as they are loaded into shared memory, 32 of K at a time
+/// (stored K-major with one float of padding against bank conflicts). Two thread layouts of the same loop:
+/// <list type="bullet">
+/// <item><c>Tiled16x16</c> (GPUs): 16×16 threads, each a 2×2 micro-tile in registers.</item>
+/// <item><c>Tiled4x4</c> (the ILGPU CPU accelerator, whose groups hold at most 16 threads): 4×4 threads, each an 8×8 micro-tile.</item>
+/// </list>
 /// </summary>
 /// <remarks>Error bound (NUMERICS.md §5, binary32 on CUDA cores or CPU): each operand value rounds once when dequantized
-/// (NVFP4: e2m1 × s × g), the product once, K − 1 additions, alpha once: |C − C_ref| ≤ (K + 3)·2^−24 · Σ|a·b| + ulp_out.</remarks>
+/// (NVFP4: e2m1 × s × g), the product once, K − 1 additions, alpha and bias once each:
+/// |C − C_ref| ≤ (K + 4)·2^−24 · |alpha| · Σ|a·b| + one output ulp.</remarks>
 internal sealed class GemmKernels
 {
     public const int Tile = 32;
     public const int TileK = 32;
-    public const int GroupSide = 16;
     private const int Stride = Tile + 1;
+    private const int CpuSide = 4;
+    private const int CpuMicro = Tile / CpuSide;
 
-    public readonly Action<KernelConfig, GemmOperand, GemmOperand, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams> Tiled;
+    private readonly Action<KernelConfig, GemmOperand, GemmOperand, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams> _kernel;
+    private readonly int _groupSide;
 
     public GemmKernels(Accelerator a)
     {
-        Tiled = a.LoadStreamKernel<GemmOperand, GemmOperand, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams>(TiledKernel);
+        bool cpu = a.AcceleratorType == AcceleratorType.CPU;
+        _groupSide = cpu ? CpuSide : 16;
+        _kernel = cpu
+            ? a.LoadStreamKernel<GemmOperand, GemmOperand, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams>(Tiled4x4Kernel)
+            : a.LoadStreamKernel<GemmOperand, GemmOperand, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams>(Tiled16x16Kernel);
     }
 
-    public static KernelConfig Config(int m, int n) =>
-        new(new Index2D((n + Tile - 1) / Tile, (m + Tile - 1) / Tile), new Index2D(GroupSide, GroupSide));
+    /// <summary>The configuration name of the loaded kernel, as benchmarks and messages print it.</summary>
+    public string Name => _groupSide == 16 ? "tiled_32x32x32_g16x16_m2x2" : "tiled_32x32x32_g4x4_m8x8";
 
-    private static void TiledKernel(GemmOperand a, GemmOperand b, ArrayView<float> bias, ArrayView<float> output, ArrayView<ushort> output16, GemmParams p)
+    public void Run(GemmOperand a, GemmOperand b, ArrayView<float> bias, ArrayView<float> output, ArrayView<ushort> output16, GemmParams p)
+    {
+        var config = new KernelConfig(new Index2D((p.N + Tile - 1) / Tile, (p.M + Tile - 1) / Tile), new Index2D(_groupSide, _groupSide));
+        _kernel(config, a, b, bias, output, output16, p);
+    }
+
+    /// <summary>Dequantizes A[rowBase.., k0..] and B[colBase.., k0..] into the shared tiles (zero outside the matrices).</summary>
+    private static void LoadTiles(GemmOperand a, GemmOperand b, ArrayView<float> aTile, ArrayView<float> bTile, int rowBase, int colBase, int k0,
+                                  int thread, int threads, GemmParams p)
+    {
+        for (int l = thread; l < Tile * TileK; l += threads)
+        {
+            int r = l / TileK, kk = l - r * TileK;
+            int k = k0 + kk;
+            aTile[kk * Stride + r] = rowBase + r < p.M && k < p.K ? a.Load(rowBase + r, k, p.K) : 0.0f;
+            bTile[kk * Stride + r] = colBase + r < p.N && k < p.K ? b.Load(colBase + r, k, p.K) : 0.0f;
+        }
+    }
+
+    private static void Tiled16x16Kernel(GemmOperand a, GemmOperand b, ArrayView<float> bias, ArrayView<float> output, ArrayView<ushort> output16, GemmParams p)
     {
         var aTile = SharedMemory.Allocate<float>(TileK * Stride);
         var bTile = SharedMemory.Allocate<float>(TileK * Stride);
         int tx = Group.IdxX, ty = Group.IdxY;
-        int thread = ty * GroupSide + tx;
         int rowBase = Grid.IdxY * Tile, colBase = Grid.IdxX * Tile;
         float c00 = 0, c01 = 0, c10 = 0, c11 = 0;
-
         for (int k0 = 0; k0 < p.K; k0 += TileK)
         {
-            for (int l = thread; l < Tile * TileK; l += GroupSide * GroupSide)
-            {
-                int r = l / TileK, kk = l - r * TileK;
-                int k = k0 + kk;
-                aTile[kk * Stride + r] = rowBase + r < p.M && k < p.K ? a.Load(rowBase + r, k, p.K) : 0.0f;
-                bTile[kk * Stride + r] = colBase + r < p.N && k < p.K ? b.Load(colBase + r, k, p.K) : 0.0f;
-            }
+            LoadTiles(a, b, aTile, bTile, rowBase, colBase, k0, ty * 16 + tx, 256, p);
             Group.Barrier();
             for (int kk = 0; kk < TileK; kk++)
             {
@@ -93,11 +115,37 @@ internal sealed class GemmKernels
             }
             Group.Barrier();
         }
-
         Store(rowBase + ty * 2, colBase + tx * 2, c00, bias, output, output16, p);
         Store(rowBase + ty * 2, colBase + tx * 2 + 1, c01, bias, output, output16, p);
         Store(rowBase + ty * 2 + 1, colBase + tx * 2, c10, bias, output, output16, p);
         Store(rowBase + ty * 2 + 1, colBase + tx * 2 + 1, c11, bias, output, output16, p);
+    }
+
+    private static void Tiled4x4Kernel(GemmOperand a, GemmOperand b, ArrayView<float> bias, ArrayView<float> output, ArrayView<ushort> output16, GemmParams p)
+    {
+        var aTile = SharedMemory.Allocate<float>(TileK * Stride);
+        var bTile = SharedMemory.Allocate<float>(TileK * Stride);
+        var acc = LocalMemory.Allocate<float>(CpuMicro * CpuMicro);
+        int tx = Group.IdxX, ty = Group.IdxY;
+        int rowBase = Grid.IdxY * Tile, colBase = Grid.IdxX * Tile;
+        for (int i = 0; i < CpuMicro * CpuMicro; i++)
+            acc[i] = 0.0f;
+        for (int k0 = 0; k0 < p.K; k0 += TileK)
+        {
+            LoadTiles(a, b, aTile, bTile, rowBase, colBase, k0, ty * CpuSide + tx, CpuSide * CpuSide, p);
+            Group.Barrier();
+            for (int kk = 0; kk < TileK; kk++)
+                for (int i = 0; i < CpuMicro; i++)
+                {
+                    float av = aTile[kk * Stride + ty * CpuMicro + i];
+                    for (int j = 0; j < CpuMicro; j++)
+                        acc[i * CpuMicro + j] += av * bTile[kk * Stride + tx * CpuMicro + j];
+                }
+            Group.Barrier();
+        }
+        for (int i = 0; i < CpuMicro; i++)
+            for (int j = 0; j < CpuMicro; j++)
+                Store(rowBase + ty * CpuMicro + i, colBase + tx * CpuMicro + j, acc[i * CpuMicro + j], bias, output, output16, p);
     }
 
     private static void Store(int m, int n, float acc, ArrayView<float> bias, ArrayView<float> output, ArrayView<ushort> output16, GemmParams p)
