@@ -10,7 +10,6 @@ internal static class FloatBits
     public const uint NanCode8 = 0x7F;
     public const uint E4M3MaxCode = 0x7E;
     public const uint E5M2MaxCode = 0x7B;
-    public const uint E5M2InfCode = 0x7C;
     public const uint E2M1MaxCode = 0x7;
 
     public static uint Bits(float x) => (uint)BitConverter.SingleToInt32Bits(x);
@@ -79,60 +78,39 @@ internal static class FloatBits
     // ---------------------------------------------------------------- E4M3FN
 
     /// <summary>binary32 → E4M3FN code, RNE, satfinite (±Inf → ±448, NaN → 0x7F).</summary>
-    public static uint ToE4M3Saturate(float x)
-    {
-        uint bits = Bits(x);
-        uint abs = bits & 0x7FFF_FFFFu;
-        if (IsNaNBits(abs))
-            return NanCode8;
-        uint sign = (bits >> 24) & 0x80u;
-        uint code = RoundToMagnitudeCode(abs, 3, -6);
-        return sign | (code > E4M3MaxCode ? E4M3MaxCode : code);
-    }
+    public static uint ToE4M3Saturate(float x) => ToFp8(x, 3, -6, E4M3MaxCode, saturate: true);
 
     /// <summary>binary32 → E4M3FN code, RNE, ieee overflow (|x| &gt; 464 or ±Inf → NaN with the sign).</summary>
-    public static uint ToE4M3Ieee(float x)
-    {
-        uint bits = Bits(x);
-        uint abs = bits & 0x7FFF_FFFFu;
-        if (IsNaNBits(abs))
-            return NanCode8;
-        uint sign = (bits >> 24) & 0x80u;
-        uint code = abs == 0x7F80_0000u ? NanCode8 : RoundToMagnitudeCode(abs, 3, -6);
-        return sign | (code > E4M3MaxCode ? NanCode8 : code);
-    }
+    public static uint ToE4M3Ieee(float x) => ToFp8(x, 3, -6, E4M3MaxCode, saturate: false);
 
     /// <summary>E4M3FN code → binary32 (0x7F / 0xFF → NaN).</summary>
     public static float FromE4M3(uint code) => FromSmallFloat(code & 0xFFu, 3, 7, true);
 
-    // ---------------------------------------------------------------- E5M2
-
     /// <summary>binary32 → E5M2 code, RNE, satfinite (±Inf → ±57344, NaN → 0x7F).</summary>
-    public static uint ToE5M2Saturate(float x)
-    {
-        uint bits = Bits(x);
-        uint abs = bits & 0x7FFF_FFFFu;
-        if (IsNaNBits(abs))
-            return NanCode8;
-        uint sign = (bits >> 24) & 0x80u;
-        uint code = RoundToMagnitudeCode(abs, 2, -14);
-        return sign | (code > E5M2MaxCode ? E5M2MaxCode : code);
-    }
+    public static uint ToE5M2Saturate(float x) => ToFp8(x, 2, -14, E5M2MaxCode, saturate: true);
 
     /// <summary>binary32 → E5M2 code, RNE, ieee overflow (|x| ≥ 61440 → ±Inf).</summary>
-    public static uint ToE5M2Ieee(float x)
-    {
-        uint bits = Bits(x);
-        uint abs = bits & 0x7FFF_FFFFu;
-        if (IsNaNBits(abs))
-            return NanCode8;
-        uint sign = (bits >> 24) & 0x80u;
-        uint code = abs == 0x7F80_0000u ? E5M2InfCode : RoundToMagnitudeCode(abs, 2, -14);
-        return sign | (code > E5M2MaxCode ? E5M2InfCode : code);
-    }
+    public static uint ToE5M2Ieee(float x) => ToFp8(x, 2, -14, E5M2MaxCode, saturate: false);
 
     /// <summary>E5M2 code → binary32 (exponent field 31: Inf or NaN).</summary>
     public static float FromE5M2(uint code) => FromSmallFloat(code & 0xFFu, 2, 15, false);
+
+    /// <summary>
+    /// binary32 → 8-bit float code. NaN → 0x7F. Magnitudes past <paramref name="maxCode"/> (±Inf included) become ±max when
+    /// saturating, else the next code: E4M3FN's NaN slot 0x7F, E5M2's Inf 0x7C.
+    /// </summary>
+    private static uint ToFp8(float x, int mantissaBits, int minExponent, uint maxCode, bool saturate)
+    {
+        uint bits = Bits(x);
+        uint abs = bits & 0x7FFF_FFFFu;
+        if (IsNaNBits(abs))
+            return NanCode8;
+        uint sign = (bits >> 24) & 0x80u;
+        uint code = abs == 0x7F80_0000u ? maxCode + 1 : RoundToMagnitudeCode(abs, mantissaBits, minExponent);
+        if (code > maxCode)
+            code = saturate ? maxCode : maxCode + 1;
+        return sign | code;
+    }
 
     /// <summary>Decodes an 8-bit float code with 1 sign bit, (7 − m) exponent bits and m mantissa bits.</summary>
     private static float FromSmallFloat(uint code, int mantissaBits, int bias, bool finiteOnly)

@@ -142,15 +142,22 @@ internal sealed class QuantizeKernels
         }
     }
 
+    /// <summary>Loads work item (row, chunk) into <paramref name="local"/>; returns the row and the chunk's first column.</summary>
+    private static int LoadItem(int item, ArrayView<float> x, ArrayView<float> signs, ArrayView<float> local, QuantizeParams p, out int first)
+    {
+        int row = item / p.ChunksPerRow;
+        first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
+        LoadChunk(x, signs, local, row, first, p);
+        return row;
+    }
+
     /// <summary>Atomic max of the finite |value| bits (non-negative binary32 bits order like their values), per tensor or per row.</summary>
     private static void AbsMaxKernel(Index1D thread, ArrayView<float> x, ArrayView<float> signs, ArrayView<int> result, QuantizeParams p)
     {
         var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
         for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            int row = item / p.ChunksPerRow;
-            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
-            LoadChunk(x, signs, local, row, first, p);
+            int row = LoadItem(item, x, signs, local, p, out int first);
             uint max = 0;
             for (int i = 0; i < p.ChunkWidth; i++)
             {
@@ -169,9 +176,7 @@ internal sealed class QuantizeKernels
         var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
         for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            int row = item / p.ChunksPerRow;
-            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
-            LoadChunk(x, signs, local, row, first, p);
+            int row = LoadItem(item, x, signs, local, p, out int first);
             for (int i = 0; i < p.ChunkWidth && first + i < p.Columns; i++)
             {
                 if (!FloatBits.IsFiniteBits(FloatBits.AbsBits(local[i])))
@@ -198,9 +203,7 @@ internal sealed class QuantizeKernels
         float g = nv ? decodeScale[0] : 1.0f;
         for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            int row = item / p.ChunksPerRow;
-            int chunkFirst = (item - row * p.ChunksPerRow) * p.ChunkWidth;
-            LoadChunk(x, signs, local, row, chunkFirst, p);
+            int row = LoadItem(item, x, signs, local, p, out int chunkFirst);
             for (int offset = 0; offset < p.ChunkWidth; offset += p.BlockSize)
             {
                 uint amaxBits = 0;
@@ -275,9 +278,7 @@ internal sealed class QuantizeKernels
         var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
         for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            int row = item / p.ChunksPerRow;
-            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
-            LoadChunk(x, signs, local, row, first, p);
+            int row = LoadItem(item, x, signs, local, p, out int first);
             float g = scales[p.PerRow != 0 ? row : 0];
             for (int i = 0; i < p.ChunkWidth && first + i < p.Columns; i++)
                 data[(long)row * p.Columns + first + i] = (byte)ElementKind.Encode(local[i] / g, p.ElementKind);
@@ -290,9 +291,7 @@ internal sealed class QuantizeKernels
         var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
         for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
-            int row = item / p.ChunksPerRow;
-            int first = (item - row * p.ChunksPerRow) * p.ChunkWidth;
-            LoadChunk(x, signs, local, row, first, p);
+            int row = LoadItem(item, x, signs, local, p, out int first);
             for (int i = 0; i < p.ChunkWidth; i++)
                 y[(long)row * p.Columns + first + i] = local[i];
         }

@@ -40,15 +40,7 @@ internal static class ReferenceQuantizer
         for (int r = 0; r < rows; r++)
         for (int b = 0; b < scaleColumns; b++)
         {
-            float amax = 0.0f;
-            bool nonFinite = false;
-            for (int i = 0; i < spec.BlockSize; i++)
-            {
-                float v = Element(x, r, b * spec.BlockSize + i, columns);
-                nonFinite |= !float.IsFinite(v);
-                if (float.IsFinite(v))
-                    amax = MathF.Max(amax, MathF.Abs(v));
-            }
+            float amax = BlockAmax(x, r, b * spec.BlockSize, spec.BlockSize, columns, out bool nonFinite);
 
             uint scaleCode;
             float multiplier = 0.0f; // 2^−e; 0 writes +0 codes for all-zero and non-finite blocks
@@ -87,15 +79,7 @@ internal static class ReferenceQuantizer
         for (int r = 0; r < rows; r++)
         for (int b = 0; b < scaleColumns; b++)
         {
-            float amax = 0.0f;
-            bool nonFinite = false;
-            for (int i = 0; i < spec.BlockSize; i++)
-            {
-                float v = Element(x, r, b * spec.BlockSize + i, columns);
-                nonFinite |= !float.IsFinite(v);
-                if (float.IsFinite(v))
-                    amax = MathF.Max(amax, MathF.Abs(v));
-            }
+            float amax = BlockAmax(x, r, b * spec.BlockSize, spec.BlockSize, columns, out bool nonFinite);
             uint scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(amax, g);
             d.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
 
@@ -133,6 +117,21 @@ internal static class ReferenceQuantizer
             for (int c = 0; c < columns; c++)
                 d.Data.HostSpan[r * columns + c] = (byte)ElementKind.Encode(x[r * columns + c] / g, spec.ElementKind);
         }
+    }
+
+    /// <summary>max |x| over the finite values of one block, and whether the block holds NaN/±Inf.</summary>
+    private static float BlockAmax(ReadOnlySpan<float> x, int row, int first, int blockSize, int columns, out bool nonFinite)
+    {
+        float amax = 0.0f;
+        nonFinite = false;
+        for (int i = 0; i < blockSize; i++)
+        {
+            float v = Element(x, row, first + i, columns);
+            nonFinite |= !float.IsFinite(v);
+            if (float.IsFinite(v))
+                amax = MathF.Max(amax, MathF.Abs(v));
+        }
+        return amax;
     }
 
     private static void WriteCode(Span<byte> data, FormatSpec spec, long index, uint code)
