@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Microscale build entry point. Verbs: build | test [--gpu] | demo [args] | bench [args] | pack
+# Microscale build entry point. Verbs: build | test [--gpu] | demo [args] | bench [args] | pack | native [cmake args] | bundle
 # Needs the .NET 10 SDK. Same verbs in build.ps1.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,5 +37,22 @@ case "$verb" in
   demo) dotnet run --project src/Cli -c Release -- demo "$@" ;;
   bench) dotnet run --project bench/Microscale.Bench -c Release -- "$@" ;;
   pack) dotnet pack src/Gemm -c Release -o artifacts/packages && dotnet pack src/Cli -c Release -o artifacts/packages ;;
-  *) echo "usage: ./build.sh build|test [--gpu]|demo|bench|pack" >&2; exit 2 ;;
+  native)
+    # Needs nvcc and cmake. Extra arguments go to cmake's configure step, e.g. -DMICROSCALE_CUDA_ARCHS=120a.
+    cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release "$@" && cmake --build artifacts/native -j
+    echo "built artifacts/native/libmicroscale.so; export MICROSCALE_NATIVE_PATH=$PWD/artifacts/native/libmicroscale.so to use it" ;;
+  bundle)
+    # One archive for a GPU machine without the .NET SDK: self-contained linux-x64 tests, benchmarks and CLI sharing one
+    # runtime folder, the native sources, and run-gpu.sh (builds the native library there, runs Gpu tests, demo, benchmarks).
+    stage=.bundle/stage
+    rm -rf "$stage" && mkdir -p "$stage"
+    for project in tests/Microscale.Tests bench/Microscale.Bench src/Cli; do
+      dotnet publish "$project" -c Release -r linux-x64 --self-contained -p:PublishReadyToRun=false -o "$stage/app" --nologo -v quiet
+    done
+    mkdir -p "$stage/native" && cp -r native/CMakeLists.txt native/include native/src native/kernels native/bench native/tools "$stage/native/"
+    cp tools/run-gpu.sh "$stage/run-gpu.sh"
+    tar -C "$stage" -cf - . | xz -T0 -6 > .bundle/microscale-gpu.tar.xz
+    ls -l .bundle/microscale-gpu.tar.xz
+    echo "on the GPU machine: mkdir b && tar -C b -xJf microscale-gpu.tar.xz && b/run-gpu.sh OUT_DIR" ;;
+  *) echo "usage: ./build.sh build|test [--gpu]|demo|bench|pack|native|bundle" >&2; exit 2 ;;
 esac

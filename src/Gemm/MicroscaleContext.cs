@@ -38,6 +38,14 @@ public sealed class MicroscaleContext : IDisposable
     /// <summary>Why this backend was picked, e.g. "Auto: ILGPU CUDA device 'NVIDIA H100' found".</summary>
     public string SelectionReason { get; }
 
+    private bool IsNative => Backend == Backend.Native;
+
+    /// <summary>The ILGPU accelerator (null for the reference backend); for benchmarks and interop inside the solution.</summary>
+    internal ILGPU.Runtime.Accelerator? Accelerator => _device?.Accelerator;
+
+    /// <summary>Name of the GEMM kernel configuration the last <c>Gemm</c> call on this context ran (for benchmarks and logs).</summary>
+    public string LastGemmKernel { get; private set; } = "";
+
     /// <summary>The device's name.</summary>
     public string DeviceName => _device?.Accelerator.Name ?? "managed reference (host)";
 
@@ -48,15 +56,22 @@ public sealed class MicroscaleContext : IDisposable
     public static MicroscaleContext Create(Backend backend = Backend.Auto)
     {
         var (resolved, reason) = MicroscaleRuntime.Resolve(backend);
-        if (resolved == Backend.Cuda && !IlgpuDevice.IsCudaAvailable)
-            throw new NotSupportedException($"Backend.Cuda is not available: {IlgpuDevice.CudaUnavailableReason}");
+        ThrowIfUnavailable(resolved);
         var device = resolved switch
         {
             Backend.Reference => null,
-            Backend.Cuda => IlgpuDevice.Create(cuda: true),
+            Backend.Cuda or Backend.Native => IlgpuDevice.Create(cuda: true),
             _ => IlgpuDevice.Create(cuda: false),
         };
         return new MicroscaleContext(resolved, reason, device);
+    }
+
+    private static void ThrowIfUnavailable(Backend backend)
+    {
+        if (backend == Backend.Cuda && !IlgpuDevice.IsCudaAvailable)
+            throw new NotSupportedException($"Backend.Cuda is not available: {IlgpuDevice.CudaUnavailableReason}");
+        if (backend == Backend.Native && MicroscaleRuntime.NativeProblem() is { Length: > 0 } problem)
+            throw new NotSupportedException($"Backend.Native is not available: {problem}");
     }
 
     /// <summary>The process-wide context of a backend, used by the static span APIs (created on first use, never disposed).</summary>
@@ -65,8 +80,7 @@ public sealed class MicroscaleContext : IDisposable
         ThrowHelper.ThrowIfUndefined(backend, nameof(backend));
         if (backend == Backend.Auto)
             backend = MicroscaleRuntime.Resolve(Backend.Auto).Backend;
-        if (backend == Backend.Cuda && !IlgpuDevice.IsCudaAvailable)
-            throw new NotSupportedException($"Backend.Cuda is not available: {IlgpuDevice.CudaUnavailableReason}");
+        ThrowIfUnavailable(backend);
         return s_shared[(int)backend].Value;
     }
 
@@ -159,8 +173,21 @@ public sealed class MicroscaleContext : IDisposable
         rotation?.ThrowIfColumnsNotMultiple(source.Columns, nameof(source));
         var spec = FormatSpec.Of(options);
         int rows = source.Rows, columns = source.Columns;
-        using var widened = Widen(source, out var x);
         var parts = AllocateParts(spec.DataBytes(rows, columns), spec.BlockScaleBytes(rows, columns, options.Layout), spec.DecodeScaleCount(rows));
+        if (IsNative)
+        {
+            try
+            {
+                NativeOps.Quantize(_device!, source.Storage, OutputConvert.Kind<T>(nameof(source)), rows, columns, options, rotation, parts);
+            }
+            catch
+            {
+                parts.Dispose();
+                throw;
+            }
+            return Track(new QuantizedTensor(options, rows, columns, parts, this));
+        }
+        using var widened = Widen(source, out var x);
         try
         {
             if (_device is null)
@@ -249,6 +276,11 @@ public sealed class MicroscaleContext : IDisposable
             ReferenceQuantizer.Dequantize(parts, source.Rows, source.Columns, source.Options, destination.Storage.HostSpan);
             return;
         }
+        if (IsNative)
+        {
+            NativeOps.Dequantize(_device, source, destination.Storage);
+            return;
+        }
         long total = destination.Length;
         var launch = QuantizeParams.For(source.Spec, source.Options, source.Rows, source.Columns, null)
             .Split(total, _device.ItemsPerThread(total), out int threads);
@@ -287,6 +319,11 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfForeign(destination, nameof(destination));
         rotation.ThrowIfColumnsNotMultiple(source.Columns, nameof(source));
         ThrowIfShapeIsNot(destination, source.Rows, source.Columns, nameof(destination));
+        if (IsNative)
+        {
+            NativeOps.Rotate(_device!, source.Storage, OutputConvert.Kind<T>(nameof(source)), source.Rows, source.Columns, rotation, destination.Storage);
+            return;
+        }
         using var widened = Widen(source, out var x);
         if (_device is null)
         {
@@ -348,6 +385,13 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfForeign(a, nameof(a));
         ThrowIfForeign(b, nameof(b));
         GemmPairs.Check(null, b.Options);
+        if (IsNative)
+        {
+            // The native kernel reads BF16 / FP16 activations directly.
+            GemmCore(a.Rows, a.Columns, null, null, b, destination, options ?? GemmOptions.Default,
+                     a.Storage.View.LoadEffectiveAddressAsPtr(), OutputConvert.Kind<TA>(nameof(a)));
+            return;
+        }
         using var widened = Widen(a, out var dense);
         GemmCore(a.Rows, a.Columns, null, dense, b, destination, options ?? GemmOptions.Default);
     }
@@ -389,7 +433,7 @@ public sealed class MicroscaleContext : IDisposable
 
     /// <summary>The shared body of every GEMM overload: A is either quantized (<paramref name="quantizedA"/>) or dense binary32.</summary>
     private void GemmCore<TOut>(int m, int k, QuantizedTensor? quantizedA, TensorStorage<float>? denseA, QuantizedTensor b, DeviceTensor<TOut> destination,
-                                GemmOptions options) where TOut : unmanaged
+                                GemmOptions options, nint nativeDenseA = 0, int nativeDenseKind = 0) where TOut : unmanaged
     {
         ThrowIfForeign(destination, nameof(destination));
         int outputKind = OutputConvert.Kind<TOut>(nameof(destination));
@@ -406,8 +450,14 @@ public sealed class MicroscaleContext : IDisposable
         if (!float.IsFinite(options.Alpha))
             throw new ArgumentOutOfRangeException("options.Alpha", options.Alpha, "Alpha must be finite.");
 
+        if (IsNative)
+        {
+            LastGemmKernel = NativeOps.Gemm(_device!, m, n, k, quantizedA, nativeDenseA, nativeDenseKind, b, destination.Storage, outputKind, options);
+            return;
+        }
         if (_device is null)
         {
+            LastGemmKernel = "reference_f64";
             float[] aValues = quantizedA is null ? denseA!.HostSpan.ToArray() : DequantizeOnHost(quantizedA);
             float[] bValues = DequantizeOnHost(b);
             double[] product = ReferenceGemm.Product(aValues, bValues, m, n, k);
@@ -423,6 +473,7 @@ public sealed class MicroscaleContext : IDisposable
         ArrayView<ushort> output16 = outputKind == 0 ? dummy.View.AsContiguous().Cast<ushort>() : view.Cast<ushort>();
         var a = quantizedA is null ? new GemmOperand { Format = GemmOperand.DenseFormat, Dense = denseA!.View } : Operand(quantizedA);
         _device.GemmKernels.Run(a, Operand(b), biasView, output, output16, p);
+        LastGemmKernel = "ilgpu_" + _device.GemmKernels.Name;
         _device.Accelerator.Synchronize(); // the dummy view is freed at the end of this scope
     }
 

@@ -21,7 +21,17 @@ public static class MicroscaleRuntime
         IlgpuDevice.IsCudaAvailable
             ? new BackendStatus(Backend.Cuda, true, MicroscaleContext.Shared(Backend.Cuda).DeviceName, "ILGPU CUDA accelerator")
             : new BackendStatus(Backend.Cuda, false, "", IlgpuDevice.CudaUnavailableReason),
+        NativeProblem() is { Length: > 0 } problem
+            ? new BackendStatus(Backend.Native, false, "", problem)
+            : new BackendStatus(Backend.Native, true, MicroscaleContext.Shared(Backend.Native).DeviceName,
+                                $"libmicroscale {Interop.NativeRuntime.Version}"),
     };
+
+    /// <summary>Why <see cref="Backend.Native"/> cannot run here, or empty when it can.</summary>
+    internal static string NativeProblem() =>
+        !Interop.NativeRuntime.IsAvailable ? Interop.NativeRuntime.Problem
+        : !IlgpuDevice.IsCudaAvailable ? IlgpuDevice.CudaUnavailableReason
+        : "";
 
     /// <summary>The concrete backend a request resolves to, with the reason (for logs: fallback is never silent).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="backend"/> is not defined.</exception>
@@ -30,8 +40,10 @@ public static class MicroscaleRuntime
         ThrowHelper.ThrowIfUndefined(backend, nameof(backend));
         if (backend != Backend.Auto)
             return (backend, "requested");
-        return IlgpuDevice.IsCudaAvailable
-            ? (Backend.Cuda, "Auto: ILGPU found a CUDA device")
-            : (Backend.Cpu, $"Auto: {IlgpuDevice.CudaUnavailableReason}; using the ILGPU CPU accelerator");
+        if (!IlgpuDevice.IsCudaAvailable)
+            return (Backend.Cpu, $"Auto: {IlgpuDevice.CudaUnavailableReason}; using the ILGPU CPU accelerator");
+        return NativeProblem() is { Length: > 0 } problem
+            ? (Backend.Cuda, $"Auto: a CUDA device is present but the native library is not usable ({problem.Split('\n')[0].Trim()}); using ILGPU CUDA")
+            : (Backend.Native, "Auto: libmicroscale loaded and a CUDA device is present");
     }
 }

@@ -61,6 +61,12 @@ public sealed class DeviceTensor<T> : IDisposable where T : unmanaged
     /// <exception cref="ObjectDisposedException">The tensor or its context was disposed.</exception>
     public T[] ToArray() => Storage.ToArray();
 
+    /// <summary>The device address of the first element (accelerator backends only).</summary>
+    internal nint DevicePointer() => ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(Storage.View);
+
+    /// <summary>Enqueues a device-to-device copy into <paramref name="destination"/> (same shape and context).</summary>
+    internal void CopyDeviceTo(DeviceTensor<T> destination) => ILGPU.Runtime.ArrayViewExtensions.CopyTo(Storage.View, destination.Storage.View);
+
     /// <summary>Frees the memory; idempotent, never throws.</summary>
     public void Dispose()
     {

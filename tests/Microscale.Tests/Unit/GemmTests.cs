@@ -7,13 +7,13 @@ namespace Microscale.Tests.Unit;
 [TestFixture]
 public sealed class GemmTests
 {
-    private static readonly Backend[] s_backends = { Backend.Reference, Backend.Cpu };
+    private static readonly Backend[] s_backends = TestBackends.All;
 
     public static IEnumerable<TestCaseData> GoldenCases() =>
         from file in Golden.Files("gemm_*.safetensors")
         from scheme in new[] { "mxfp4", "nvfp4", "fp8row", "w4a8" }
         from backend in s_backends
-        select new TestCaseData(file, scheme, backend).SetName($"{Path.GetFileNameWithoutExtension(file)}_{scheme}_{backend}");
+        select TestBackends.Case($"{Path.GetFileNameWithoutExtension(file)}_{scheme}_{backend}", backend, file, scheme, backend);
 
     private static QuantizedTensor Operand(SafeTensorsFile f, string scheme, char side, int rows, int k)
     {
@@ -29,6 +29,7 @@ public sealed class GemmTests
     [TestCaseSource(nameof(GoldenCases))]
     public void GoldenProductsWithinBound(string file, string scheme, Backend backend)
     {
+        TestBackends.Require(backend);
         using var f = SafeTensorsFile.Open(Golden.PathOf(file));
         int m = (int)f.GetInfo("a").Shape[0], n = (int)f.GetInfo("b").Shape[0], k = (int)f.GetInfo("a").Shape[1];
         using var context = MicroscaleContext.Create(backend);
@@ -70,13 +71,14 @@ public sealed class GemmTests
         };
         foreach (var (name, a, b) in pairs)
         foreach (var backend in s_backends)
-            yield return new TestCaseData(a, b, backend).SetName($"Pair_{name}_{backend}");
+            yield return TestBackends.Case($"Pair_{name}_{backend}", backend, a, b, backend);
     }
 
     /// <summary>Random shapes (M = 1, N and K not multiples of the tile, K padded), alpha and bias, float64 reference from our dequantized operands.</summary>
     [TestCaseSource(nameof(PairCases))]
     public void PairWithinBoundOnOddShapes(QuantizationOptions? aOptions, QuantizationOptions bOptions, Backend backend)
     {
+        TestBackends.Require(backend);
         using var context = MicroscaleContext.Create(backend);
         foreach (var (m, n, k) in s_shapes)
         {
@@ -110,9 +112,10 @@ public sealed class GemmTests
         }
     }
 
-    [Test]
-    public void ExactByConstructionIsBitExactOnEveryBackend()
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
+    public void ExactByConstructionIsBitExactOnEveryBackend(Backend backend)
     {
+        TestBackends.Require(backend);
         // E2M1 grid values with power-of-two MX scales and small K: every product and partial sum is exact in binary32.
         const int m = 9, n = 37, k = 64;
         float[] grid = { 0f, 0.5f, 1f, 1.5f, 2f, 3f, 4f, 6f };
@@ -121,7 +124,6 @@ public sealed class GemmTests
         var a = Draw(m * k);
         var b = Draw(n * k);
         var (expected, _) = GemmBounds.Reference(a, b, m, n, k);
-        foreach (var backend in s_backends)
         {
             using var context = MicroscaleContext.Create(backend);
             using var qa = context.Quantize(context.CreateTensor<float>(a, m, k), new QuantizationOptions(QuantFormat.Mxfp4));
@@ -131,13 +133,13 @@ public sealed class GemmTests
         }
     }
 
-    [Test]
-    public void NaNBlocksPropagateToTheOutputsThatReadThem()
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
+    public void NaNBlocksPropagateToTheOutputsThatReadThem(Backend backend)
     {
+        TestBackends.Require(backend);
         var a = SeededGaussian.Create(2 * 64, seed: 1);
         a[64 + 40] = float.NaN; // row 1, second block
         var b = SeededGaussian.Create(3 * 64, seed: 2);
-        foreach (var backend in s_backends)
         {
             using var context = MicroscaleContext.Create(backend);
             using var qa = context.Quantize(context.CreateTensor<float>(a, 2, 64), new QuantizationOptions(QuantFormat.Mxfp4));

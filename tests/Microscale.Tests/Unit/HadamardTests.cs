@@ -10,12 +10,13 @@ public sealed class HadamardTests
 
     public static IEnumerable<TestCaseData> Cases() =>
         from g in s_sizes
-        from backend in new[] { Backend.Reference, Backend.Cpu }
-        select new TestCaseData(g, backend).SetName($"Hadamard_g{g}_{backend}");
+        from backend in TestBackends.All
+        select TestBackends.Case($"Hadamard_g{g}_{backend}", backend, g, backend);
 
     [TestCaseSource(nameof(Cases))]
     public void RotationAndFusedQuantizationMatchGolden(int g, Backend backend)
     {
+        TestBackends.Require(backend);
         using var f = SafeTensorsFile.Open(Golden.PathOf("hadamard.safetensors"));
         var info = f.GetInfo($"x_g{g}");
         int rows = (int)info.Shape[0], columns = (int)info.Shape[1];
@@ -54,38 +55,44 @@ public sealed class HadamardTests
             new QuantizationOptions(QuantFormat.Fp8PerRow) { Element = Fp8Element.E5M2 },
         }
         from g in s_sizes
-        select new TestCaseData(options, g).SetName($"Fused_{options.ToString().Replace('/', '_')}_g{g}");
+        from backend in TestBackends.All.Skip(1)
+        select TestBackends.Case($"Fused_{options.ToString().Replace('/', '_')}_g{g}_{backend}", backend, options, g, backend);
 
-    /// <summary>Fused rotate+quantize is byte-identical to quantizing the rotated tensor, for every format, on both backends.</summary>
+    /// <summary>Fused rotate+quantize is byte-identical to quantizing the rotated tensor and to the reference, for every format.</summary>
     [TestCaseSource(nameof(FusedCases))]
-    public void FusedEqualsRotateThenQuantize(QuantizationOptions options, int g)
+    public void FusedEqualsRotateThenQuantize(QuantizationOptions options, int g, Backend backend)
     {
+        TestBackends.Require(backend);
         const int rows = 5;
         int columns = 3 * g;
         var x = SeededGaussian.Create(rows * columns, seed: g);
         x[7] = 3e38f; // rotation overflows this block to Inf: a non-finite block after rotation
         var h = HadamardTransform.CreateRandom(g, seed: 11);
-        foreach (var backend in new[] { Backend.Reference, Backend.Cpu })
+        using var reference = MicroscaleContext.Create(Backend.Reference);
+        using var referenceInput = reference.CreateTensor<float>(x, rows, columns);
+        using var expected = reference.Quantize(reference.HadamardRotate(referenceInput, h), options).ToHost();
+        using var context = MicroscaleContext.Create(backend);
+        using var input = context.CreateTensor<float>(x, rows, columns);
+        using var rotated = context.HadamardRotate(input, h);
+        Exact.AssertFloats(reference.HadamardRotate(referenceInput, h).ToArray(), rotated.ToArray(), $"{backend} rotated", columns);
+        using var twoStep = context.Quantize(rotated, options).ToHost();
+        using var fused = context.QuantizeRotated(input, h, options).ToHost();
+        foreach (var (name, q) in new[] { ("two-step", twoStep), ("fused", fused) })
         {
-            using var context = MicroscaleContext.Create(backend);
-            using var input = context.CreateTensor<float>(x, rows, columns);
-            using var rotated = context.HadamardRotate(input, h);
-            using var twoStep = context.Quantize(rotated, options).ToHost();
-            using var fused = context.QuantizeRotated(input, h, options).ToHost();
-            Exact.AssertBytes(twoStep.Data, fused.Data, $"{backend} data");
-            Exact.AssertBytes(twoStep.BlockScales, fused.BlockScales, $"{backend} scales");
-            Exact.AssertFloats(twoStep.DecodeScales, fused.DecodeScales, $"{backend} decode scales");
+            Exact.AssertBytes(expected.Data, q.Data, $"{backend} {name} data");
+            Exact.AssertBytes(expected.BlockScales, q.BlockScales, $"{backend} {name} scales");
+            Exact.AssertFloats(expected.DecodeScales, q.DecodeScales, $"{backend} {name} decode scales");
         }
     }
 
-    [Test]
-    public void HalfAndBFloat16InputsRotateTheirExactWidening()
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
+    public void HalfAndBFloat16InputsRotateTheirExactWidening(Backend backend)
     {
+        TestBackends.Require(backend);
         var x = SeededGaussian.Create(4 * 64, seed: 3);
         var half = x.Select(v => (Half)v).ToArray();
         var bf16 = x.Select(v => (BFloat16)v).ToArray();
         var h = HadamardTransform.CreateRandom(32, seed: 5);
-        foreach (var backend in new[] { Backend.Reference, Backend.Cpu })
         {
             using var context = MicroscaleContext.Create(backend);
             using var fromHalf = context.CreateTensor<Half>(half, 4, 64);

@@ -4,7 +4,7 @@ namespace Microscale.Tests.Unit;
 
 /// <summary>
 /// Every quantizer, rule and layout against every quant_*.safetensors file (made with ml_dtypes), bit for bit, on the
-/// managed reference and on the ILGPU CPU accelerator.
+/// managed reference, the ILGPU CPU accelerator and (category Gpu) ILGPU CUDA and the native library.
 /// </summary>
 [TestFixture]
 public sealed class QuantizeGoldenTests
@@ -12,8 +12,8 @@ public sealed class QuantizeGoldenTests
     public static IEnumerable<TestCaseData> Cases()
     {
         foreach (string file in Golden.Files("quant_*.safetensors"))
-        foreach (var backend in new[] { Backend.Reference, Backend.Cpu })
-            yield return new TestCaseData(file, backend).SetName($"{Path.GetFileNameWithoutExtension(file)}_{backend}");
+        foreach (var backend in TestBackends.All)
+            yield return TestBackends.Case($"{Path.GetFileNameWithoutExtension(file)}_{backend}", backend, file, backend);
     }
 
     private static (float[] X, int Rows, int Columns) Input(SafeTensorsFile f)
@@ -25,6 +25,7 @@ public sealed class QuantizeGoldenTests
     [TestCaseSource(nameof(Cases))]
     public void Mx(string file, Backend backend)
     {
+        TestBackends.Require(backend);
         using var f = SafeTensorsFile.Open(Golden.PathOf(file));
         var (x, rows, columns) = Input(f);
         foreach (var format in new[] { QuantFormat.Mxfp4, QuantFormat.Mxfp8 })
@@ -46,6 +47,7 @@ public sealed class QuantizeGoldenTests
     [TestCaseSource(nameof(Cases))]
     public void Nvfp4(string file, Backend backend)
     {
+        TestBackends.Require(backend);
         using var f = SafeTensorsFile.Open(Golden.PathOf(file));
         var (x, rows, columns) = Input(f);
         using var q = Quantizer.Quantize(x, rows, columns, new QuantizationOptions(QuantFormat.Nvfp4), backend);
@@ -62,6 +64,7 @@ public sealed class QuantizeGoldenTests
     [TestCaseSource(nameof(Cases))]
     public void Fp8(string file, Backend backend)
     {
+        TestBackends.Require(backend);
         using var f = SafeTensorsFile.Open(Golden.PathOf(file));
         var (x, rows, columns) = Input(f);
         foreach (var (format, name) in new[] { (QuantFormat.Fp8PerTensor, "fp8_tensor"), (QuantFormat.Fp8PerRow, "fp8_row") })

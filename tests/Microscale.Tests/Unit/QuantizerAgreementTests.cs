@@ -1,7 +1,7 @@
 namespace Microscale.Tests.Unit;
 
 /// <summary>
-/// The ILGPU kernels (CPU accelerator) against the managed reference on random inputs of awkward shapes, every format,
+/// Every backend (ILGPU CPU; category Gpu: ILGPU CUDA and native) against the managed reference on random inputs of awkward shapes, every format,
 /// rule, layout and element, and Half / BFloat16 inputs: bit for bit.
 /// </summary>
 [TestFixture]
@@ -20,7 +20,8 @@ public sealed class QuantizerAgreementTests
             bool valid = true;
             try { o.Validate(); } catch (ArgumentException) { valid = false; }
             if (valid)
-                yield return new TestCaseData(o).SetName($"Agree_{format}_{rule}_{layout}_{element}");
+                foreach (var backend in TestBackends.All.Skip(1))
+                    yield return TestBackends.Case($"Agree_{format}_{rule}_{layout}_{element}_{backend}", backend, o, backend);
         }
     }
 
@@ -42,25 +43,26 @@ public sealed class QuantizerAgreementTests
     }
 
     [TestCaseSource(nameof(Options))]
-    public void IlgpuCpuMatchesReference(QuantizationOptions options)
+    public void BackendMatchesReference(QuantizationOptions options, Backend backend)
     {
+        TestBackends.Require(backend);
         foreach (var (rows, columns) in s_shapes)
         {
             float[] x = Input(rows, columns, rows * 1000 + columns);
             using var reference = Quantizer.Quantize(x, rows, columns, options, Backend.Reference);
-            using var ilgpu = Quantizer.Quantize(x, rows, columns, options, Backend.Cpu);
+            using var ilgpu = Quantizer.Quantize(x, rows, columns, options, backend);
             string what = $"{options} {rows}x{columns}";
             Exact.AssertBytes(reference.Data, ilgpu.Data, what + " data");
             Exact.AssertBytes(reference.BlockScales, ilgpu.BlockScales, what + " block scales");
             Exact.AssertFloats(reference.DecodeScales, ilgpu.DecodeScales, what + " decode scales");
-            Exact.AssertFloats(reference.Dequantize(Backend.Reference), ilgpu.Dequantize(Backend.Cpu), what + " dequantized", columns);
+            Exact.AssertFloats(reference.Dequantize(Backend.Reference), ilgpu.Dequantize(backend), what + " dequantized", columns);
         }
     }
 
-    [TestCase(Backend.Reference)]
-    [TestCase(Backend.Cpu)]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
     public void HalfAndBFloat16InputsEqualTheirExactFloatWidening(Backend backend)
     {
+        TestBackends.Require(backend);
         const int rows = 5, columns = 70;
         float[] x = Input(rows, columns, 7);
         var half = x.Select(v => (Half)v).ToArray();

@@ -1,0 +1,67 @@
+// microscale_baselines: cuBLASLt GEMMs for side-by-side benchmarks only (never shipped, never called by the library).
+// Layout "TN" like Microscale's: A [m,k] and B [n,k] row-major (K-major), D [m,n] row-major. In cuBLASLt's column-major
+// terms that is D^T (n x m) = op(B^T buffer, T) x (A^T buffer, N).
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#if defined(_WIN32)
+#define MSB_API extern "C" __declspec(dllexport)
+#else
+#define MSB_API extern "C" __attribute__((visibility("default")))
+#endif
+
+namespace {
+thread_local std::string t_error;
+cublasLtHandle_t handle() {
+  static cublasLtHandle_t h = [] { cublasLtHandle_t x = nullptr; cublasLtCreate(&x); return x; }();
+  return h;
+}
+int fail(const char* what, int status) {
+  t_error = std::string(what) + " failed with status " + std::to_string(status);
+  return status == 0 ? -1 : status;
+}
+}  // namespace
+
+MSB_API const char* msb_last_error(void) { return t_error.c_str(); }
+
+// dtype: 0 bf16 x bf16 -> bf16; 1 fp8 e4m3 x e4m3 -> bf16 with per-tensor float scales a_scale, b_scale (device pointers).
+MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* b, void* d, const float* a_scale, const float* b_scale,
+                     void* workspace, size_t workspace_bytes, void* stream) {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  cudaDataType_t in = dtype == 0 ? CUDA_R_16BF : CUDA_R_8F_E4M3;
+  cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+  float alpha = 1.0f, beta = 0.0f;
+  int status = 0;
+  int results = 0;
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  if ((status = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F))) { fail("cublasLtMatmulDescCreate", status); goto done; }
+  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof transa);
+  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof transb);
+  if (dtype == 1) {
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &b_scale, sizeof b_scale);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale, sizeof a_scale);
+  }
+  cublasLtMatrixLayoutCreate(&la, in, k, n, k);   // B buffer, col-major k x n
+  cublasLtMatrixLayoutCreate(&lb, in, k, m, k);   // A buffer, col-major k x m
+  cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, n, m, n);
+  cublasLtMatmulPreferenceCreate(&pref);
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof workspace_bytes);
+  if ((status = cublasLtMatmulAlgoGetHeuristic(handle(), op, la, lb, ld, ld, pref, 1, &heuristic, &results)) || results == 0) {
+    fail("cublasLtMatmulAlgoGetHeuristic", status); status = status ? status : -1; goto done;
+  }
+  if ((status = cublasLtMatmul(handle(), op, &alpha, b, la, a, lb, &beta, d, ld, d, ld, &heuristic.algo, workspace, workspace_bytes,
+                               static_cast<cudaStream_t>(stream))))
+    fail("cublasLtMatmul", status);
+done:
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (ld) cublasLtMatrixLayoutDestroy(ld);
+  if (lb) cublasLtMatrixLayoutDestroy(lb);
+  if (la) cublasLtMatrixLayoutDestroy(la);
+  if (op) cublasLtMatmulDescDestroy(op);
+  return status;
+}

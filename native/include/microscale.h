@@ -1,0 +1,124 @@
+/* Microscale native library: the only public header. C99, fixed-width types, no CUDA or C++ types.
+ *
+ * Every function returns ms_status_t (MS_OK = 0). Details of a failure are kept per thread and read with
+ * ms_last_error_message() / ms_last_error_argument() until the next ms_* call on that thread.
+ * Device pointers are plain addresses in the caller's current CUDA context; `stream` is a cudaStream_t (NULL: the
+ * legacy default stream). The library never calls cudaSetDevice, never creates a context, never synchronizes
+ * implicitly (except where a function says it returns a value computed on the device) and never aborts.
+ * Number formats, rounding and scale rules: docs/NUMERICS.md (bit-exact where it says so). */
+#ifndef MICROSCALE_H
+#define MICROSCALE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  define MS_API __declspec(dllexport)
+#else
+#  define MS_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MS_ABI_VERSION 1
+
+typedef int32_t ms_status_t;
+enum {
+  MS_OK = 0,
+  MS_ERR_INVALID_ARGUMENT = 1,
+  MS_ERR_MISALIGNED = 2,
+  MS_ERR_UNSUPPORTED = 3,
+  MS_ERR_ARCH_MISMATCH = 4,
+  MS_ERR_CUDA = 5,
+  MS_ERR_OUT_OF_MEMORY = 6,
+  MS_ERR_ABI_MISMATCH = 7,
+  MS_ERR_INTERNAL = 8,
+  MS_ERR_NONFINITE = 9
+};
+
+/* Quantized formats (same numbering as the managed QuantFormat). */
+enum { MS_FMT_MXFP4 = 0, MS_FMT_MXFP8 = 1, MS_FMT_NVFP4 = 2, MS_FMT_FP8_TENSOR = 3, MS_FMT_FP8_ROW = 4, MS_FMT_DENSE = -1 };
+enum { MS_ELEM_E4M3 = 0, MS_ELEM_E5M2 = 1 };               /* FP8 element of MXFP8 / FP8 formats */
+enum { MS_RULE_FLOOR = 0, MS_RULE_CEIL = 1 };              /* MX scale exponent rule */
+enum { MS_LAYOUT_LINEAR = 0, MS_LAYOUT_SWIZZLED_128X4 = 1 };
+enum { MS_DTYPE_F32 = 0, MS_DTYPE_BF16 = 1, MS_DTYPE_F16 = 2 };
+
+/* A quantized tensor [rows, cols] (cols = logical K, zero-padded to the block): where its parts live. */
+typedef struct ms_qtensor_t {
+  uint32_t struct_size;     /* sizeof(ms_qtensor_t) */
+  int32_t format;           /* MS_FMT_*, or MS_FMT_DENSE for a dense operand (then `dense` and `dtype` apply) */
+  int32_t element;          /* MS_ELEM_* (MXFP8 / FP8 formats) */
+  int32_t layout;           /* MS_LAYOUT_* of block_scales */
+  int32_t rows;
+  int32_t cols;
+  int32_t dtype;            /* MS_DTYPE_* of a dense operand */
+  int32_t reserved;
+  void* data;               /* packed codes: rows x padded_cols x bits / 8 bytes */
+  void* block_scales;       /* E8M0 / UE4M3 codes; NULL for FP8 per-tensor / per-row */
+  float* decode_scales;     /* NVFP4 g [1], FP8 per-tensor [1], FP8 per-row [rows]; NULL for MX */
+  const void* dense;        /* dense operand [rows, cols] of dtype */
+} ms_qtensor_t;
+
+/* Quantization request: source [rows, cols] of src_dtype, optional block Hadamard rotation first. */
+typedef struct ms_quantize_desc_t {
+  uint32_t struct_size;     /* sizeof(ms_quantize_desc_t) */
+  int32_t rule;             /* MS_RULE_* (MX formats) */
+  int32_t src_dtype;        /* MS_DTYPE_* */
+  int32_t hadamard_block;   /* 0 (none) or 16, 32, 64, 128, 256 (cols must be a multiple) */
+  const float* hadamard_signs; /* device, hadamard_block values of +-1, or NULL for all +1 */
+} ms_quantize_desc_t;
+
+typedef struct ms_gemm_desc_t {
+  uint32_t struct_size;     /* sizeof(ms_gemm_desc_t) */
+  int32_t m, n, k;
+  int32_t a_format, a_element, a_layout, a_dtype;   /* a_format MS_FMT_DENSE: dense activations of a_dtype */
+  int32_t b_format, b_element, b_layout;
+  int32_t out_dtype;        /* MS_DTYPE_* */
+  int32_t has_bias;         /* bias: float [n] */
+} ms_gemm_desc_t;
+
+typedef struct ms_gemm_operands_t {
+  uint32_t struct_size;     /* sizeof(ms_gemm_operands_t) */
+  float alpha;
+  ms_qtensor_t a;
+  ms_qtensor_t b;
+  void* out;                /* [m, n] of out_dtype, row-major */
+  const float* bias;        /* [n] or NULL */
+} ms_gemm_operands_t;
+
+typedef struct ms_gemm_plan ms_gemm_plan;  /* opaque */
+
+MS_API int32_t ms_abi_version(void);
+MS_API const char* ms_version(void);
+/* Thread-local detail of the last failure on this thread; library-owned, valid until the next ms_* call here. */
+MS_API const char* ms_last_error_message(void);
+MS_API const char* ms_last_error_argument(void);
+/* The current context's device: compute capability (e.g. 90) and a comma-separated list of kernel families it runs. */
+MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_capacity);
+
+/* Bytes of device workspace ms_quantize needs (amax scratch); 0 for MX formats. */
+MS_API ms_status_t ms_quantize_workspace_size(const ms_qtensor_t* dst, const ms_quantize_desc_t* desc, size_t* out_bytes);
+/* Quantizes src into dst (bit-exact, NUMERICS.md s3/s4/s6, non-finite policy Propagate). */
+MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, const ms_qtensor_t* dst,
+                               void* workspace, size_t workspace_bytes, void* stream);
+/* Row-major index of the first NaN/Inf of the (rotated) source, or -1: synchronizes `stream` to return it. */
+MS_API ms_status_t ms_find_first_nonfinite(const ms_quantize_desc_t* desc, const void* src, int32_t rows, int32_t cols,
+                                           void* workspace, size_t workspace_bytes, void* stream, int64_t* out_index);
+MS_API ms_status_t ms_dequantize(const ms_qtensor_t* src, float* dst, void* stream);
+/* Block Hadamard rotation of [rows, cols] src (src_dtype) into float dst; bit-exact order of NUMERICS.md s4. */
+MS_API ms_status_t ms_hadamard_rotate(const ms_quantize_desc_t* desc, const void* src, int32_t rows, int32_t cols, float* dst,
+                                      void* stream);
+
+/* GEMM C = alpha * A.B^T + bias: validate and pick a kernel once (plan), then run it many times. */
+MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan** out_plan);
+MS_API ms_status_t ms_gemm_plan_name(const ms_gemm_plan* plan, char* name, size_t capacity);
+MS_API ms_status_t ms_gemm_plan_workspace_size(const ms_gemm_plan* plan, size_t* out_bytes);
+MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_operands_t* ops, void* workspace, void* stream);
+MS_API void ms_gemm_plan_destroy(ms_gemm_plan* plan);   /* NULL-safe, cannot fail */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MICROSCALE_H */

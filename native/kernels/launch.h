@@ -1,0 +1,37 @@
+// Host-side entry points of the kernel families (what src/api_*.cpp calls). One function per family operation.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime_api.h>
+#include "microscale.h"
+
+namespace ms {
+
+// What a quantize / rotate / check launch needs, resolved from the C ABI structs.
+struct QuantizeLaunch {
+  int rows, cols, padded_cols, scale_cols;
+  int format;        // MS_FMT_*; -1 for rotate-only
+  int kind;          // element kind: 0 e2m1, 1 e4m3, 2 e5m2
+  int rule;          // 0 floor, 1 ceil
+  int swizzled;
+  int src_dtype;
+  int hadamard;      // 0 or g
+  const float* signs;
+  const void* src;
+  uint8_t* data;
+  uint8_t* block_scales;
+  float* decode_scales;
+  int* amax_workspace;  // rows ints (per-row) or 1
+};
+
+void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream);
+// Writes the first non-finite row-major index (or INT64_MAX) of the (rotated) source to *device_index.
+void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_index, cudaStream_t stream);
+void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);
+void launch_dequantize(const ms_qtensor_t& q, int padded_cols, int scale_cols, int kind, int bits, int block, float* dst, cudaStream_t stream);
+
+// The generic CUDA-core GEMM for every pair (any sm >= 80).
+void launch_gemm_generic(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, cudaStream_t stream);
+extern const char* const kGemmGenericName;
+
+}  // namespace ms

@@ -1,0 +1,223 @@
+// Quantization to every format of NUMERICS.md s3 (MXFP4, MXFP8, NVFP4, FP8 per-tensor / per-row), optionally fused with
+// the block Hadamard rotation (the rotated values never leave registers), the non-finite scan and dequantization.
+// Bit-exact: built with --fmad=false -ftz=false -prec-div=true. One warp per row segment (common/segment.cuh).
+#include <climits>
+#include <cmath>
+#include "common/segment.cuh"
+#include "launch.h"
+#include "../src/error.h"
+
+namespace ms {
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+enum Mode { kAbsMax, kFirstNonFinite, kBlockQuantize, kFp8Quantize, kRotate };
+
+struct QuantizeParams {
+  SegmentParams seg;
+  int format, kind, rule, swizzled, block, scale_cols, per_row;
+  uint8_t* data;
+  uint8_t* block_scales;
+  float* decode_scales;
+  int* amax;
+  unsigned long long* first_index;
+  float* rotated;
+};
+
+template <int E>
+__device__ void block_quantize(const QuantizeParams& p, int row, int first, int lane, const float (&v)[E]) {
+  const int lanes_per_block = p.block / E;
+  uint32_t amax = 0;
+  bool non_finite = false;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    uint32_t bits = abs_bits(v[e]);
+    if (!is_finite_bits(bits)) non_finite = true;
+    else if (bits > amax) amax = bits;
+  }
+  for (int o = 1; o < lanes_per_block; o <<= 1) {
+    uint32_t other = __shfl_xor_sync(0xFFFFFFFFu, amax, o);
+    amax = other > amax ? other : amax;
+    non_finite |= __shfl_xor_sync(0xFFFFFFFFu, (int)non_finite, o) != 0;
+  }
+  const bool nv = p.format == kFmtNvfp4;
+  uint32_t scale_code;
+  float factor = 0.0f;  // MX: x 2^-e; NVFP4: / d; 0 writes +0 codes
+  if (nv) {
+    float g = p.decode_scales[0];
+    scale_code = non_finite ? kUE4M3Nan : nv_block_scale(u2f(amax), g);
+    if (!non_finite && scale_code != 0) factor = __fmul_rn(from_e4m3(scale_code), g);
+  } else if (non_finite) {
+    scale_code = kE8M0Nan;
+  } else if (amax == 0) {
+    scale_code = 0;
+  } else {
+    int e = mx_exponent(u2f(amax), p.rule, p.kind);
+    scale_code = (uint32_t)(e + 127);
+    factor = pow2(-e);
+  }
+  const int col0 = first + lane * E;  // this lane's first column
+  const int64_t row_start = (int64_t)row * p.seg.padded_cols;
+  uint32_t codes[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e)
+    codes[e] = factor == 0.0f ? 0u : encode(nv ? __fdiv_rn(v[e], factor) : __fmul_rn(v[e], factor), p.kind);
+  // FP4 with one value per lane: the even lane packs its odd neighbour's code (every lane takes part in the shuffle).
+  uint32_t neighbour = E == 1 ? __shfl_down_sync(0xFFFFFFFFu, codes[0], 1) : 0u;
+  if (col0 >= p.seg.padded_cols) return;  // the segment runs past the padded row
+  if (lane % lanes_per_block == 0)
+    p.block_scales[scale_offset(row, col0 / p.block, p.scale_cols, p.swizzled)] = (uint8_t)scale_code;
+  if (p.kind != kE2M1) {
+#pragma unroll
+    for (int e = 0; e < E; ++e) p.data[row_start + col0 + e] = (uint8_t)codes[e];
+  } else if (E >= 2) {
+#pragma unroll
+    for (int e = 0; e + 1 < E; e += 2) p.data[(row_start + col0 + e) >> 1] = (uint8_t)(codes[e] | (codes[e + 1] << 4));
+  } else if ((lane & 1) == 0) {
+    p.data[(row_start + col0) >> 1] = (uint8_t)(codes[0] | (neighbour << 4));
+  }
+}
+
+template <Mode M, int E>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock) segment_kernel(QuantizeParams p, const void* src) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+  const int64_t warps = (int64_t)gridDim.x * kWarpsPerBlock;
+  const int64_t items = (int64_t)p.seg.rows * p.seg.segs_per_row;
+  for (int64_t item = warp; item < items; item += warps) {
+    const int row = (int)(item / p.seg.segs_per_row);
+    const int first = (int)(item - (int64_t)row * p.seg.segs_per_row) * p.seg.seg;
+    float v[E];
+    load_segment<E>(p.seg, src, row, first, lane, v);
+    const int col0 = first + lane * E;
+    if constexpr (M == kAbsMax) {
+      uint32_t amax = 0;
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        uint32_t bits = abs_bits(v[e]);
+        if (is_finite_bits(bits) && bits > amax) amax = bits;
+      }
+      for (int o = 16; o > 0; o >>= 1) {
+        uint32_t other = __shfl_xor_sync(0xFFFFFFFFu, amax, o);
+        amax = other > amax ? other : amax;
+      }
+      if (lane == 0 && amax != 0) atomicMax(&p.amax[p.per_row ? row : 0], (int)amax);
+    } else if constexpr (M == kFirstNonFinite) {
+#pragma unroll
+      for (int e = 0; e < E; ++e)
+        if (col0 + e < p.seg.cols && !is_finite_bits(abs_bits(v[e])))
+          atomicMin(p.first_index, (unsigned long long)((int64_t)row * p.seg.cols + col0 + e));
+    } else if constexpr (M == kBlockQuantize) {
+      block_quantize<E>(p, row, first, lane, v);
+    } else if constexpr (M == kFp8Quantize) {
+      float g = p.decode_scales[p.per_row ? row : 0];
+#pragma unroll
+      for (int e = 0; e < E; ++e)
+        if (col0 + e < p.seg.cols) p.data[(int64_t)row * p.seg.cols + col0 + e] = (uint8_t)encode(__fdiv_rn(v[e], g), p.kind);
+    } else {
+#pragma unroll
+      for (int e = 0; e < E; ++e)
+        if (col0 + e < p.seg.cols) p.rotated[(int64_t)row * p.seg.cols + col0 + e] = v[e];
+    }
+  }
+}
+
+__global__ void decode_scales_kernel(const int* amax, float* scales, int count, float divisor) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) scales[i] = tensor_decode_scale(u2f((uint32_t)amax[i]), divisor);
+}
+
+__global__ void dequantize_kernel(QuantView q, int rows, float* dst) {
+  const int64_t total = (int64_t)rows * q.cols;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    int row = (int)(i / q.cols);
+    dst[i] = dequantize_at(q, row, (int)(i - (int64_t)row * q.cols));
+  }
+}
+
+int block_size_of(int format) { return format == kFmtNvfp4 ? 16 : (format == kFmtMxfp4 || format == kFmtMxfp8) ? 32 : 0; }
+
+QuantizeParams params_for(const QuantizeLaunch& q) {
+  QuantizeParams p{};
+  int block = block_size_of(q.format);
+  int width = q.hadamard > block ? q.hadamard : (block > 0 ? block : 32);  // a multiple of g and of the block
+  p.seg.rows = q.rows;
+  p.seg.cols = q.cols;
+  p.seg.padded_cols = q.padded_cols;
+  p.seg.src_dtype = q.src_dtype;
+  p.seg.g = q.hadamard;
+  p.seg.signs = q.signs;
+  p.seg.c = q.hadamard ? (float)(1.0 / std::sqrt((double)q.hadamard)) : 1.0f;
+  p.seg.seg = width > 32 ? width : 32;
+  p.seg.segs_per_row = (q.padded_cols + p.seg.seg - 1) / p.seg.seg;
+  p.format = q.format;
+  p.kind = q.kind;
+  p.rule = q.rule;
+  p.swizzled = q.swizzled;
+  p.block = block;
+  p.scale_cols = q.scale_cols;
+  p.per_row = q.format == kFmtFp8Row;
+  p.data = q.data;
+  p.block_scales = q.block_scales;
+  p.decode_scales = q.decode_scales;
+  p.amax = q.amax_workspace;
+  return p;
+}
+
+template <Mode M>
+void launch_mode(const QuantizeParams& p, const void* src, cudaStream_t stream) {
+  int64_t items = (int64_t)p.seg.rows * p.seg.segs_per_row;
+  int64_t blocks = (items + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  int grid = (int)(blocks < 65535 * 8 ? blocks : 65535 * 8);
+  switch (p.seg.seg / 32) {
+    case 1: segment_kernel<M, 1><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p, src); break;
+    case 2: segment_kernel<M, 2><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p, src); break;
+    case 4: segment_kernel<M, 4><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p, src); break;
+    default: segment_kernel<M, 8><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p, src); break;
+  }
+  check_cuda(cudaGetLastError(), "quantize kernel launch");
+}
+
+}  // namespace
+
+void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream) {
+  QuantizeParams p = params_for(q);
+  bool mx = q.format == kFmtMxfp4 || q.format == kFmtMxfp8;
+  if (q.block_scales && q.swizzled) {
+    int64_t bytes = (int64_t)((q.rows + 127) / 128 * 128) * ((q.scale_cols + 3) / 4 * 4);
+    check_cuda(cudaMemsetAsync(q.block_scales, 0, (size_t)bytes, stream), "cudaMemsetAsync(block_scales)");
+  }
+  if (!mx) {
+    int count = q.format == kFmtFp8Row ? q.rows : 1;
+    check_cuda(cudaMemsetAsync(q.amax_workspace, 0, sizeof(int) * count, stream), "cudaMemsetAsync(workspace)");
+    launch_mode<kAbsMax>(p, q.src, stream);
+    float divisor = q.format == kFmtNvfp4 ? 2688.0f : element_max(q.kind);
+    decode_scales_kernel<<<(count + 255) / 256, 256, 0, stream>>>(q.amax_workspace, q.decode_scales, count, divisor);
+    check_cuda(cudaGetLastError(), "decode scale kernel launch");
+  }
+  if (q.format == kFmtFp8Tensor || q.format == kFmtFp8Row) launch_mode<kFp8Quantize>(p, q.src, stream);
+  else launch_mode<kBlockQuantize>(p, q.src, stream);
+}
+
+void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_index, cudaStream_t stream) {
+  QuantizeParams p = params_for(q);
+  p.first_index = device_index;
+  launch_mode<kFirstNonFinite>(p, q.src, stream);
+}
+
+void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream) {
+  QuantizeParams p = params_for(q);
+  p.rotated = dst;
+  launch_mode<kRotate>(p, q.src, stream);
+}
+
+void launch_dequantize(const ms_qtensor_t& t, int padded_cols, int scale_cols, int kind, int bits, int block, float* dst, cudaStream_t stream) {
+  QuantView q{static_cast<const uint8_t*>(t.data), static_cast<const uint8_t*>(t.block_scales), t.decode_scales,
+              t.format, kind, bits, block, padded_cols, scale_cols, t.layout == MS_LAYOUT_SWIZZLED_128X4, t.cols};
+  int64_t total = (int64_t)t.rows * t.cols;
+  int grid = (int)((total + 255) / 256 < 65535 * 16 ? (total + 255) / 256 : 65535 * 16);
+  dequantize_kernel<<<grid, 256, 0, stream>>>(q, t.rows, dst);
+  check_cuda(cudaGetLastError(), "dequantize kernel launch");
+}
+
+}  // namespace ms

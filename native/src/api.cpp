@@ -1,0 +1,284 @@
+// The C ABI (include/microscale.h): argument checks with messages naming the argument and its value, then the launch.
+// Every body is MS_API_BEGIN ... MS_API_END, so no C++ exception crosses the ABI.
+#include <cuda_runtime_api.h>
+
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include "../kernels/launch.h"
+#include "driver.h"
+#include "error.h"
+
+#ifndef MS_VERSION_STRING
+#define MS_VERSION_STRING "0.1.0"
+#endif
+
+namespace {
+
+bool is_block_format(int f) { return f == MS_FMT_MXFP4 || f == MS_FMT_MXFP8 || f == MS_FMT_NVFP4; }
+bool is_fp4(int f) { return f == MS_FMT_MXFP4 || f == MS_FMT_NVFP4; }
+int block_size(int f) { return f == MS_FMT_NVFP4 ? 16 : (f == MS_FMT_MXFP4 || f == MS_FMT_MXFP8) ? 32 : 0; }
+int padded_cols(int f, int cols) { int b = block_size(f); return b ? (cols + b - 1) / b * b : cols; }
+int element_kind(int f, int element) { return is_fp4(f) ? 0 : element == MS_ELEM_E5M2 ? 2 : 1; }
+int dtype_size(int dtype) { return dtype == MS_DTYPE_F32 ? 4 : 2; }
+
+const char* format_name(int f) {
+  switch (f) {
+    case MS_FMT_MXFP4: return "mxfp4";
+    case MS_FMT_MXFP8: return "mxfp8";
+    case MS_FMT_NVFP4: return "nvfp4";
+    case MS_FMT_FP8_TENSOR: return "fp8-tensor";
+    case MS_FMT_FP8_ROW: return "fp8-row";
+    case MS_FMT_DENSE: return "dense";
+    default: return "unknown";
+  }
+}
+
+void check_aligned(const void* p, size_t alignment, const char* arg) {
+  if (reinterpret_cast<uintptr_t>(p) % alignment != 0)
+    ms::fail(MS_ERR_MISALIGNED, arg, "%s: must be %zu-byte aligned, got address %p", arg, alignment, p);
+}
+
+void check_struct(uint32_t got, size_t expected, const char* arg) {
+  if (got < expected)
+    ms::fail(MS_ERR_ABI_MISMATCH, arg, "%s: struct_size %u is smaller than this library's %zu (ABI %d)", arg, got, expected, MS_ABI_VERSION);
+}
+
+void check_qtensor(const ms_qtensor_t* t, const char* arg) {
+  MS_CHECK_ARG(t != nullptr, arg, "%s: must not be NULL", arg);
+  check_struct(t->struct_size, sizeof(ms_qtensor_t), arg);
+  MS_CHECK_ARG(t->rows >= 1 && t->cols >= 1, arg, "%s: rows and cols must be >= 1, got [%d, %d]", arg, t->rows, t->cols);
+  if (t->format == MS_FMT_DENSE) {
+    MS_CHECK_ARG(t->dtype >= MS_DTYPE_F32 && t->dtype <= MS_DTYPE_F16, arg, "%s: unknown dtype %d", arg, t->dtype);
+    MS_CHECK_ARG(t->dense != nullptr, arg, "%s.dense: must not be NULL", arg);
+    check_aligned(t->dense, dtype_size(t->dtype), arg);
+    return;
+  }
+  MS_CHECK_ARG(t->format >= MS_FMT_MXFP4 && t->format <= MS_FMT_FP8_ROW, arg, "%s: unknown format %d", arg, t->format);
+  MS_CHECK_ARG(t->element == MS_ELEM_E4M3 || (t->element == MS_ELEM_E5M2 && !is_fp4(t->format)), arg,
+               "%s: element %d does not apply to %s", arg, t->element, format_name(t->format));
+  MS_CHECK_ARG(t->layout == MS_LAYOUT_LINEAR || (t->layout == MS_LAYOUT_SWIZZLED_128X4 && is_block_format(t->format)), arg,
+               "%s: layout %d does not apply to %s", arg, t->layout, format_name(t->format));
+  MS_CHECK_ARG(t->data != nullptr, arg, "%s.data: must not be NULL", arg);
+  if (is_block_format(t->format)) MS_CHECK_ARG(t->block_scales != nullptr, arg, "%s.block_scales: must not be NULL for %s", arg, format_name(t->format));
+  if (t->format != MS_FMT_MXFP4 && t->format != MS_FMT_MXFP8) {
+    MS_CHECK_ARG(t->decode_scales != nullptr, arg, "%s.decode_scales: must not be NULL for %s", arg, format_name(t->format));
+    check_aligned(t->decode_scales, 4, arg);
+  }
+}
+
+ms::QuantizeLaunch launch_of(const ms_quantize_desc_t* desc, const void* src, const ms_qtensor_t* dst, int rows, int cols) {
+  ms::QuantizeLaunch q{};
+  q.rows = rows;
+  q.cols = cols;
+  q.format = dst ? dst->format : -1;
+  q.padded_cols = dst ? padded_cols(dst->format, cols) : cols;
+  q.scale_cols = dst && block_size(dst->format) ? q.padded_cols / block_size(dst->format) : 0;
+  q.kind = dst ? element_kind(dst->format, dst->element) : 0;
+  q.rule = desc->rule;
+  q.swizzled = dst && dst->layout == MS_LAYOUT_SWIZZLED_128X4;
+  q.src_dtype = desc->src_dtype;
+  q.hadamard = desc->hadamard_block;
+  q.signs = desc->hadamard_signs;
+  q.src = src;
+  if (dst) {
+    q.data = static_cast<uint8_t*>(dst->data);
+    q.block_scales = static_cast<uint8_t*>(dst->block_scales);
+    q.decode_scales = dst->decode_scales;
+  }
+  return q;
+}
+
+void check_quantize_desc(const ms_quantize_desc_t* desc, const void* src, int cols) {
+  MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
+  check_struct(desc->struct_size, sizeof(ms_quantize_desc_t), "desc");
+  MS_CHECK_ARG(desc->rule == MS_RULE_FLOOR || desc->rule == MS_RULE_CEIL, "desc.rule", "desc.rule: unknown rule %d", desc->rule);
+  MS_CHECK_ARG(desc->src_dtype >= MS_DTYPE_F32 && desc->src_dtype <= MS_DTYPE_F16, "desc.src_dtype", "desc.src_dtype: unknown dtype %d", desc->src_dtype);
+  int g = desc->hadamard_block;
+  MS_CHECK_ARG(g == 0 || g == 16 || g == 32 || g == 64 || g == 128 || g == 256, "desc.hadamard_block",
+               "desc.hadamard_block: must be 0, 16, 32, 64, 128 or 256, got %d", g);
+  MS_CHECK_ARG(g == 0 || cols % g == 0, "src", "src: K (%d) must be a multiple of the Hadamard block (%d)", cols, g);
+  if (desc->hadamard_signs) check_aligned(desc->hadamard_signs, 4, "desc.hadamard_signs");
+  MS_CHECK_ARG(src != nullptr, "src", "src: must not be NULL");
+  check_aligned(src, dtype_size(desc->src_dtype), "src");
+}
+
+size_t amax_bytes(const ms_qtensor_t* dst) {
+  if (dst->format == MS_FMT_MXFP4 || dst->format == MS_FMT_MXFP8) return 0;
+  return sizeof(int) * (dst->format == MS_FMT_FP8_ROW ? (size_t)dst->rows : 1);
+}
+
+// The operand pairs of NUMERICS.md s5 (the same table as the managed GemmPairs).
+bool pair_supported(const ms_gemm_desc_t& d) {
+  int a = d.a_format, b = d.b_format;
+  if (a == MS_FMT_DENSE) return is_fp4(b);
+  if (a == MS_FMT_MXFP4 && b == MS_FMT_MXFP4) return true;
+  if (a == MS_FMT_NVFP4 && b == MS_FMT_NVFP4) return true;
+  if (is_fp4(b) && (a == MS_FMT_FP8_ROW || a == MS_FMT_FP8_TENSOR || a == MS_FMT_MXFP8) && d.a_element == MS_ELEM_E4M3) return true;
+  if ((a == MS_FMT_FP8_TENSOR || a == MS_FMT_FP8_ROW) && (b == MS_FMT_FP8_TENSOR || b == MS_FMT_FP8_ROW)) return true;
+  return a == MS_FMT_MXFP8 && b == MS_FMT_MXFP8;
+}
+
+}  // namespace
+
+struct ms_gemm_plan {
+  ms_gemm_desc_t desc;
+  std::string name;
+};
+
+extern "C" {
+
+MS_API int32_t ms_abi_version(void) { return MS_ABI_VERSION; }
+MS_API const char* ms_version(void) { return MS_VERSION_STRING; }
+
+MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_capacity) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(out_sm != nullptr, "out_sm", "out_sm: must not be NULL");
+  *out_sm = 0;
+  ms::require_current_context();
+  const ms::Driver& driver = ms::Driver::get();
+  int device = 0, major = 0, minor = 0;
+  const int kMajor = 75, kMinor = 76;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR
+  if (driver.ctx_get_device(&device) != 0 || driver.device_get_attribute(&major, kMajor, device) != 0 ||
+      driver.device_get_attribute(&minor, kMinor, device) != 0)
+    ms::fail(MS_ERR_CUDA, "", "could not read the current device's compute capability");
+  *out_sm = major * 10 + minor;
+  std::string list = *out_sm >= 80 ? "quantize,hadamard,dequantize,gemm_generic" : "";
+  if (families && families_capacity) {
+    std::strncpy(families, list.c_str(), families_capacity - 1);
+    families[families_capacity - 1] = '\0';
+  }
+  MS_API_END
+}
+
+MS_API ms_status_t ms_quantize_workspace_size(const ms_qtensor_t* dst, const ms_quantize_desc_t* desc, size_t* out_bytes) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(out_bytes != nullptr, "out_bytes", "out_bytes: must not be NULL");
+  *out_bytes = 0;
+  (void)desc;
+  check_qtensor(dst, "dst");
+  MS_CHECK_ARG(dst->format != MS_FMT_DENSE, "dst", "dst: must be a quantized format");
+  *out_bytes = amax_bytes(dst);
+  MS_API_END
+}
+
+MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, const ms_qtensor_t* dst, void* workspace,
+                               size_t workspace_bytes, void* stream) {
+  MS_API_BEGIN
+  check_qtensor(dst, "dst");
+  MS_CHECK_ARG(dst->format != MS_FMT_DENSE, "dst", "dst: must be a quantized format");
+  check_quantize_desc(desc, src, dst->cols);
+  size_t needed = amax_bytes(dst);
+  MS_CHECK_ARG(workspace_bytes >= needed && (needed == 0 || workspace != nullptr), "workspace",
+               "workspace: needs %zu bytes, got %zu", needed, workspace_bytes);
+  if (needed) check_aligned(workspace, 4, "workspace");
+  ms::require_current_context();
+  ms::QuantizeLaunch q = launch_of(desc, src, dst, dst->rows, dst->cols);
+  q.amax_workspace = static_cast<int*>(workspace);
+  ms::launch_quantize(q, static_cast<cudaStream_t>(stream));
+  MS_API_END
+}
+
+MS_API ms_status_t ms_find_first_nonfinite(const ms_quantize_desc_t* desc, const void* src, int32_t rows, int32_t cols,
+                                           void* workspace, size_t workspace_bytes, void* stream, int64_t* out_index) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(out_index != nullptr, "out_index", "out_index: must not be NULL");
+  *out_index = -1;
+  MS_CHECK_ARG(rows >= 1 && cols >= 1, "rows", "rows and cols must be >= 1, got [%d, %d]", rows, cols);
+  check_quantize_desc(desc, src, cols);
+  MS_CHECK_ARG(workspace != nullptr && workspace_bytes >= 8, "workspace", "workspace: needs 8 bytes, got %zu", workspace_bytes);
+  check_aligned(workspace, 8, "workspace");
+  ms::require_current_context();
+  auto s = static_cast<cudaStream_t>(stream);
+  unsigned long long init = ULLONG_MAX, found = 0;
+  ms::check_cuda(cudaMemcpyAsync(workspace, &init, 8, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync(workspace)");
+  ms::launch_find_nonfinite(launch_of(desc, src, nullptr, rows, cols), static_cast<unsigned long long*>(workspace), s);
+  ms::check_cuda(cudaMemcpyAsync(&found, workspace, 8, cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync(index)");
+  ms::check_cuda(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  *out_index = found == ULLONG_MAX ? -1 : (int64_t)found;
+  MS_API_END
+}
+
+MS_API ms_status_t ms_dequantize(const ms_qtensor_t* src, float* dst, void* stream) {
+  MS_API_BEGIN
+  check_qtensor(src, "src");
+  MS_CHECK_ARG(src->format != MS_FMT_DENSE, "src", "src: must be a quantized format");
+  MS_CHECK_ARG(dst != nullptr, "dst", "dst: must not be NULL");
+  check_aligned(dst, 4, "dst");
+  ms::require_current_context();
+  int padded = padded_cols(src->format, src->cols), block = block_size(src->format);
+  ms::launch_dequantize(*src, padded, block ? padded / block : 0, element_kind(src->format, src->element), is_fp4(src->format) ? 4 : 8,
+                        block, dst, static_cast<cudaStream_t>(stream));
+  MS_API_END
+}
+
+MS_API ms_status_t ms_hadamard_rotate(const ms_quantize_desc_t* desc, const void* src, int32_t rows, int32_t cols, float* dst, void* stream) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(rows >= 1 && cols >= 1, "rows", "rows and cols must be >= 1, got [%d, %d]", rows, cols);
+  check_quantize_desc(desc, src, cols);
+  MS_CHECK_ARG(desc->hadamard_block != 0, "desc.hadamard_block", "desc.hadamard_block: a rotation needs a block size");
+  MS_CHECK_ARG(dst != nullptr, "dst", "dst: must not be NULL");
+  check_aligned(dst, 4, "dst");
+  ms::require_current_context();
+  ms::launch_rotate(launch_of(desc, src, nullptr, rows, cols), dst, static_cast<cudaStream_t>(stream));
+  MS_API_END
+}
+
+MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan** out_plan) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(out_plan != nullptr, "out_plan", "out_plan: must not be NULL");
+  *out_plan = nullptr;
+  MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
+  check_struct(desc->struct_size, sizeof(ms_gemm_desc_t), "desc");
+  MS_CHECK_ARG(desc->m >= 1 && desc->n >= 1 && desc->k >= 1, "desc", "desc: m, n, k must be >= 1, got %d, %d, %d", desc->m, desc->n, desc->k);
+  MS_CHECK_ARG(desc->out_dtype >= MS_DTYPE_F32 && desc->out_dtype <= MS_DTYPE_F16, "desc.out_dtype", "desc.out_dtype: unknown dtype %d", desc->out_dtype);
+  if (!pair_supported(*desc))
+    ms::fail(MS_ERR_UNSUPPORTED, "desc", "no GEMM for activations %s (element %d) with weights %s", format_name(desc->a_format),
+             desc->a_element, format_name(desc->b_format));
+  auto* plan = new ms_gemm_plan{*desc, ms::kGemmGenericName};
+  *out_plan = plan;
+  MS_API_END
+}
+
+MS_API ms_status_t ms_gemm_plan_name(const ms_gemm_plan* plan, char* name, size_t capacity) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(plan != nullptr, "plan", "plan: must not be NULL");
+  MS_CHECK_ARG(name != nullptr && capacity > plan->name.size(), "name", "name: needs %zu bytes", plan->name.size() + 1);
+  std::memcpy(name, plan->name.c_str(), plan->name.size() + 1);
+  MS_API_END
+}
+
+MS_API ms_status_t ms_gemm_plan_workspace_size(const ms_gemm_plan* plan, size_t* out_bytes) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(plan != nullptr, "plan", "plan: must not be NULL");
+  MS_CHECK_ARG(out_bytes != nullptr, "out_bytes", "out_bytes: must not be NULL");
+  *out_bytes = 0;
+  MS_API_END
+}
+
+MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_operands_t* ops, void* workspace, void* stream) {
+  MS_API_BEGIN
+  (void)workspace;
+  MS_CHECK_ARG(plan != nullptr, "plan", "plan: must not be NULL");
+  MS_CHECK_ARG(ops != nullptr, "ops", "ops: must not be NULL");
+  check_struct(ops->struct_size, sizeof(ms_gemm_operands_t), "ops");
+  const ms_gemm_desc_t& d = plan->desc;
+  check_qtensor(&ops->a, "a");
+  check_qtensor(&ops->b, "b");
+  MS_CHECK_ARG(ops->a.format == d.a_format && ops->b.format == d.b_format, "ops", "ops: formats (%s, %s) differ from the plan's (%s, %s)",
+               format_name(ops->a.format), format_name(ops->b.format), format_name(d.a_format), format_name(d.b_format));
+  MS_CHECK_ARG(ops->a.rows == d.m && ops->a.cols == d.k, "a", "a: must be [%d, %d], got [%d, %d]", d.m, d.k, ops->a.rows, ops->a.cols);
+  MS_CHECK_ARG(ops->b.rows == d.n && ops->b.cols == d.k, "b", "b: must be [%d, %d], got [%d, %d]", d.n, d.k, ops->b.rows, ops->b.cols);
+  MS_CHECK_ARG(ops->out != nullptr, "out", "out: must not be NULL");
+  check_aligned(ops->out, dtype_size(d.out_dtype), "out");
+  MS_CHECK_ARG(!d.has_bias || ops->bias != nullptr, "bias", "bias: must not be NULL when the plan has a bias");
+  if (d.has_bias) check_aligned(ops->bias, 4, "bias");
+  ms::require_current_context();
+  ms::launch_gemm_generic(d, *ops, static_cast<cudaStream_t>(stream));
+  MS_API_END
+}
+
+MS_API void ms_gemm_plan_destroy(ms_gemm_plan* plan) { delete plan; }
+
+}  // extern "C"

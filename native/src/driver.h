@@ -1,0 +1,17 @@
+// The few CUDA driver functions the library needs, loaded at run time so that libmicroscale loads (and reports its ABI)
+// on machines without a GPU driver; the runtime (cudart) is linked statically.
+#pragma once
+#include <string>
+
+namespace ms {
+
+struct Driver {
+  int (*ctx_get_current)(void** context) = nullptr;
+  int (*ctx_get_device)(int* device) = nullptr;
+  int (*device_get_attribute)(int* value, int attribute, int device) = nullptr;
+  std::string load_error;
+
+  static const Driver& get();
+};
+
+}  // namespace ms

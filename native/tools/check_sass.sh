@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Proves from the SASS what the kernels claim: for every architecture in the library,
+#  - the quantize kernels exchange values with warp shuffles (the FWHT and block reductions);
+#  - the generic GEMM accumulates with FFMA.
+# Usage: check_sass.sh path/to/libmicroscale.so   (exit 1 on any failed claim)
+set -uo pipefail
+lib="$1"
+status=0
+archs=$(cuobjdump --list-elf "$lib" | sed -n 's/.*\(sm_[0-9]*a\{0,1\}\).*/\1/p' | sort -u)
+[[ -n "$archs" ]] || { echo "FAIL no ELF images in $lib"; exit 1; }
+for arch in $archs; do
+  sass=$(cuobjdump -sass -arch "$arch" "$lib" 2>/dev/null)
+  quant=$(awk '/Function : .*segment_kernel/{on=1} /Function : /&&!/segment_kernel/{on=0} on' <<<"$sass")
+  gemm=$(awk '/Function : .*gemm_generic/{on=1} /Function : /&&!/gemm_generic/{on=0} on' <<<"$sass")
+  n_shfl=$(grep -c "SHFL.BFLY" <<<"$quant"); n_ffma=$(grep -c "FFMA" <<<"$gemm")
+  ok=1
+  [[ $n_shfl -gt 0 ]] || ok=0
+  [[ $n_ffma -gt 0 ]] || ok=0
+  printf '%s %-8s quantize: %5d SHFL.BFLY (want >0) | gemm_generic: %5d FFMA (want >0)\n' \
+    "$([[ $ok == 1 ]] && echo PASS || echo FAIL)" "$arch" "$n_shfl" "$n_ffma"
+  [[ $ok == 1 ]] || status=1
+done
+exit $status

@@ -1,0 +1,127 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using Microscale.Interop;
+using Microscale.Tensors;
+
+namespace Microscale.Backends;
+
+/// <summary>
+/// The operations of <see cref="Backend.Native"/>: libmicroscale's kernels on memory and the default stream of an ILGPU CUDA
+/// accelerator, whose (non-primary) context is bound for the duration of each call. Inputs are validated by
+/// <see cref="MicroscaleContext"/> first; native checks are the backstop.
+/// </summary>
+internal static class NativeOps
+{
+    private static nint Pointer<T>(TensorStorage<T> storage) where T : unmanaged =>
+        storage.Length == 0 ? 0 : storage.View.LoadEffectiveAddressAsPtr();
+
+    private static nint Stream(IlgpuDevice device) => ((CudaStream)device.Accelerator.DefaultStream).StreamPtr;
+
+    /// <summary>The C description of a quantized tensor's parts.</summary>
+    public static MsQTensor Describe(QuantizationOptions options, int rows, int columns, QuantizedTensor.Parts parts)
+    {
+        var t = MsQTensor.Create();
+        t.Format = (int)options.Format;
+        t.Element = (int)options.Element;
+        t.Layout = options.Layout == ScaleLayout.Swizzled128x4 ? MsAbi.LayoutSwizzled : 0;
+        t.Rows = rows;
+        t.Cols = columns;
+        t.Data = Pointer(parts.Data);
+        t.BlockScales = Pointer(parts.BlockScales);
+        t.DecodeScales = Pointer(parts.DecodeScales);
+        return t;
+    }
+
+    private static MsQuantizeDesc QuantizeDesc(QuantizationOptions? options, int sourceKind, nint signs, HadamardTransform? rotation)
+    {
+        var desc = MsQuantizeDesc.Create();
+        desc.Rule = options?.Rule == MxScaleRule.Ceil ? 1 : 0;
+        desc.SrcDType = sourceKind;
+        desc.HadamardBlock = rotation?.BlockSize ?? 0;
+        desc.HadamardSigns = signs;
+        return desc;
+    }
+
+    public static void Quantize<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, QuantizationOptions options,
+                                   HadamardTransform? rotation, QuantizedTensor.Parts parts) where T : unmanaged
+    {
+        var accelerator = device.Accelerator;
+        using var binding = accelerator.BindScoped();
+        using var signs = accelerator.Allocate1D(rotation?.SignArray ?? new[] { 1.0f });
+        var desc = QuantizeDesc(options, sourceKind, rotation is null ? 0 : signs.View.BaseView.LoadEffectiveAddressAsPtr(), rotation);
+        nint src = Pointer(source);
+        if (options.NonFinite == NonFinitePolicy.Throw)
+        {
+            using var index = accelerator.Allocate1D<long>(1);
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_find_first_nonfinite(desc, src, rows, columns, index.View.BaseView.LoadEffectiveAddressAsPtr(), 8,
+                                                                             Stream(device), out long first));
+            if (first >= 0)
+                QuantizerChecks.ThrowNonFinite((int)(first / columns), (int)(first % columns));
+        }
+        var dst = Describe(options, rows, columns, parts);
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize_workspace_size(dst, desc, out nuint bytes));
+        using var workspace = accelerator.Allocate1D<int>(Math.Max(1, (long)bytes / 4));
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, src, dst, workspace.View.BaseView.LoadEffectiveAddressAsPtr(), bytes, Stream(device)));
+        accelerator.Synchronize(); // signs and workspace are freed at the end of this scope
+    }
+
+    public static void Dequantize(IlgpuDevice device, QuantizedTensor source, TensorStorage<float> destination)
+    {
+        using var binding = device.Accelerator.BindScoped();
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_dequantize(Describe(source.Options, source.Rows, source.Columns, source.Storage),
+                                                               Pointer(destination), Stream(device)));
+    }
+
+    public static void Rotate<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, HadamardTransform rotation,
+                                 TensorStorage<float> destination) where T : unmanaged
+    {
+        var accelerator = device.Accelerator;
+        using var binding = accelerator.BindScoped();
+        using var signs = accelerator.Allocate1D(rotation.SignArray);
+        var desc = QuantizeDesc(null, sourceKind, signs.View.BaseView.LoadEffectiveAddressAsPtr(), rotation);
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_hadamard_rotate(desc, Pointer(source), rows, columns, Pointer(destination), Stream(device)));
+        accelerator.Synchronize(); // signs are freed at the end of this scope
+    }
+
+    /// <summary>The native GEMM; A is quantized, or dense of <paramref name="denseKind"/> (then <paramref name="quantizedA"/> is null).</summary>
+    public static unsafe string Gemm<TOut>(IlgpuDevice device, int m, int n, int k, QuantizedTensor? quantizedA, nint denseA, int denseKind,
+                                           QuantizedTensor b, TensorStorage<TOut> destination, int outputKind, GemmOptions options) where TOut : unmanaged
+    {
+        using var binding = device.Accelerator.BindScoped();
+        var ops = MsGemmOperands.Create();
+        if (quantizedA is null)
+        {
+            ops.A = MsQTensor.Create();
+            ops.A.Format = MsAbi.FormatDense;
+            ops.A.Rows = m;
+            ops.A.Cols = k;
+            ops.A.DType = denseKind;
+            ops.A.Dense = denseA;
+        }
+        else
+        {
+            ops.A = Describe(quantizedA.Options, m, k, quantizedA.Storage);
+        }
+        ops.B = Describe(b.Options, n, k, b.Storage);
+        ops.Alpha = options.Alpha;
+        ops.Out = Pointer(destination);
+        ops.Bias = options.Bias is null ? 0 : Pointer(options.Bias.Storage);
+
+        var desc = MsGemmDesc.Create();
+        (desc.M, desc.N, desc.K) = (m, n, k);
+        (desc.AFormat, desc.AElement, desc.ALayout, desc.ADType) = (ops.A.Format, ops.A.Element, ops.A.Layout, ops.A.DType);
+        (desc.BFormat, desc.BElement, desc.BLayout) = (ops.B.Format, ops.B.Element, ops.B.Layout);
+        desc.OutDType = outputKind;
+        desc.HasBias = options.Bias is null ? 0 : 1;
+
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out var plan));
+        using (plan)
+        {
+            byte* name = stackalloc byte[256];
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_name(plan, name, 256));
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_run(plan, ops, 0, Stream(device)));
+            return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)name) ?? "";
+        }
+    }
+}

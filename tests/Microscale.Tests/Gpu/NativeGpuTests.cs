@@ -1,0 +1,61 @@
+using ILGPU.Runtime;
+using Microscale.Interop;
+
+namespace Microscale.Tests.Gpu;
+
+/// <summary>Native-backend behaviour that needs the device: device query, misaligned pointers, disposed tensors.</summary>
+[TestFixture]
+[Category("Gpu")]
+public sealed class NativeGpuTests
+{
+    private MicroscaleContext _context = null!;
+
+    [SetUp]
+    public void Create()
+    {
+        TestBackends.Require(Backend.Native);
+        _context = MicroscaleContext.Create(Backend.Native);
+    }
+
+    [TearDown]
+    public void Dispose() => _context?.Dispose();
+
+    [Test]
+    public void AutoPicksNativeAndTheDeviceReportsItsArchitecture()
+    {
+        Assert.That(MicroscaleRuntime.Resolve(Backend.Auto).Backend, Is.EqualTo(Backend.Native));
+        using var device = Backends.IlgpuDevice.Create(cuda: true);
+        using var binding = device.Accelerator.BindScoped();
+        var (sm, families) = NativeRuntime.Query();
+        Assert.That(sm, Is.GreaterThanOrEqualTo(80));
+        Assert.That(families, Does.Contain("gemm_generic"));
+        TestContext.Out.WriteLine($"sm_{sm}: {families}; {_context.DeviceName}");
+    }
+
+    [Test]
+    public void MisalignedDevicePointerIsRefusedByName()
+    {
+        using var device = Backends.IlgpuDevice.Create(cuda: true);
+        using var binding = device.Accelerator.BindScoped();
+        using var buffer = device.Accelerator.Allocate1D<float>(1024);
+        nint address = buffer.View.BaseView.LoadEffectiveAddressAsPtr();
+        var desc = MsQuantizeDesc.Create();
+        var dst = MsQTensor.Create();
+        (dst.Format, dst.Rows, dst.Cols, dst.Data, dst.BlockScales) = (0, 2, 32, address + 512, address + 1024);
+        var ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, address + 2, dst, 0, 0, 0)))!;
+        Assert.That(ex.Status, Is.EqualTo(MsStatus.Misaligned));
+        Assert.That(ex.Argument, Is.EqualTo("src"));
+    }
+
+    [Test]
+    public void GemmReportsTheKernelItRanAndDisposedOperandsAreRejected()
+    {
+        using var a = _context.CreateTensor<float>(SeededGaussian.Create(4 * 64, 1), 4, 64);
+        using var qa = _context.Quantize(a, new QuantizationOptions(QuantFormat.Mxfp4));
+        var qb = _context.Quantize(a, new QuantizationOptions(QuantFormat.Mxfp4));
+        using (_context.Gemm(qa, qb)) { }
+        Assert.That(_context.LastGemmKernel, Does.StartWith("ms_smxx_gemm_generic"));
+        qb.Dispose();
+        Assert.That(Assert.Throws<ObjectDisposedException>(() => _context.Gemm(qa, qb))!.ObjectName, Is.EqualTo("b"));
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs inside the GPU bundle (see ./build.sh bundle) on a machine with an NVIDIA GPU, CUDA's nvcc + cmake + ninja, and no .NET
+# SDK: builds libmicroscale with cmake on the target, checks the SASS, runs the Gpu and Interop test categories, the demo and
+# the GPU benchmark sweep. Writes logs, the test report and CSV/JSON into OUT_DIR.
+#   ./run-gpu.sh OUT_DIR [--archs "90a"] [--skip-bench]
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${1:?usage: run-gpu.sh OUT_DIR [--archs LIST] [--skip-bench]}"; shift
+archs="80;90a;100a;120a"; bench=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --archs) archs="$2"; shift 2 ;;
+    --skip-bench) bench=0; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+status=0
+step() { echo; echo "=== $*"; }
+
+step "native build (archs $archs)"
+cmake -S "$here/native" -B "$here/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMICROSCALE_CUDA_ARCHS="$archs" \
+      -DMICROSCALE_BUILD_BASELINES=ON > "$out/native-build.log" 2>&1 || { tail -20 "$out/native-build.log"; exit 1; }
+cmake --build "$here/build" >> "$out/native-build.log" 2>&1 || { grep -E "error" "$out/native-build.log" | head -40; exit 1; }
+grep -E "registers|spill" "$out/native-build.log" | sort | uniq -c | sort -rn | head -5
+
+step "SASS check"
+bash "$here/native/tools/check_sass.sh" "$here/build/libmicroscale.so" | tee "$out/sass-check.txt" || status=1
+
+export MICROSCALE_NATIVE_PATH="$here/build/libmicroscale.so" MICROSCALE_BASELINES_PATH="$here/build/libmicroscale_baselines.so"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+cd "$here/app"
+
+step "tests: categories Gpu and Interop"
+./Microscale.Tests --filter "TestCategory=Gpu|TestCategory=Interop" --no-ansi > "$out/gpu-tests.log" 2>&1; rc=$?
+grep -E "^(failed|skipped) " "$out/gpu-tests.log" | head -40
+total=$(sed -n 's/^ *total: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
+failed=$(sed -n 's/^ *failed: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
+passed=$(sed -n 's/^ *succeeded: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
+skipped=$(sed -n 's/^ *skipped: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
+echo "gpu: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped (of ${total:-0}), exit $rc" | tee "$out/gpu-summary.txt"
+[[ $rc -eq 0 && "${total:-0}" -gt 0 ]] || status=1
+
+step "demo"
+./Microscale.Cli info > "$out/demo.log" 2>&1
+./Microscale.Cli demo --rows 4096 --columns 4096 --tokens 64 >> "$out/demo.log" 2>&1 || status=1
+tail -25 "$out/demo.log"
+
+if [[ $bench == 1 ]]; then
+  step "GPU benchmark sweep"
+  ./Microscale.Bench gpu-sweep "$out" > "$out/bench.log" 2>&1 || status=1
+  tail -30 "$out/bench.log"
+fi
+exit $status
