@@ -1,5 +1,5 @@
 # Microscale build entry point for Windows / PowerShell. Same verbs as build.sh:
-#   ./build.ps1 build | test [--gpu] | demo [args] | bench [args] | pack
+#   ./build.ps1 build | test [--gpu] | demo [args] | bench [args] | pack | native [cmake args] | bundle
 param([Parameter(Position = 0)][string]$Verb = "build", [Parameter(ValueFromRemainingArguments = $true)][string[]]$Rest = @())
 $ErrorActionPreference = "Stop"
 Set-Location $PSScriptRoot
@@ -25,5 +25,22 @@ switch ($Verb) {
     "demo" { dotnet run --project src/Cli -c Release -- demo @Rest }
     "bench" { dotnet run --project bench/Microscale.Bench -c Release -- @Rest }
     "pack" { dotnet pack src/Gemm -c Release -o artifacts/packages; dotnet pack src/Cli -c Release -o artifacts/packages }
-    default { Write-Error "usage: ./build.ps1 build|test [--gpu]|demo|bench|pack"; exit 2 }
+    "native" {
+        # Needs nvcc and cmake; builds microscale.dll (extra arguments go to cmake's configure step).
+        cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release @Rest; if ($LASTEXITCODE) { exit $LASTEXITCODE }
+        cmake --build artifacts/native --config Release
+    }
+    "bundle" {
+        # Same content as build.sh bundle (linux-x64 self-contained apps + native sources + run-gpu.sh), as .tar.gz.
+        $stage = ".bundle/stage"
+        Remove-Item -Recurse -Force $stage -ErrorAction SilentlyContinue
+        foreach ($project in "tests/Microscale.Tests", "bench/Microscale.Bench", "src/Cli") {
+            dotnet publish $project -c Release -r linux-x64 --self-contained -o "$stage/app" --nologo -v quiet
+        }
+        New-Item -ItemType Directory -Force "$stage/native" | Out-Null
+        Copy-Item -Recurse native/CMakeLists.txt, native/include, native/src, native/kernels, native/bench, native/tools "$stage/native/"
+        Copy-Item tools/run-gpu.sh "$stage/run-gpu.sh"
+        tar -C $stage -czf .bundle/microscale-gpu.tar.gz .
+    }
+    default { Write-Error "usage: ./build.ps1 build|test [--gpu]|demo|bench|pack|native|bundle"; exit 2 }
 }
