@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside the GPU bundle (see ./build.sh bundle) on a machine with an NVIDIA GPU, CUDA's nvcc + cmake + ninja, and no .NET
-# SDK: builds libmicroscale with cmake on the target, checks the SASS, runs the Gpu and Interop test categories, the demo and
+# SDK: builds libmicroscale with cmake on the target, checks the SASS, runs `microscale verify --full`, the Gpu and Interop
+# test categories, the demo and
 # the GPU benchmark sweep. Writes logs, the test report and CSV/JSON into OUT_DIR.
 #   ./run-gpu.sh OUT_DIR [--archs "90a"] [--skip-bench]
 set -uo pipefail
@@ -31,6 +32,10 @@ export MICROSCALE_NATIVE_PATH="$here/build/libmicroscale.so" MICROSCALE_BASELINE
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 cd "$here/app"
 
+step "verify --full (native)"
+./Microscale.Cli verify --full --backend native > "$out/verify.log" 2>&1 || status=1
+grep -E "FAIL|^verify" "$out/verify.log" | tail -20
+
 step "tests: categories Gpu and Interop"
 ./Microscale.Tests --filter "TestCategory=Gpu|TestCategory=Interop" --no-ansi > "$out/gpu-tests.log" 2>&1; rc=$?
 grep -E "^(failed|skipped) " "$out/gpu-tests.log" | head -40
@@ -38,7 +43,7 @@ total=$(sed -n 's/^ *total: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
 failed=$(sed -n 's/^ *failed: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
 passed=$(sed -n 's/^ *succeeded: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
 skipped=$(sed -n 's/^ *skipped: *\([0-9]*\).*/\1/p' "$out/gpu-tests.log" | tail -n1)
-echo "gpu: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped (of ${total:-0}), exit $rc" | tee "$out/gpu-summary.txt"
+echo "gpu: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped (of ${total:-0}), exit $rc" | tee -a "$out/gpu-tests.log"
 [[ $rc -eq 0 && "${total:-0}" -gt 0 ]] || status=1
 
 step "demo"

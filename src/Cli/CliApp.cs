@@ -11,5 +11,7 @@ internal static class CliApp
         QuantizeCommand.Create(),
         InfoCommand.Create(),
         DemoCommand.Create(),
+        GemmCommand.Create(),
+        VerifyCommand.Create(),
     };
 }

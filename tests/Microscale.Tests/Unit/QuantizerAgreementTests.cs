@@ -25,22 +25,8 @@ public sealed class QuantizerAgreementTests
         }
     }
 
-    /// <summary>Gaussian values with per-row magnitudes over a wide range, plus a sprinkle of specials.</summary>
-    private static float[] Input(int rows, int columns, int seed)
-    {
-        var x = SeededGaussian.Create(rows * columns, seed);
-        var random = new Random(seed);
-        for (int r = 0; r < rows; r++)
-        {
-            float scale = MathF.Pow(2, random.Next(-60, 60));
-            for (int c = 0; c < columns; c++)
-                x[r * columns + c] *= scale;
-        }
-        float[] specials = { float.NaN, float.PositiveInfinity, float.NegativeInfinity, 0f, -0f, 1e-45f, 3e38f, 464f, 6f };
-        for (int i = 0; i < Math.Min(x.Length / 50, specials.Length); i++)
-            x[random.Next(x.Length)] = specials[i];
-        return x;
-    }
+    /// <summary>Gaussian rows over a wide range of magnitudes with specials: the same inputs <c>microscale verify</c> uses.</summary>
+    private static float[] Input(int rows, int columns, int seed) => Cli.Verify.Verifier.Input(rows, columns, seed);
 
     [TestCaseSource(nameof(Options))]
     public void BackendMatchesReference(QuantizationOptions options, Backend backend)
