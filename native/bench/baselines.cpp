@@ -28,8 +28,27 @@ int fail(const char* what, int status) {
 MSB_API const char* msb_last_error(void) { return t_error.c_str(); }
 
 // dtype: 0 bf16 x bf16 -> bf16; 1 fp8 e4m3 x e4m3 -> bf16 with per-tensor float scales a_scale, b_scale (device pointers).
+// Descriptors and the heuristic's algorithm of the last problem, so that repeated calls time only cublasLtMatmul.
+struct Cached {
+  int dtype = -1, m = 0, n = 0, k = 0;
+  const float* a_scale = nullptr;
+  const float* b_scale = nullptr;
+  size_t workspace_bytes = 0;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+thread_local Cached t_cached;
+
 MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* b, void* d, const float* a_scale, const float* b_scale,
                      void* workspace, size_t workspace_bytes, void* stream) {
+  Cached& c = t_cached;
+  if (c.dtype == dtype && c.m == m && c.n == n && c.k == k && c.a_scale == a_scale && c.b_scale == b_scale && c.workspace_bytes == workspace_bytes) {
+    float alpha = 1.0f, beta = 0.0f;
+    int status = cublasLtMatmul(handle(), c.op, &alpha, b, c.la, a, c.lb, &beta, d, c.ld, d, c.ld, &c.algo, workspace, workspace_bytes,
+                                static_cast<cudaStream_t>(stream));
+    return status ? fail("cublasLtMatmul", status) : 0;
+  }
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
@@ -55,8 +74,14 @@ MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* 
     fail("cublasLtMatmulAlgoGetHeuristic", status); status = status ? status : -1; goto done;
   }
   if ((status = cublasLtMatmul(handle(), op, &alpha, b, la, a, lb, &beta, d, ld, d, ld, &heuristic.algo, workspace, workspace_bytes,
-                               static_cast<cudaStream_t>(stream))))
+                               static_cast<cudaStream_t>(stream)))) {
     fail("cublasLtMatmul", status);
+    goto done;
+  }
+  // Keep this problem's descriptors for the next call (the previous ones are released).
+  if (c.op) { cublasLtMatmulDescDestroy(c.op); cublasLtMatrixLayoutDestroy(c.la); cublasLtMatrixLayoutDestroy(c.lb); cublasLtMatrixLayoutDestroy(c.ld); }
+  c = Cached{dtype, m, n, k, a_scale, b_scale, workspace_bytes, op, la, lb, ld, heuristic.algo};
+  op = nullptr; la = lb = ld = nullptr;
 done:
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
   if (ld) cublasLtMatrixLayoutDestroy(ld);

@@ -30,6 +30,11 @@ void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_i
 void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);
 void launch_dequantize(const ms_qtensor_t& q, int padded_cols, int scale_cols, int kind, int bits, int block, float* dst, cudaStream_t stream);
 
+// Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs.
+bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& desc);
+void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, int multiprocessors, cudaStream_t stream);
+extern const char* const kSm90Fp8GemmName;
+
 // The generic CUDA-core GEMM for every pair (any sm >= 80).
 void launch_gemm_generic(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, cudaStream_t stream);
 extern const char* const kGemmGenericName;

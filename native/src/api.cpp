@@ -3,6 +3,8 @@
 #include <cuda_runtime_api.h>
 
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -122,10 +124,51 @@ bool pair_supported(const ms_gemm_desc_t& d) {
 
 }  // namespace
 
+enum class GemmFamily { Generic, Sm90Fp8 };
+
 struct ms_gemm_plan {
   ms_gemm_desc_t desc;
+  GemmFamily family;
   std::string name;
 };
+
+namespace {
+
+// Compute capability of the current context's device, or 0 when no context is current.
+int current_sm() {
+  const ms::Driver& driver = ms::Driver::get();
+  void* context = nullptr;
+  int device = 0, major = 0, minor = 0;
+  if (!driver.ctx_get_current || driver.ctx_get_current(&context) != 0 || !context) return 0;
+  if (driver.ctx_get_device(&device) != 0 || driver.device_get_attribute(&major, 75, device) != 0 ||
+      driver.device_get_attribute(&minor, 76, device) != 0)
+    return 0;
+  return major * 10 + minor;
+}
+
+// The heuristic: the fastest family that can run the problem on the current device; MS_FORCE_CONFIG pins one by name
+// ("generic" or a family's config name) and fails loudly when it cannot run.
+GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
+  const char* forced = std::getenv("MS_FORCE_CONFIG");
+  bool sm90 = current_sm() == 90 && ms::sm90_fp8_gemm_can_implement(d);
+  GemmFamily family = sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
+  if (forced && *forced) {
+    if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) family = GemmFamily::Generic;
+    else if (std::strcmp(forced, ms::kSm90Fp8GemmName) == 0) {
+      if (!sm90) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
+      family = GemmFamily::Sm90Fp8;
+    } else {
+      ms::fail(MS_ERR_INVALID_ARGUMENT, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s names no GEMM config", forced);
+    }
+  }
+  name = family == GemmFamily::Sm90Fp8 ? ms::kSm90Fp8GemmName : ms::kGemmGenericName;
+  const char* print = std::getenv("MS_PRINT_CONFIGS");
+  if (print && *print == '1')
+    std::fprintf(stderr, "microscale: gemm m=%d n=%d k=%d %s x %s -> %s\n", d.m, d.n, d.k, format_name(d.a_format), format_name(d.b_format), name.c_str());
+  return family;
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -145,6 +188,7 @@ MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_cap
     ms::fail(MS_ERR_CUDA, "", "could not read the current device's compute capability");
   *out_sm = major * 10 + minor;
   std::string list = *out_sm >= 80 ? "quantize,hadamard,dequantize,gemm_generic" : "";
+  if (*out_sm == 90) list += ",gemm_sm90_fp8";
   if (families && families_capacity) {
     std::strncpy(families, list.c_str(), families_capacity - 1);
     families[families_capacity - 1] = '\0';
@@ -236,7 +280,9 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   if (!pair_supported(*desc))
     ms::fail(MS_ERR_UNSUPPORTED, "desc", "no GEMM for activations %s (element %d) with weights %s", format_name(desc->a_format),
              desc->a_element, format_name(desc->b_format));
-  auto* plan = new ms_gemm_plan{*desc, ms::kGemmGenericName};
+  std::string name;
+  GemmFamily family = choose_family(*desc, name);
+  auto* plan = new ms_gemm_plan{*desc, family, name};
   *out_plan = plan;
   MS_API_END
 }
@@ -275,7 +321,10 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   MS_CHECK_ARG(!d.has_bias || ops->bias != nullptr, "bias", "bias: must not be NULL when the plan has a bias");
   if (d.has_bias) check_aligned(ops->bias, 4, "bias");
   ms::require_current_context();
-  ms::launch_gemm_generic(d, *ops, static_cast<cudaStream_t>(stream));
+  if (plan->family == GemmFamily::Sm90Fp8)
+    ms::launch_sm90_fp8_gemm(d, *ops, ms::Driver::get().multiprocessors(), static_cast<cudaStream_t>(stream));
+  else
+    ms::launch_gemm_generic(d, *ops, static_cast<cudaStream_t>(stream));
   MS_API_END
 }
 

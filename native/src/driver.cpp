@@ -32,6 +32,7 @@ Driver load() {
   Driver d;
   void* handle = open_driver(d.load_error);
   if (!handle) return d;
+  d.handle = handle;
   d.ctx_get_current = reinterpret_cast<int (*)(void**)>(symbol(handle, "cuCtxGetCurrent"));
   d.ctx_get_device = reinterpret_cast<int (*)(int*)>(symbol(handle, "cuCtxGetDevice"));
   d.device_get_attribute = reinterpret_cast<int (*)(int*, int, int)>(symbol(handle, "cuDeviceGetAttribute"));
@@ -43,6 +44,15 @@ Driver load() {
 }
 
 }  // namespace
+
+void* Driver::symbol(const char* name) const { return handle ? ms::symbol(handle, name) : nullptr; }
+
+int Driver::multiprocessors() const {
+  int device = 0, count = 0;
+  const int kMultiprocessorCount = 16;  // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+  if (!ctx_get_device || ctx_get_device(&device) != 0 || device_get_attribute(&count, kMultiprocessorCount, device) != 0) return 0;
+  return count;
+}
 
 const Driver& Driver::get() {
   static const Driver driver = load();  // thread-safe initialization

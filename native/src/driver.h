@@ -10,6 +10,12 @@ struct Driver {
   int (*ctx_get_device)(int* device) = nullptr;
   int (*device_get_attribute)(int* value, int attribute, int device) = nullptr;
   std::string load_error;
+  void* handle = nullptr;
+
+  // Any other driver entry point by name (nullptr when the driver is missing or lacks it).
+  void* symbol(const char* name) const;
+  // Multiprocessor count of the current context's device (0 when unknown).
+  int multiprocessors() const;
 
   static const Driver& get();
 };

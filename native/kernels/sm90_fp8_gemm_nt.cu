@@ -1,0 +1,207 @@
+// Hopper FP8 GEMM (sm_90a), "NT": A [M,K] and B [N,K] K-major FP8 (E4M3 or E5M2), C = alpha * diag(sa) (A.B^T) diag(sb) + bias.
+// Persistent and warp-specialized (study: DeepGEMM sm90_fp8_gemm_1d2d, CUTLASS sm90 warpspecialized cooperative):
+//  - warpgroup 0 (producer, setmaxnreg 40): one thread issues TMA loads of A and B tiles into a ring of kStages stages,
+//    each guarded by a "full" mbarrier (TMA completes bytes) and an "empty" mbarrier (both consumers released it);
+//  - warpgroups 1 and 2 (consumers, setmaxnreg 232): each owns 64 rows of the 128-row tile and issues
+//    wgmma.mma_async m64n128k32 over the 128-wide K block, then promotes the block's partial sum into FP32 registers
+//    (NUMERICS.md s5: FP8 tensor-core accumulation is promoted at least every 128 of K);
+//  - epilogue: per-tensor / per-row scales, bias, BF16 / FP16 / FP32 stores straight from registers.
+// Tile config 128x128x128_s6_ws; tiles visited in groups of 8 M-tiles for L2 reuse. M, N and K tails: TMA zero-fills
+// out-of-range boxes (K must be a multiple of 16 bytes for the TMA row stride), stores are guarded.
+#include <cuda_runtime_api.h>
+#include <cstring>
+#include "common/formats.cuh"
+#include "common/ptx_sm90.cuh"
+#include "launch.h"
+#include "../src/driver.h"
+#include "../src/error.h"
+
+namespace ms {
+
+const char* const kSm90Fp8GemmName = "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws";
+
+namespace {
+
+constexpr int kBM = 128, kBN = 128, kBK = 128, kStages = 6, kGroupM = 8;
+constexpr int kTileABytes = kBM * kBK, kTileBBytes = kBN * kBK, kStageBytes = kTileABytes + kTileBBytes;
+constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 2 * kStages * 8 /* barriers */;
+constexpr int kThreads = 384;
+
+struct alignas(64) TensorMap { uint64_t opaque[16]; };  // CUtensorMap
+
+struct Sm90Params {
+  int m, n, k;
+  float alpha;
+  const float* scale_a;  // [1] or [m]
+  const float* scale_b;  // [1] or [n]
+  int a_per_row, b_per_row;
+  const float* bias;     // [n] or null
+  void* out;
+  int out_dtype;
+};
+
+#ifdef MS_SM90_ENABLED
+__device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int& tm, int& tn) {
+  int in_group = kGroupM * tiles_n;
+  int group = tile / in_group, first_m = group * kGroupM;
+  int rows = min(tiles_m - first_m, kGroupM);
+  int local = tile - group * in_group;
+  tm = first_m + local % rows;
+  tn = local / rows;
+}
+#endif
+
+template <int kA, int kB>
+__global__ void __launch_bounds__(kThreads, 1)
+sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b, Sm90Params p) {
+#ifdef MS_SM90_ENABLED
+  using namespace sm90;
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
+  uint64_t* empty = full + kStages;
+  const int warpgroup = threadIdx.x / 128;
+  const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
+  const int k_blocks = (p.k + kBK - 1) / kBK;
+
+  if (threadIdx.x == 0) {
+    prefetch_tensormap(&map_a);
+    prefetch_tensormap(&map_b);
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], 2);  // one arrival per consumer warpgroup
+    }
+    fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    setmaxnreg_dec<40>();
+    if (threadIdx.x == 0) {
+      uint32_t iteration = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int tm, tn;
+        tile_coords(tile, tiles_m, tiles_n, tm, tn);
+        for (int kb = 0; kb < k_blocks; ++kb, ++iteration) {
+          int s = iteration % kStages;
+          uint32_t phase = (iteration / kStages) & 1;
+          mbarrier_wait(&empty[s], phase ^ 1);
+          uint8_t* a_tile = smem + s * kStageBytes;
+          mbarrier_arrive_expect_tx(&full[s], kStageBytes);
+          tma_load_2d(a_tile, &map_a, &full[s], kb * kBK, tm * kBM);
+          tma_load_2d(a_tile + kTileABytes, &map_b, &full[s], kb * kBK, tn * kBN);
+        }
+      }
+    }
+    return;
+  }
+
+  setmaxnreg_inc<232>();
+  const int consumer = warpgroup - 1;        // rows consumer*64 .. +63 of the tile
+  const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
+  float acc[64], total[64];
+  uint32_t iteration = 0;
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    int tm, tn;
+    tile_coords(tile, tiles_m, tiles_n, tm, tn);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) total[i] = 0.0f;
+    for (int kb = 0; kb < k_blocks; ++kb, ++iteration) {
+      int s = iteration % kStages;
+      uint32_t phase = (iteration / kStages) & 1;
+      mbarrier_wait(&full[s], phase);
+      uint8_t* a_tile = smem + s * kStageBytes + consumer * 64 * kBK;
+      uint8_t* b_tile = smem + s * kStageBytes + kTileABytes;
+      uint64_t da = sw128_desc(a_tile), db = sw128_desc(b_tile);
+      fence_operand(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < kBK / 32; ++k) {
+        // 32 FP8 values = 32 bytes along K inside the swizzle atom: +2 in 16-byte units.
+        if constexpr (kA == kE4M3 && kB == kE4M3) wgmma_m64n128k32_e4m3_e4m3(acc, da + 2 * k, db + 2 * k, k);
+        else if constexpr (kA == kE4M3) wgmma_m64n128k32_e4m3_e5m2(acc, da + 2 * k, db + 2 * k, k);
+        else if constexpr (kB == kE4M3) wgmma_m64n128k32_e5m2_e4m3(acc, da + 2 * k, db + 2 * k, k);
+        else wgmma_m64n128k32_e5m2_e5m2(acc, da + 2 * k, db + 2 * k, k);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operand(acc);
+      if (t == 0) mbarrier_arrive(&empty[s]);
+#pragma unroll
+      for (int i = 0; i < 64; ++i) total[i] += acc[i];  // promotion of this 128-wide K block to FP32
+    }
+
+    // Epilogue. wgmma D layout (m64nNk32, f32): d[4c+{0,1}] at (r0, 8c + 2(lane%4) + {0,1}), d[4c+{2,3}] at row r0 + 8.
+    const int r0 = tm * kBM + consumer * 64 + warp * 16 + lane / 4;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      int row = r0 + 8 * half;
+      if (row >= p.m) continue;
+      float sa = p.alpha * p.scale_a[p.a_per_row ? row : 0];
+#pragma unroll
+      for (int c = 0; c < kBN / 8; ++c) {
+        int col = tn * kBN + 8 * c + 2 * (lane % 4);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          if (col + j >= p.n) continue;
+          float v = total[4 * c + 2 * half + j] * sa * p.scale_b[p.b_per_row ? col + j : 0];
+          if (p.bias) v += p.bias[col + j];
+          int64_t index = (int64_t)row * p.n + col + j;
+          if (p.out_dtype == 0) static_cast<float*>(p.out)[index] = v;
+          else static_cast<uint16_t*>(p.out)[index] = p.out_dtype == 1 ? to_bf16(v) : to_f16(v);
+        }
+      }
+    }
+  }
+#endif
+}
+
+using EncodeTiled = int (*)(TensorMap*, int, uint32_t, void*, const uint64_t*, const uint64_t*, const uint32_t*, const uint32_t*, int, int, int, int);
+
+TensorMap make_map(const void* base, int rows, int k, int box_rows) {
+  static EncodeTiled encode = reinterpret_cast<EncodeTiled>(Driver::get().symbol("cuTensorMapEncodeTiled"));
+  if (!encode) fail(MS_ERR_CUDA, "", "cuTensorMapEncodeTiled is not available from the CUDA driver");
+  TensorMap map;
+  uint64_t dims[2] = {(uint64_t)k, (uint64_t)rows};
+  uint64_t strides[1] = {(uint64_t)k};  // bytes per row (FP8)
+  uint32_t box[2] = {(uint32_t)kBK, (uint32_t)box_rows};
+  uint32_t element_strides[2] = {1, 1};
+  // UINT8 data, no interleave, 128B swizzle, L2 promotion 256B, OOB fill zeros.
+  int result = encode(&map, 0, 2, const_cast<void*>(base), dims, strides, box, element_strides, 0, 3, 3, 0);
+  if (result != 0) fail(MS_ERR_CUDA, "", "cuTensorMapEncodeTiled failed with CUresult %d (rows %d, k %d)", result, rows, k);
+  return map;
+}
+
+template <int kA, int kB>
+void launch_typed(const TensorMap& ma, const TensorMap& mb, const Sm90Params& p, int sms, cudaStream_t stream) {
+  auto kernel = sm90_fp8_gemm_kernel<kA, kB>;
+  static bool configured = [&] {
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes) == cudaSuccess;
+  }();
+  if (!configured) fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", kSmemBytes);
+  int tiles = ((p.m + kBM - 1) / kBM) * ((p.n + kBN - 1) / kBN);
+  kernel<<<tiles < sms ? tiles : sms, kThreads, kSmemBytes, stream>>>(ma, mb, p);
+  check_cuda(cudaGetLastError(), "sm90 FP8 GEMM launch");
+}
+
+}  // namespace
+
+bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& d) {
+  bool fp8 = (d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW) && (d.b_format == MS_FMT_FP8_TENSOR || d.b_format == MS_FMT_FP8_ROW);
+  return fp8 && d.k % 16 == 0;
+}
+
+void launch_sm90_fp8_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, int sms, cudaStream_t stream) {
+  if (reinterpret_cast<uintptr_t>(ops.a.data) % 16 || reinterpret_cast<uintptr_t>(ops.b.data) % 16)
+    fail(MS_ERR_MISALIGNED, "a", "the sm90 FP8 kernel needs 16-byte aligned A and B data");
+  TensorMap ma = make_map(ops.a.data, d.m, d.k, kBM), mb = make_map(ops.b.data, d.n, d.k, kBN);
+  Sm90Params p{d.m, d.n, d.k, ops.alpha, ops.a.decode_scales, ops.b.decode_scales, d.a_format == MS_FMT_FP8_ROW, d.b_format == MS_FMT_FP8_ROW,
+               d.has_bias ? ops.bias : nullptr, ops.out, d.out_dtype};
+  bool a5 = d.a_element == MS_ELEM_E5M2, b5 = d.b_element == MS_ELEM_E5M2;
+  if (!a5 && !b5) launch_typed<kE4M3, kE4M3>(ma, mb, p, sms, stream);
+  else if (!a5) launch_typed<kE4M3, kE5M2>(ma, mb, p, sms, stream);
+  else if (!b5) launch_typed<kE5M2, kE4M3>(ma, mb, p, sms, stream);
+  else launch_typed<kE5M2, kE5M2>(ma, mb, p, sms, stream);
+}
+
+}  // namespace ms
