@@ -19,7 +19,7 @@ extern "C" int msb_gemm(int dtype, int m, int n, int k, const void* a, const voi
 extern "C" const char* msb_last_error(void);
 
 #define CHECK_CUDA(x) do { cudaError_t e = (x); if (e != cudaSuccess) { std::printf("CUDA %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__); std::exit(2); } } while (0)
-#define CHECK_MS(x) do { ms_status_t s = (x); if (s != MS_OK) { std::printf("ms status %d: %s (%s) at line %d\n", s, ms_last_error_message(), ms_last_error_argument(), __LINE__); std::exit(3); } } while (0)
+#define CHECK_MS(x) do { ms_status_t st_ = (x); if (st_ != MS_OK) { std::printf("ms status %d: %s (%s) at line %d\n", st_, ms_last_error_message(), ms_last_error_argument(), __LINE__); std::exit(3); } } while (0)
 
 static ms_qtensor_t fp8(void* data, float* scales, int rows, int cols, int format) {
   ms_qtensor_t t{};
