@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
   std::mt19937 rng(7);
   int failures = 0;
   std::printf("%-18s %-46s %12s %10s\n", "check m x n x k", "kernel", "max err/bnd", "result");
-  for (auto [m, n, k] : checks) {
+  for (Shape sh : checks) {
+    const int m = sh.m, n = sh.n, k = sh.k;
     std::vector<uint8_t> ha((size_t)m * k), hb((size_t)n * k);
     for (auto& v : ha) { do v = rng() & 0xFF; while ((v & 0x7F) == 0x7F || (v & 0x78) > 0x50); }  // |x| <= 2^3, no NaN
     for (auto& v : hb) { do v = rng() & 0xFF; while ((v & 0x7F) == 0x7F || (v & 0x78) > 0x50); }
@@ -96,7 +97,8 @@ int main(int argc, char** argv) {
 
   std::printf("\n%-20s %-46s %10s %8s %12s %8s %7s\n", "time m x n x k", "kernel", "us", "TFLOPS", "cuBLASLt us", "TFLOPS", "ratio");
   double log_sum = 0; int count = 0;
-  for (auto [m, n, k] : timed) {
+  for (Shape sh : timed) {
+    const int m = sh.m, n = sh.n, k = sh.k;
     const int sets = 4;
     std::vector<void*> as(sets), bs(sets);
     for (int i = 0; i < sets; ++i) {
