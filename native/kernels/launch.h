@@ -32,8 +32,11 @@ void launch_dequantize(const ms_qtensor_t& q, int padded_cols, int scale_cols, i
 
 // Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs.
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& desc);
-void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, int multiprocessors, cudaStream_t stream);
-extern const char* const kSm90Fp8GemmName;
+const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& desc);  // the tile config the heuristic picks
+void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors,
+                          cudaStream_t stream);
+extern const char* const kSm90Fp8GemmName;       // 256x128x128_s4
+extern const char* const kSm90Fp8GemmSmallName;  // 128x128x128_s6
 
 // The generic CUDA-core GEMM for every pair (any sm >= 80).
 void launch_gemm_generic(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, cudaStream_t stream);

@@ -18,14 +18,21 @@
 
 namespace ms {
 
-const char* const kSm90Fp8GemmName = "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws";
+const char* const kSm90Fp8GemmName = "ms_sm90_fp8_gemm_nt_256x128x128_c1x1_s4_ws";
+const char* const kSm90Fp8GemmSmallName = "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws";
 
 namespace {
 
-constexpr int kBM = 128, kBN = 128, kBK = 128, kStages = 6, kGroupM = 8;
-constexpr int kTileABytes = kBM * kBK, kTileBBytes = kBN * kBK, kStageBytes = kTileABytes + kTileBBytes;
-constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 2 * kStages * 8 /* barriers */;
-constexpr int kThreads = 384;
+// Tile configs: each consumer warpgroup computes kWaves x 64 rows (one m64 wave at a time), so BM = 128 x kWaves.
+//   256x128x128_s4: kWaves = 2, B tiles reused by 256 rows (large M); 128x128x128_s6: kWaves = 1 (small M).
+constexpr int kBN = 128, kBK = 128, kGroupM = 8, kThreads = 384, kSmemLimit = 232448;
+template <int kWaves> struct Config {
+  static constexpr int kBM = 128 * kWaves;
+  static constexpr int kTileABytes = kBM * kBK, kStageBytes = kTileABytes + kBN * kBK;
+  static constexpr int kStages = kWaves == 2 ? 4 : 6;
+  static constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 2 * kStages * 8 /* barriers */;
+  static_assert(kSmemBytes <= kSmemLimit, "shared memory");
+};
 
 struct alignas(64) TensorMap { uint64_t opaque[16]; };  // CUtensorMap
 
@@ -51,11 +58,30 @@ __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, 
 }
 #endif
 
-template <int kA, int kB>
+#ifdef MS_SM90_ENABLED
+__device__ __forceinline__ void store_pair(const Sm90Params& p, int row, int col, float v0, float v1) {
+  int64_t index = (int64_t)row * p.n + col;
+  bool both = col + 1 < p.n, aligned = (p.n & 1) == 0;
+  if (p.out_dtype == 0) {
+    float* out = static_cast<float*>(p.out);
+    if (both && aligned) *reinterpret_cast<float2*>(out + index) = make_float2(v0, v1);
+    else { out[index] = v0; if (both) out[index + 1] = v1; }
+  } else {
+    uint16_t* out = static_cast<uint16_t*>(p.out);
+    uint16_t h0 = p.out_dtype == 1 ? to_bf16(v0) : to_f16(v0), h1 = p.out_dtype == 1 ? to_bf16(v1) : to_f16(v1);
+    if (both && aligned) *reinterpret_cast<uint32_t*>(out + index) = (uint32_t)h0 | ((uint32_t)h1 << 16);
+    else { out[index] = h0; if (both) out[index + 1] = h1; }
+  }
+}
+#endif
+
+template <int kA, int kB, int kWaves>
 __global__ void __launch_bounds__(kThreads, 1)
 sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b, Sm90Params p) {
 #ifdef MS_SM90_ENABLED
   using namespace sm90;
+  using C = Config<kWaves>;
+  constexpr int kBM = C::kBM, kStages = C::kStages, kStageBytes = C::kStageBytes, kTileABytes = C::kTileABytes;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
@@ -97,58 +123,64 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
   }
 
   setmaxnreg_inc<232>();
-  const int consumer = warpgroup - 1;        // rows consumer*64 .. +63 of the tile
+  const int consumer = warpgroup - 1;        // rows consumer*64*kWaves .. of the tile, one 64-row wave at a time
   const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
-  float acc[64], total[64];
+  float acc[64], total[kWaves][64];
   uint32_t iteration = 0;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     int tm, tn;
     tile_coords(tile, tiles_m, tiles_n, tm, tn);
 #pragma unroll
-    for (int i = 0; i < 64; ++i) total[i] = 0.0f;
+    for (int w = 0; w < kWaves; ++w)
+#pragma unroll
+      for (int i = 0; i < 64; ++i) total[w][i] = 0.0f;
     for (int kb = 0; kb < k_blocks; ++kb, ++iteration) {
       int s = iteration % kStages;
       uint32_t phase = (iteration / kStages) & 1;
       mbarrier_wait(&full[s], phase);
-      uint8_t* a_tile = smem + s * kStageBytes + consumer * 64 * kBK;
-      uint8_t* b_tile = smem + s * kStageBytes + kTileABytes;
-      uint64_t da = sw128_desc(a_tile), db = sw128_desc(b_tile);
-      fence_operand(acc);
-      wgmma_fence();
+      uint64_t db = sw128_desc(smem + s * kStageBytes + kTileABytes);
 #pragma unroll
-      for (int k = 0; k < kBK / 32; ++k) {
-        // 32 FP8 values = 32 bytes along K inside the swizzle atom: +2 in 16-byte units.
-        if constexpr (kA == kE4M3 && kB == kE4M3) wgmma_m64n128k32_e4m3_e4m3(acc, da + 2 * k, db + 2 * k, k);
-        else if constexpr (kA == kE4M3) wgmma_m64n128k32_e4m3_e5m2(acc, da + 2 * k, db + 2 * k, k);
-        else if constexpr (kB == kE4M3) wgmma_m64n128k32_e5m2_e4m3(acc, da + 2 * k, db + 2 * k, k);
-        else wgmma_m64n128k32_e5m2_e5m2(acc, da + 2 * k, db + 2 * k, k);
+      for (int w = 0; w < kWaves; ++w) {
+        uint64_t da = sw128_desc(smem + s * kStageBytes + (consumer * kWaves + w) * 64 * kBK);
+        fence_operand(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < kBK / 32; ++k) {
+          // 32 FP8 values = 32 bytes along K inside the swizzle atom: +2 in 16-byte units.
+          if constexpr (kA == kE4M3 && kB == kE4M3) wgmma_m64n128k32_e4m3_e4m3(acc, da + 2 * k, db + 2 * k, k);
+          else if constexpr (kA == kE4M3) wgmma_m64n128k32_e4m3_e5m2(acc, da + 2 * k, db + 2 * k, k);
+          else if constexpr (kB == kE4M3) wgmma_m64n128k32_e5m2_e4m3(acc, da + 2 * k, db + 2 * k, k);
+          else wgmma_m64n128k32_e5m2_e5m2(acc, da + 2 * k, db + 2 * k, k);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_operand(acc);
+        if (w == kWaves - 1 && t == 0) mbarrier_arrive(&empty[s]);  // the stage is free once the last wave has read it
+#pragma unroll
+        for (int i = 0; i < 64; ++i) total[w][i] += acc[i];  // promotion of this 128-wide K block to FP32
       }
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_operand(acc);
-      if (t == 0) mbarrier_arrive(&empty[s]);
-#pragma unroll
-      for (int i = 0; i < 64; ++i) total[i] += acc[i];  // promotion of this 128-wide K block to FP32
     }
 
     // Epilogue. wgmma D layout (m64nNk32, f32): d[4c+{0,1}] at (r0, 8c + 2(lane%4) + {0,1}), d[4c+{2,3}] at row r0 + 8.
-    const int r0 = tm * kBM + consumer * 64 + warp * 16 + lane / 4;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      int row = r0 + 8 * half;
-      if (row >= p.m) continue;
-      float sa = p.alpha * p.scale_a[p.a_per_row ? row : 0];
+    for (int w = 0; w < kWaves; ++w) {
+      const int r0 = tm * kBM + (consumer * kWaves + w) * 64 + warp * 16 + lane / 4;
 #pragma unroll
-      for (int c = 0; c < kBN / 8; ++c) {
-        int col = tn * kBN + 8 * c + 2 * (lane % 4);
+      for (int half = 0; half < 2; ++half) {
+        int row = r0 + 8 * half;
+        if (row >= p.m) continue;
+        float sa = p.alpha * p.scale_a[p.a_per_row ? row : 0];
 #pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          if (col + j >= p.n) continue;
-          float v = total[4 * c + 2 * half + j] * sa * p.scale_b[p.b_per_row ? col + j : 0];
-          if (p.bias) v += p.bias[col + j];
-          int64_t index = (int64_t)row * p.n + col + j;
-          if (p.out_dtype == 0) static_cast<float*>(p.out)[index] = v;
-          else static_cast<uint16_t*>(p.out)[index] = p.out_dtype == 1 ? to_bf16(v) : to_f16(v);
+        for (int c = 0; c < kBN / 8; ++c) {
+          int col = tn * kBN + 8 * c + 2 * (lane % 4);
+          if (col >= p.n) continue;
+          float v0 = total[w][4 * c + 2 * half] * sa * p.scale_b[p.b_per_row ? col : 0];
+          float v1 = col + 1 < p.n ? total[w][4 * c + 2 * half + 1] * sa * p.scale_b[p.b_per_row ? col + 1 : 0] : 0.0f;
+          if (p.bias) {
+            v0 += p.bias[col];
+            if (col + 1 < p.n) v1 += p.bias[col + 1];
+          }
+          store_pair(p, row, col, v0, v1);
         }
       }
     }
@@ -172,16 +204,27 @@ TensorMap make_map(const void* base, int rows, int k, int box_rows) {
   return map;
 }
 
-template <int kA, int kB>
-void launch_typed(const TensorMap& ma, const TensorMap& mb, const Sm90Params& p, int sms, cudaStream_t stream) {
-  auto kernel = sm90_fp8_gemm_kernel<kA, kB>;
+template <int kA, int kB, int kWaves>
+void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
+  using C = Config<kWaves>;
+  auto kernel = sm90_fp8_gemm_kernel<kA, kB, kWaves>;
   static bool configured = [&] {
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes) == cudaSuccess;
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) == cudaSuccess;
   }();
-  if (!configured) fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", kSmemBytes);
-  int tiles = ((p.m + kBM - 1) / kBM) * ((p.n + kBN - 1) / kBN);
-  kernel<<<tiles < sms ? tiles : sms, kThreads, kSmemBytes, stream>>>(ma, mb, p);
+  if (!configured) fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
+  TensorMap ma = make_map(a, p.m, p.k, C::kBM), mb = make_map(b, p.n, p.k, kBN);
+  int tiles = ((p.m + C::kBM - 1) / C::kBM) * ((p.n + kBN - 1) / kBN);
+  kernel<<<tiles < sms ? tiles : sms, kThreads, C::kSmemBytes, stream>>>(ma, mb, p);
   check_cuda(cudaGetLastError(), "sm90 FP8 GEMM launch");
+}
+
+template <int kWaves>
+void launch_waves(const ms_gemm_desc_t& d, const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
+  bool a5 = d.a_element == MS_ELEM_E5M2, b5 = d.b_element == MS_ELEM_E5M2;
+  if (!a5 && !b5) launch_typed<kE4M3, kE4M3, kWaves>(a, b, p, sms, stream);
+  else if (!a5) launch_typed<kE4M3, kE5M2, kWaves>(a, b, p, sms, stream);
+  else if (!b5) launch_typed<kE5M2, kE4M3, kWaves>(a, b, p, sms, stream);
+  else launch_typed<kE5M2, kE5M2, kWaves>(a, b, p, sms, stream);
 }
 
 }  // namespace
@@ -191,17 +234,18 @@ bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& d) {
   return fp8 && d.k % 16 == 0;
 }
 
-void launch_sm90_fp8_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, int sms, cudaStream_t stream) {
+const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& d) {
+  // Heuristic: the 256-row tile halves B traffic per FLOP but needs enough M-tiles to fill the SMs; small M takes 128 rows.
+  return d.m > 128 ? kSm90Fp8GemmName : kSm90Fp8GemmSmallName;
+}
+
+void launch_sm90_fp8_gemm(const ms_gemm_desc_t& d, const char* config, const ms_gemm_operands_t& ops, int sms, cudaStream_t stream) {
   if (reinterpret_cast<uintptr_t>(ops.a.data) % 16 || reinterpret_cast<uintptr_t>(ops.b.data) % 16)
     fail(MS_ERR_MISALIGNED, "a", "the sm90 FP8 kernel needs 16-byte aligned A and B data");
-  TensorMap ma = make_map(ops.a.data, d.m, d.k, kBM), mb = make_map(ops.b.data, d.n, d.k, kBN);
   Sm90Params p{d.m, d.n, d.k, ops.alpha, ops.a.decode_scales, ops.b.decode_scales, d.a_format == MS_FMT_FP8_ROW, d.b_format == MS_FMT_FP8_ROW,
                d.has_bias ? ops.bias : nullptr, ops.out, d.out_dtype};
-  bool a5 = d.a_element == MS_ELEM_E5M2, b5 = d.b_element == MS_ELEM_E5M2;
-  if (!a5 && !b5) launch_typed<kE4M3, kE4M3>(ma, mb, p, sms, stream);
-  else if (!a5) launch_typed<kE4M3, kE5M2>(ma, mb, p, sms, stream);
-  else if (!b5) launch_typed<kE5M2, kE4M3>(ma, mb, p, sms, stream);
-  else launch_typed<kE5M2, kE5M2>(ma, mb, p, sms, stream);
+  if (std::strcmp(config, kSm90Fp8GemmName) == 0) launch_waves<2>(d, ops.a.data, ops.b.data, p, sms, stream);
+  else launch_waves<1>(d, ops.a.data, ops.b.data, p, sms, stream);
 }
 
 }  // namespace ms

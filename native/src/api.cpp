@@ -154,14 +154,15 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   GemmFamily family = sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
   if (forced && *forced) {
     if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) family = GemmFamily::Generic;
-    else if (std::strcmp(forced, ms::kSm90Fp8GemmName) == 0) {
+    else if (std::strcmp(forced, ms::kSm90Fp8GemmName) == 0 || std::strcmp(forced, ms::kSm90Fp8GemmSmallName) == 0) {
       if (!sm90) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
       family = GemmFamily::Sm90Fp8;
+      name = forced;
     } else {
       ms::fail(MS_ERR_INVALID_ARGUMENT, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s names no GEMM config", forced);
     }
   }
-  name = family == GemmFamily::Sm90Fp8 ? ms::kSm90Fp8GemmName : ms::kGemmGenericName;
+  if (name.empty()) name = family == GemmFamily::Sm90Fp8 ? ms::sm90_fp8_gemm_config(d) : ms::kGemmGenericName;
   const char* print = std::getenv("MS_PRINT_CONFIGS");
   if (print && *print == '1')
     std::fprintf(stderr, "microscale: gemm m=%d n=%d k=%d %s x %s -> %s\n", d.m, d.n, d.k, format_name(d.a_format), format_name(d.b_format), name.c_str());
@@ -322,7 +323,7 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   if (d.has_bias) check_aligned(ops->bias, 4, "bias");
   ms::require_current_context();
   if (plan->family == GemmFamily::Sm90Fp8)
-    ms::launch_sm90_fp8_gemm(d, *ops, ms::Driver::get().multiprocessors(), static_cast<cudaStream_t>(stream));
+    ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, ms::Driver::get().multiprocessors(), static_cast<cudaStream_t>(stream));
   else
     ms::launch_gemm_generic(d, *ops, static_cast<cudaStream_t>(stream));
   MS_API_END
