@@ -16,8 +16,16 @@ for arch in $archs; do
   ok=1
   [[ $n_shfl -gt 0 ]] || ok=0
   [[ $n_ffma -gt 0 ]] || ok=0
-  printf '%s %-8s quantize: %5d SHFL.BFLY (want >0) | gemm_generic: %5d FFMA (want >0)\n' \
-    "$([[ $ok == 1 ]] && echo PASS || echo FAIL)" "$arch" "$n_shfl" "$n_ffma"
+  extra=""
+  if [[ "$arch" == "sm_90a" ]]; then
+    # The Hopper FP8 family: FP8 wgmma (QGMMA) and no local-memory traffic (LDL/STL = spills).
+    fp8=$(awk '/Function : .*sm90_fp8/{on=1} /Function : /&&!/sm90_fp8/{on=0} on' <<<"$sass")
+    n_qgmma=$(grep -c "QGMMA" <<<"$fp8"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$fp8")
+    [[ $n_qgmma -gt 0 && $n_local -eq 0 ]] || ok=0
+    extra=" | sm90_fp8_gemm: $n_qgmma QGMMA (want >0), $n_local LDL/STL (want 0)"
+  fi
+  printf '%s %-8s quantize: %5d SHFL.BFLY (want >0) | gemm_generic: %5d FFMA (want >0)%s\n' \
+    "$([[ $ok == 1 ]] && echo PASS || echo FAIL)" "$arch" "$n_shfl" "$n_ffma" "$extra"
   [[ $ok == 1 ]] || status=1
 done
 exit $status

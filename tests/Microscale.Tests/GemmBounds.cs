@@ -3,11 +3,8 @@ namespace Microscale.Tests;
 /// <summary>The GEMM error bound of NUMERICS.md §5 for binary32 accumulation, derived for the ILGPU tiled kernel.</summary>
 internal static class GemmBounds
 {
-    /// <summary>
-    /// ε(K) for the tiled binary32 kernel: one rounding per dequantized operand value (NVFP4: e2m1 × s × g), one per product,
-    /// K − 1 additions, one for alpha and one for the bias: γ_{K+4} ≈ (K + 4)·2^−24.
-    /// </summary>
-    public static double Epsilon(int k) => (k + 4) * Math.Pow(2, -24);
+    /// <summary>ε(K) of the kernel that ran (see <see cref="GemmAccuracy.Epsilon"/>: binary32 kernels (K + 4)·2^−24, Hopper FP8 tensor cores 2^−9 + …).</summary>
+    public static double Epsilon(int k, string kernel) => GemmAccuracy.Epsilon(k, kernel);
 
     /// <summary>The unit in the last place of <paramref name="value"/> in the output type (full ulp: RNE is within half of it).</summary>
     public static double OutputUlp<T>(double value)
@@ -21,10 +18,11 @@ internal static class GemmBounds
 
     /// <summary>Asserts |C − C_ref| ≤ ε(K)·|alpha|·Σ|a·b| + ulp_out(C_ref) for every element, reporting the first violation.</summary>
     public static void AssertWithin<T>(ReadOnlySpan<double> expected, ReadOnlySpan<double> absProduct, ReadOnlySpan<T> actual, int n, int k,
-                                       float alpha, string what) where T : unmanaged
+                                       float alpha, string what, string kernel) where T : unmanaged
     {
         Assert.That(actual.Length, Is.EqualTo(expected.Length), what + ": length");
-        double epsilon = Epsilon(k);
+        double epsilon = Epsilon(k, kernel);
+        what += $" [{kernel}]";
         for (int i = 0; i < expected.Length; i++)
         {
             double got = ToDouble(actual[i]);

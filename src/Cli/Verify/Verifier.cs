@@ -10,7 +10,8 @@ internal sealed record VerifyResult(string Group, string Case, string Backend, s
 /// <summary>
 /// Runs every operation and GEMM pair of a backend over a fixed, seeded set of shapes and compares with the managed
 /// reference: bit-exact for quantization, dequantization and the Hadamard rotation (NUMERICS.md), within
-/// ε(K) = (K + 4)·2^−24 · |alpha| · Σ|a·b| + one output ulp for GEMMs against float64; plus the golden vectors.
+/// ε(K) (<see cref="GemmAccuracy.Epsilon"/>, per kernel) · |alpha| · Σ|a·b| + one output ulp for GEMMs against float64; plus the
+/// golden vectors.
 /// </summary>
 internal sealed class Verifier
 {
@@ -197,7 +198,7 @@ internal sealed class Verifier
             float[] got = c.ToArray();
 
             double worst = 0;
-            double epsilon = (k + 4) * Math.Pow(2, -24);
+            double epsilon = GemmAccuracy.Epsilon(k, _context.LastGemmKernel);
             string where = "";
             for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
@@ -299,7 +300,7 @@ internal sealed class Verifier
                 using var c = _context.Gemm(qa, qb);
                 float[] got = c.ToArray();
                 double[] expected = f.Read<double>($"{scheme}_c"), abs = f.Read<double>($"{scheme}_abs_c");
-                double epsilon = (k + 4) * Math.Pow(2, -24), worst = 0;
+                double epsilon = GemmAccuracy.Epsilon(k, _context.LastGemmKernel), worst = 0;
                 for (int i = 0; i < got.Length; i++)
                 {
                     double ulp = Math.Pow(2, Math.Max(expected[i] == 0 ? -126 : Math.Floor(Math.Log2(Math.Abs(expected[i]))), -126) - 23);

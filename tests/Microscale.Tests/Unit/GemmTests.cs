@@ -39,16 +39,16 @@ public sealed class GemmTests
         using var b = context.Upload(hostB);
         double[] expected = f.Read<double>($"{scheme}_c"), abs = f.Read<double>($"{scheme}_abs_c");
         using (var c = context.Gemm(a, b))
-            GemmBounds.AssertWithin<float>(expected, abs, c.ToArray(), n, k, 1f, $"{file} {scheme} f32");
+            GemmBounds.AssertWithin<float>(expected, abs, c.ToArray(), n, k, 1f, $"{file} {scheme} f32", context.LastGemmKernel);
         using (var c = context.AllocateTensor<BFloat16>(m, n))
         {
             context.Gemm(a, b, c);
-            GemmBounds.AssertWithin<BFloat16>(expected, abs, c.ToArray(), n, k, 1f, $"{file} {scheme} bf16");
+            GemmBounds.AssertWithin<BFloat16>(expected, abs, c.ToArray(), n, k, 1f, $"{file} {scheme} bf16", context.LastGemmKernel);
         }
         using (var c = context.AllocateTensor<Half>(m, n))
         {
             context.Gemm(a, b, c);
-            GemmBounds.AssertWithin<Half>(expected, abs, c.ToArray(), n, k, 1f, $"{file} {scheme} f16");
+            GemmBounds.AssertWithin<Half>(expected, abs, c.ToArray(), n, k, 1f, $"{file} {scheme} f16", context.LastGemmKernel);
         }
     }
 
@@ -108,7 +108,8 @@ public sealed class GemmTests
                 da = context.Dequantize(qa).ToArray();
             }
             var (expected, abs) = GemmBounds.Reference(da, context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
-            GemmBounds.AssertWithin<float>(expected, abs, c.ToArray(), n, k, alpha, $"{aOptions?.ToString() ?? "bf16"} x {bOptions} m={m},n={n},k={k}");
+            GemmBounds.AssertWithin<float>(expected, abs, c.ToArray(), n, k, alpha, $"{aOptions?.ToString() ?? "bf16"} x {bOptions} m={m},n={n},k={k}",
+                                           context.LastGemmKernel);
         }
     }
 
