@@ -41,7 +41,24 @@ static void run(const char* force, int m, int n, int k, void* a, float* sa, void
   ms_gemm_plan_destroy(plan);
 }
 
+// --profile M N K [CONFIG]: run one problem 3 times with the auto (or forced) plan, for ncu; nothing else.
+static int profile(int m, int n, int k, const char* config) {
+  void *a, *b, *out; float* s;
+  CHECK_CUDA(cudaMalloc(&a, (size_t)m * k)); CHECK_CUDA(cudaMalloc(&b, (size_t)n * k)); CHECK_CUDA(cudaMalloc(&out, (size_t)m * n * 2));
+  CHECK_CUDA(cudaMalloc(&s, 4 * (size_t)(m > n ? m : n)));
+  CHECK_CUDA(cudaMemset(a, 0x38, (size_t)m * k)); CHECK_CUDA(cudaMemset(b, 0x30, (size_t)n * k)); CHECK_CUDA(cudaMemset(s, 0, 4));
+  char name[128];
+  for (int i = 0; i < 3; ++i) run(config, m, n, k, a, s, b, s, out, MS_DTYPE_BF16, name, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::printf("profiled %s\n", name);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 5 && std::strcmp(argv[1], "--profile") == 0) {
+    CHECK_CUDA(cudaFree(0));
+    return profile(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), argc > 5 ? argv[5] : nullptr);
+  }
   bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   CHECK_CUDA(cudaFree(0));
   cudaStream_t stream; CHECK_CUDA(cudaStreamCreate(&stream));
