@@ -6,7 +6,7 @@
 //    wgmma.mma_async m64n128k32 over the 128-wide K block, then promotes the block's partial sum into FP32 registers
 //    (NUMERICS.md s5: FP8 tensor-core accumulation is promoted at least every 128 of K);
 //  - epilogue: per-tensor / per-row scales, bias, BF16 / FP16 / FP32 stores straight from registers.
-// Tile config 128x128x128_s6_ws; tiles visited in groups of 8 M-tiles for L2 reuse. M, N and K tails: TMA zero-fills
+// Tile configs 256x128x128_s4 and 128x128x128_s6 (pipelined promotion); tiles visited in groups of 8 M-tiles for L2 reuse. M, N and K tails: TMA zero-fills
 // out-of-range boxes (K must be a multiple of 16 bytes for the TMA row stride), stores are guarded.
 #include <cuda_runtime_api.h>
 #include <cstring>
@@ -75,6 +75,18 @@ __device__ __forceinline__ void store_pair(const Sm90Params& p, int row, int col
 }
 #endif
 
+#ifdef MS_SM90_ENABLED
+// One m64n128k32 FP8 wgmma (32 FP8 values = 32 bytes along K: descriptors advance by 2 per step in 16-byte units).
+template <int kA, int kB>
+__device__ __forceinline__ void mma(float (&d)[64], uint64_t da, uint64_t db, int scale_d) {
+  using namespace sm90;
+  if constexpr (kA == kE4M3 && kB == kE4M3) wgmma_m64n128k32_e4m3_e4m3(d, da, db, scale_d);
+  else if constexpr (kA == kE4M3) wgmma_m64n128k32_e4m3_e5m2(d, da, db, scale_d);
+  else if constexpr (kB == kE4M3) wgmma_m64n128k32_e5m2_e4m3(d, da, db, scale_d);
+  else wgmma_m64n128k32_e5m2_e5m2(d, da, db, scale_d);
+}
+#endif
+
 template <int kA, int kB, int kWaves>
 __global__ void __launch_bounds__(kThreads, 1)
 sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b, Sm90Params p) {
@@ -134,6 +146,38 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
     for (int w = 0; w < kWaves; ++w)
 #pragma unroll
       for (int i = 0; i < 64; ++i) total[w][i] = 0.0f;
+    if constexpr (kWaves == 1) {
+      // Pipelined promotion (one wgmma batch in flight, as CUTLASS's K_PIPE_MMAS = 1): issue block kb into one
+      // accumulator, then wait for block kb-1 in the other and promote it while the tensor cores work on kb.
+      auto issue = [&](float (&a)[64]) -> int {
+        int s = iteration % kStages;
+        uint32_t phase = (iteration / kStages) & 1;
+        ++iteration;
+        mbarrier_wait(&full[s], phase);
+        uint64_t da = sw128_desc(smem + s * kStageBytes + consumer * 64 * kBK);
+        uint64_t db = sw128_desc(smem + s * kStageBytes + kTileABytes);
+        fence_operand(a);
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < kBK / 32; ++k) mma<kA, kB>(a, da + 2 * k, db + 2 * k, k);
+        wgmma_commit();
+        return s;
+      };
+      auto retire = [&](float (&a)[64], int s) {
+        fence_operand(a);
+        if (t == 0) mbarrier_arrive(&empty[s]);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) total[0][i] += a[i];
+      };
+      float acc1[64];
+      int s0 = issue(acc), s1 = 0;
+      for (int kb = 1;; ) {
+        if (kb >= k_blocks) { wgmma_wait<0>(); retire(acc, s0); break; }
+        s1 = issue(acc1); wgmma_wait<1>(); retire(acc, s0); ++kb;
+        if (kb >= k_blocks) { wgmma_wait<0>(); retire(acc1, s1); break; }
+        s0 = issue(acc); wgmma_wait<1>(); retire(acc1, s1); ++kb;
+      }
+    } else {
     for (int kb = 0; kb < k_blocks; ++kb, ++iteration) {
       int s = iteration % kStages;
       uint32_t phase = (iteration / kStages) & 1;
@@ -145,13 +189,7 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
         fence_operand(acc);
         wgmma_fence();
 #pragma unroll
-        for (int k = 0; k < kBK / 32; ++k) {
-          // 32 FP8 values = 32 bytes along K inside the swizzle atom: +2 in 16-byte units.
-          if constexpr (kA == kE4M3 && kB == kE4M3) wgmma_m64n128k32_e4m3_e4m3(acc, da + 2 * k, db + 2 * k, k);
-          else if constexpr (kA == kE4M3) wgmma_m64n128k32_e4m3_e5m2(acc, da + 2 * k, db + 2 * k, k);
-          else if constexpr (kB == kE4M3) wgmma_m64n128k32_e5m2_e4m3(acc, da + 2 * k, db + 2 * k, k);
-          else wgmma_m64n128k32_e5m2_e5m2(acc, da + 2 * k, db + 2 * k, k);
-        }
+        for (int k = 0; k < kBK / 32; ++k) mma<kA, kB>(acc, da + 2 * k, db + 2 * k, k);
         wgmma_commit();
         wgmma_wait<0>();
         fence_operand(acc);
@@ -159,6 +197,7 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
 #pragma unroll
         for (int i = 0; i < 64; ++i) total[w][i] += acc[i];  // promotion of this 128-wide K block to FP32
       }
+    }
     }
 
     // Epilogue. wgmma D layout (m64nNk32, f32): d[4c+{0,1}] at (r0, 8c + 2(lane%4) + {0,1}), d[4c+{2,3}] at row r0 + 8.
