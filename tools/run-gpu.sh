@@ -21,7 +21,7 @@ step() { echo; echo "=== $*"; }
 
 step "native build (archs $archs)"
 cmake -S "$here/native" -B "$here/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMICROSCALE_CUDA_ARCHS="$archs" \
-      -DMICROSCALE_BUILD_BASELINES=ON > "$out/native-build.log" 2>&1 || { tail -20 "$out/native-build.log"; exit 1; }
+      -DMICROSCALE_BUILD_BASELINES=ON -DMICROSCALE_BUILD_SELFTEST=ON > "$out/native-build.log" 2>&1 || { tail -20 "$out/native-build.log"; exit 1; }
 cmake --build "$here/build" >> "$out/native-build.log" 2>&1 || { grep -E "error" "$out/native-build.log" | head -40; exit 1; }
 grep -E "registers|spill" "$out/native-build.log" | sort | uniq -c | sort -rn | head -5
 
@@ -55,5 +55,7 @@ if [[ $bench == 1 ]]; then
   step "GPU benchmark sweep"
   ./Microscale.Bench gpu-sweep "$out" > "$out/bench.log" 2>&1 || status=1
   tail -30 "$out/bench.log"
+  step "GEMM families vs cuBLASLt (microscale_selftest: CUDA events, median of 50, 4 rotating operand sets)"
+  "$here/build/microscale_selftest" 2>&1 | tee -a "$out/bench.log" | tail -32 || status=1
 fi
 exit $status

@@ -117,6 +117,21 @@ internal static class GpuSweep
                 string pair = aOptions is null ? $"bf16 x {bOptions}" : $"{aOptions} x {bOptions}";
                 rows.Add(new Row("gemm", context.Backend.ToString(), $"{m}x{n}x{k}", $"{pair} [{context.LastGemmKernel}]", us, flops / us / 1e6, 0,
                                  "cuBLASLt bf16", baselineUs, baselineUs / us));
+                if (baselines && qa is not null && aOptions!.Format == QuantFormat.Fp8PerRow)
+                {
+                    // The same FP8 bytes through cuBLASLt's FP8 GEMM (per-tensor scales of 1): the like-for-like baseline.
+                    var accelerator = ContextAccelerator(context);
+                    using var binding = accelerator.BindScoped();
+                    using var workspace = accelerator.Allocate1D<byte>(32 << 20);
+                    using var one = accelerator.Allocate1D(new[] { 1.0f });
+                    nint stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
+                    nint onePtr = one.View.BaseView.LoadEffectiveAddressAsPtr();
+                    double fp8Us = MedianMicroseconds(context, () => Baselines.Gemm(1, m, n, k, qa.Storage.Data.View.LoadEffectiveAddressAsPtr(),
+                        qb.Storage.Data.View.LoadEffectiveAddressAsPtr(), c.DevicePointer(), onePtr, onePtr,
+                        workspace.View.BaseView.LoadEffectiveAddressAsPtr(), (nuint)(32 << 20), stream));
+                    rows.Add(new Row("gemm", context.Backend.ToString(), $"{m}x{n}x{k}", $"{pair} [{context.LastGemmKernel}]", us, flops / us / 1e6, 0,
+                                     "cuBLASLt fp8", fp8Us, fp8Us / us));
+                }
             }
         }
     }
