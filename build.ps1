@@ -38,7 +38,7 @@ switch ($Verb) {
             dotnet publish $project -c Release -r linux-x64 --self-contained -o "$stage/app" --nologo -v quiet
         }
         New-Item -ItemType Directory -Force "$stage/native" | Out-Null
-        Copy-Item -Recurse native/CMakeLists.txt, native/include, native/src, native/kernels, native/bench, native/tools "$stage/native/"
+        Copy-Item -Recurse native/CMakeLists.txt, native/include, native/src, native/kernels, native/bench, native/tests, native/tools "$stage/native/"
         Copy-Item tools/run-gpu.sh "$stage/run-gpu.sh"
         tar -C $stage -czf .bundle/microscale-gpu.tar.gz .
     }

@@ -49,7 +49,7 @@ case "$verb" in
     for project in tests/Microscale.Tests bench/Microscale.Bench src/Cli; do
       dotnet publish "$project" -c Release -r linux-x64 --self-contained -p:PublishReadyToRun=false -o "$stage/app" --nologo -v quiet
     done
-    mkdir -p "$stage/native" && cp -r native/CMakeLists.txt native/include native/src native/kernels native/bench native/tools "$stage/native/"
+    mkdir -p "$stage/native" && cp -r native/CMakeLists.txt native/include native/src native/kernels native/bench native/tests native/tools "$stage/native/"
     cp tools/run-gpu.sh "$stage/run-gpu.sh"
     tar -C "$stage" -cf - . | xz -T0 -6 > .bundle/microscale-gpu.tar.xz
     ls -l .bundle/microscale-gpu.tar.xz
