@@ -52,7 +52,8 @@ internal sealed class Verifier
         ? new[] { (1, 32), (7, 100), (130, 257), (1, 4096), (257, 1000), (33, 7168), (4, 16384) }
         : new[] { (1, 32), (7, 100), (130, 257) };
 
-    private static IEnumerable<QuantizationOptions> AllOptions()
+    /// <summary>Every valid combination of format, rule, layout and element.</summary>
+    internal static IEnumerable<QuantizationOptions> AllOptions()
     {
         foreach (var format in Enum.GetValues<QuantFormat>())
         foreach (var rule in Enum.GetValues<MxScaleRule>())
@@ -195,29 +196,9 @@ internal sealed class Verifier
             else _context.Gemm(qa, qb, c, options);
             float[] da = qa is null ? a : _context.Dequantize(qa).ToArray();
             float[] db = _context.Dequantize(qb).ToArray();
-            float[] got = c.ToArray();
-
-            double worst = 0;
-            double epsilon = GemmAccuracy.Epsilon(k, _context.LastGemmKernel);
-            string where = "";
-            for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double sum = 0, abs = 0;
-                for (int l = 0; l < k; l++)
-                {
-                    double t = (double)da[i * k + l] * db[j * k + l];
-                    sum += t;
-                    abs += Math.Abs(t);
-                }
-                double expected = alpha * sum + biasValues[j];
-                double ulp = Math.Pow(2, Math.Max(expected == 0 ? -126 : Math.Floor(Math.Log2(Math.Abs(expected))), -126) - 23);
-                double ratio = Math.Abs(got[i * n + j] - expected) / (epsilon * alpha * abs + ulp);
-                if (double.IsNaN(ratio))
-                    ratio = double.PositiveInfinity;
-                if (ratio > worst)
-                    (worst, where) = (ratio, $"worst at (m {i}, n {j})");
-            }
+            var (expected, abs) = GemmAccuracy.Reference(da, db, m, n, k, alpha, biasValues);
+            var (worst, worstIndex) = GemmAccuracy.Check<float>(expected, abs, c.ToArray(), k, alpha, _context.LastGemmKernel);
+            string where = $"worst at (m {worstIndex / n}, n {worstIndex % n})";
             string name = $"{pair}{(weights is null ? "" : "/" + weights.ToString()!.ToLowerInvariant())} {layout.ToString().ToLowerInvariant()} m={m} n={n} k={k}";
             _report(new VerifyResult("gemm", name, _context.Backend.ToString(), _context.LastGemmKernel, worst <= 1.0, worst, "|err|/bound", where));
         }
@@ -298,15 +279,8 @@ internal sealed class Verifier
                 using var qa = _context.Upload(ha);
                 using var qb = _context.Upload(hb);
                 using var c = _context.Gemm(qa, qb);
-                float[] got = c.ToArray();
-                double[] expected = f.Read<double>($"{scheme}_c"), abs = f.Read<double>($"{scheme}_abs_c");
-                double epsilon = GemmAccuracy.Epsilon(k, _context.LastGemmKernel), worst = 0;
-                for (int i = 0; i < got.Length; i++)
-                {
-                    double ulp = Math.Pow(2, Math.Max(expected[i] == 0 ? -126 : Math.Floor(Math.Log2(Math.Abs(expected[i]))), -126) - 23);
-                    double ratio = Math.Abs(got[i] - expected[i]) / (epsilon * abs[i] + ulp);
-                    worst = Math.Max(worst, double.IsNaN(ratio) ? double.PositiveInfinity : ratio);
-                }
+                var (worst, _) = GemmAccuracy.Check<float>(f.Read<double>($"{scheme}_c"), f.Read<double>($"{scheme}_abs_c"), c.ToArray(), k, 1f,
+                                                           _context.LastGemmKernel);
                 _report(new VerifyResult("golden", $"{Path.GetFileNameWithoutExtension(path)} {scheme}", _context.Backend.ToString(),
                                          _context.LastGemmKernel, worst <= 1.0, worst, "|err|/bound", "vs float64 from numpy"));
             }

@@ -26,4 +26,71 @@ public static class GemmAccuracy
             return Math.Pow(2, -9) + ((k + 127) / 128 + 4) * Math.Pow(2, -24);
         return (k + 4) * Math.Pow(2, -24);
     }
+
+    /// <summary>
+    /// float64 reference C = alpha·A·Bᵀ + bias of row-major binary32 operands A [m, k] and B [n, k] (dequantized values), and
+    /// Σ_k |a·b| per element for <see cref="Check{T}"/>.
+    /// </summary>
+    public static (double[] C, double[] AbsProduct) Reference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int m, int n, int k,
+                                                            float alpha = 1f, ReadOnlySpan<float> bias = default)
+    {
+        var c = new double[(long)m * n];
+        var abs = new double[(long)m * n];
+        for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+        {
+            double sum = 0, sumAbs = 0;
+            for (int l = 0; l < k; l++)
+            {
+                double t = (double)a[i * k + l] * b[j * k + l];
+                sum += t;
+                sumAbs += Math.Abs(t);
+            }
+            c[(long)i * n + j] = alpha * sum + (bias.IsEmpty ? 0 : bias[j]);
+            abs[(long)i * n + j] = sumAbs;
+        }
+        return (c, abs);
+    }
+
+    /// <summary>
+    /// The worst |C − C_ref| / (ε(K, kernel)·|alpha|·Σ|a·b| + ulp_out(C_ref)) over all elements (≤ 1 passes; NaN counts as
+    /// +∞) and where it is. <typeparamref name="T"/> (float, Half or BFloat16) sets the output ulp.
+    /// </summary>
+    public static (double WorstRatio, int WorstIndex) Check<T>(ReadOnlySpan<double> expected, ReadOnlySpan<double> absProduct,
+                                                               ReadOnlySpan<T> actual, int k, float alpha, string? kernel) where T : unmanaged
+    {
+        ThrowHelper.ThrowIfLengthIsNot(expected.Length, actual.Length, nameof(actual));
+        ThrowHelper.ThrowIfLengthIsNot(expected.Length, absProduct.Length, nameof(absProduct));
+        double epsilon = Epsilon(k, kernel), worst = 0;
+        int where = -1;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double got = ToDouble(actual[i]);
+            double ratio = Math.Abs(got - expected[i]) / (epsilon * Math.Abs(alpha) * absProduct[i] + OutputUlp<T>(expected[i]));
+            if (double.IsNaN(ratio))
+                ratio = double.PositiveInfinity;
+            if (where < 0 || ratio > worst)
+                (worst, where) = (ratio, i);
+        }
+        return (worst, where);
+    }
+
+    /// <summary>The unit in the last place of <paramref name="value"/> in the output type (RNE is within half of it).</summary>
+    public static double OutputUlp<T>(double value)
+    {
+        double a = Math.Abs(value);
+        int e = a == 0 ? -1000 : (int)Math.Floor(Math.Log2(a));
+        if (typeof(T) == typeof(float)) return Math.Pow(2, Math.Max(e, -126) - 23);
+        if (typeof(T) == typeof(BFloat16)) return Math.Pow(2, Math.Max(e, -126) - 7);
+        if (typeof(T) == typeof(Half)) return Math.Pow(2, Math.Max(e, -14) - 10);
+        throw new NotSupportedException($"Output type {typeof(T).Name} is not float, Half or BFloat16.");
+    }
+
+    private static double ToDouble<T>(T value) where T : unmanaged => value switch
+    {
+        float f => f,
+        Half h => (double)h,
+        BFloat16 b => b.ToSingle(),
+        _ => throw new NotSupportedException(typeof(T).Name),
+    };
 }

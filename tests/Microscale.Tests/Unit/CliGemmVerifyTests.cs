@@ -1,4 +1,3 @@
-using Microscale.Cli;
 using Microscale.Cli.Verify;
 using Microscale.IO;
 
@@ -29,20 +28,7 @@ public sealed class CliGemmVerifyTests
     [TearDown]
     public void Delete() => Directory.Delete(_dir, recursive: true);
 
-    private static (int ExitCode, string Error) Run(params string[] args)
-    {
-        var error = new StringWriter();
-        var saved = Console.Error;
-        Console.SetError(error);
-        try
-        {
-            return (CliApp.Build().Parse(args).Invoke(), error.ToString());
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
-    }
+    private static (int ExitCode, string Error) Run(params string[] args) => CliRunner.Run(args);
 
     [TestCase("mxfp4", "f32", 0)]
     [TestCase("nvfp4", "bf16", 16)]

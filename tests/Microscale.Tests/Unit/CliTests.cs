@@ -1,4 +1,3 @@
-using Microscale.Cli;
 using Microscale.IO;
 
 namespace Microscale.Tests.Unit;
@@ -16,20 +15,7 @@ public sealed class CliTests
     [TearDown]
     public void DeleteDirectory() => Directory.Delete(_dir, recursive: true);
 
-    private static (int ExitCode, string Error) Run(params string[] args)
-    {
-        var error = new StringWriter();
-        var saved = Console.Error;
-        Console.SetError(error);
-        try
-        {
-            return (CliApp.Build().Parse(args).Invoke(), error.ToString());
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
-    }
+    private static (int ExitCode, string Error) Run(params string[] args) => CliRunner.Run(args);
 
     [TestCase("F32")]
     [TestCase("F16")]

@@ -9,21 +9,10 @@ public sealed class QuantizerAgreementTests
 {
     private static readonly (int Rows, int Columns)[] s_shapes = { (1, 1), (1, 33), (7, 100), (129, 257), (3, 1000) };
 
-    public static IEnumerable<TestCaseData> Options()
-    {
-        foreach (var format in Enum.GetValues<QuantFormat>())
-        foreach (var rule in Enum.GetValues<MxScaleRule>())
-        foreach (var layout in Enum.GetValues<ScaleLayout>())
-        foreach (var element in Enum.GetValues<Fp8Element>())
-        {
-            var o = new QuantizationOptions(format) { Rule = rule, Layout = layout, Element = element };
-            bool valid = true;
-            try { o.Validate(); } catch (ArgumentException) { valid = false; }
-            if (valid)
-                foreach (var backend in TestBackends.All.Skip(1))
-                    yield return TestBackends.Case($"Agree_{format}_{rule}_{layout}_{element}_{backend}", backend, o, backend);
-        }
-    }
+    public static IEnumerable<TestCaseData> Options() =>
+        from o in Cli.Verify.Verifier.AllOptions()
+        from backend in TestBackends.All.Skip(1)
+        select TestBackends.Case($"Agree_{o.Format}_{o.Rule}_{o.Layout}_{o.Element}_{backend}", backend, o, backend);
 
     /// <summary>Gaussian rows over a wide range of magnitudes with specials: the same inputs <c>microscale verify</c> uses.</summary>
     private static float[] Input(int rows, int columns, int seed) => Cli.Verify.Verifier.Input(rows, columns, seed);
