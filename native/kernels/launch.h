@@ -37,6 +37,7 @@ void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const 
                           cudaStream_t stream);
 extern const char* const kSm90Fp8GemmName;       // 256x128x128_s4
 extern const char* const kSm90Fp8GemmSmallName;  // 128x128x128_s6
+extern const char* const kSm90Fp8GemmClusterName;  // 128x128x128, clusters of 2 sharing B by TMA multicast
 
 // The generic CUDA-core GEMM for every pair (any sm >= 80).
 void launch_gemm_generic(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, cudaStream_t stream);

@@ -20,6 +20,7 @@ namespace ms {
 
 const char* const kSm90Fp8GemmName = "ms_sm90_fp8_gemm_nt_256x128x128_c1x1_s4_ws";
 const char* const kSm90Fp8GemmSmallName = "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws";
+const char* const kSm90Fp8GemmClusterName = "ms_sm90_fp8_gemm_nt_128x128x128_c2x1_s6_ws";
 
 namespace {
 
@@ -87,7 +88,9 @@ __device__ __forceinline__ void mma(float (&d)[64], uint64_t da, uint64_t db, in
 }
 #endif
 
-template <int kA, int kB, int kWaves>
+// kCluster = 2: CTA pairs along M share each B tile: each CTA loads half of it and multicasts it to both, halving B's L2
+// traffic; a stage is free only when the consumers of both CTAs released it.
+template <int kA, int kB, int kWaves, int kCluster>
 __global__ void __launch_bounds__(kThreads, 1)
 sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b, Sm90Params p) {
 #ifdef MS_SM90_ENABLED
@@ -99,27 +102,33 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
   uint64_t* empty = full + kStages;
   const int warpgroup = threadIdx.x / 128;
-  const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
+  const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN;
   const int k_blocks = (p.k + kBK - 1) / kBK;
+  // Work units: one tile, or (kCluster = 2) a pair of M-adjacent tiles with the same B tile, one per CTA of the cluster.
+  const int unit_rows = (tiles_m + kCluster - 1) / kCluster, units = unit_rows * tiles_n;
+  const uint32_t rank = kCluster > 1 ? cluster_ctarank() : 0;
+  const int first_unit = kCluster > 1 ? (int)cluster_id_x() : blockIdx.x;
+  const int unit_step = kCluster > 1 ? (int)cluster_count_x() : gridDim.x;
 
   if (threadIdx.x == 0) {
     prefetch_tensormap(&map_a);
     prefetch_tensormap(&map_b);
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&full[s], 1);
-      mbarrier_init(&empty[s], 2);  // one arrival per consumer warpgroup
+      mbarrier_init(&empty[s], 2 * kCluster);  // one arrival per consumer warpgroup of every CTA sharing the stage
     }
     fence_barrier_init();
   }
-  __syncthreads();
+  if constexpr (kCluster > 1) cluster_sync(); else __syncthreads();
 
   if (warpgroup == 0) {
     setmaxnreg_dec<40>();
     if (threadIdx.x == 0) {
       uint32_t iteration = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
+      for (int unit = first_unit; unit < units; unit += unit_step) {
+        int um, tn;
+        tile_coords(unit, unit_rows, tiles_n, um, tn);
+        const int tm = um * kCluster + (int)rank;
         for (int kb = 0; kb < k_blocks; ++kb, ++iteration) {
           int s = iteration % kStages;
           uint32_t phase = (iteration / kStages) & 1;
@@ -127,10 +136,16 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
           uint8_t* a_tile = smem + s * kStageBytes;
           mbarrier_arrive_expect_tx(&full[s], kStageBytes);
           tma_load_2d(a_tile, &map_a, &full[s], kb * kBK, tm * kBM);
-          tma_load_2d(a_tile + kTileABytes, &map_b, &full[s], kb * kBK, tn * kBN);
+          if constexpr (kCluster > 1) {
+            constexpr int kHalf = kBN / 2;
+            tma_load_2d_multicast(a_tile + kTileABytes + rank * kHalf * kBK, &map_b, &full[s], kb * kBK, tn * kBN + (int)rank * kHalf, 0x3);
+          } else {
+            tma_load_2d(a_tile + kTileABytes, &map_b, &full[s], kb * kBK, tn * kBN);
+          }
         }
       }
     }
+    if constexpr (kCluster > 1) cluster_sync();  // no CTA leaves while its peer may still write into it
     return;
   }
 
@@ -139,9 +154,14 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
   const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
   float acc[64], total[kWaves][64];
   uint32_t iteration = 0;
-  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    int tm, tn;
-    tile_coords(tile, tiles_m, tiles_n, tm, tn);
+  auto release = [&](int s) {
+    mbarrier_arrive(&empty[s]);
+    if constexpr (kCluster > 1) mbarrier_arrive_remote(&empty[s], rank ^ 1);
+  };
+  for (int unit = first_unit; unit < units; unit += unit_step) {
+    int um, tn;
+    tile_coords(unit, unit_rows, tiles_n, um, tn);
+    const int tm = um * kCluster + (int)rank;
 #pragma unroll
     for (int w = 0; w < kWaves; ++w)
 #pragma unroll
@@ -165,7 +185,7 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
       };
       auto retire = [&](float (&a)[64], int s) {
         fence_operand(a);
-        if (t == 0) mbarrier_arrive(&empty[s]);
+        if (t == 0) release(s);
 #pragma unroll
         for (int i = 0; i < 64; ++i) total[0][i] += a[i];
       };
@@ -193,7 +213,7 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
         wgmma_commit();
         wgmma_wait<0>();
         fence_operand(acc);
-        if (w == kWaves - 1 && t == 0) mbarrier_arrive(&empty[s]);  // the stage is free once the last wave has read it
+        if (w == kWaves - 1 && t == 0) release(s);  // the stage is free once the last wave has read it
 #pragma unroll
         for (int i = 0; i < 64; ++i) total[w][i] += acc[i];  // promotion of this 128-wide K block to FP32
       }
@@ -224,6 +244,7 @@ sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_const
       }
     }
   }
+  if constexpr (kCluster > 1) cluster_sync();
 #endif
 }
 
@@ -243,27 +264,39 @@ TensorMap make_map(const void* base, int rows, int k, int box_rows) {
   return map;
 }
 
-template <int kA, int kB, int kWaves>
+template <int kA, int kB, int kWaves, int kCluster>
 void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
   using C = Config<kWaves>;
-  auto kernel = sm90_fp8_gemm_kernel<kA, kB, kWaves>;
+  auto kernel = sm90_fp8_gemm_kernel<kA, kB, kWaves, kCluster>;
   static bool configured = [&] {
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) == cudaSuccess;
   }();
   if (!configured) fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
-  TensorMap ma = make_map(a, p.m, p.k, C::kBM), mb = make_map(b, p.n, p.k, kBN);
-  int tiles = ((p.m + C::kBM - 1) / C::kBM) * ((p.n + kBN - 1) / kBN);
-  kernel<<<tiles < sms ? tiles : sms, kThreads, C::kSmemBytes, stream>>>(ma, mb, p);
-  check_cuda(cudaGetLastError(), "sm90 FP8 GEMM launch");
+  TensorMap ma = make_map(a, p.m, p.k, C::kBM), mb = make_map(b, p.n, p.k, kBN / kCluster);
+  int units = ((p.m + C::kBM * kCluster - 1) / (C::kBM * kCluster)) * ((p.n + kBN - 1) / kBN);
+  int ctas = (units < sms / kCluster ? units : sms / kCluster) * kCluster;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(ctas);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = C::kSmemBytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = kCluster;
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  check_cuda(cudaLaunchKernelEx(&config, kernel, ma, mb, p), "sm90 FP8 GEMM launch");
 }
 
-template <int kWaves>
-void launch_waves(const ms_gemm_desc_t& d, const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
+template <int kWaves, int kCluster>
+void launch_config(const ms_gemm_desc_t& d, const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
   bool a5 = d.a_element == MS_ELEM_E5M2, b5 = d.b_element == MS_ELEM_E5M2;
-  if (!a5 && !b5) launch_typed<kE4M3, kE4M3, kWaves>(a, b, p, sms, stream);
-  else if (!a5) launch_typed<kE4M3, kE5M2, kWaves>(a, b, p, sms, stream);
-  else if (!b5) launch_typed<kE5M2, kE4M3, kWaves>(a, b, p, sms, stream);
-  else launch_typed<kE5M2, kE5M2, kWaves>(a, b, p, sms, stream);
+  if (!a5 && !b5) launch_typed<kE4M3, kE4M3, kWaves, kCluster>(a, b, p, sms, stream);
+  else if (!a5) launch_typed<kE4M3, kE5M2, kWaves, kCluster>(a, b, p, sms, stream);
+  else if (!b5) launch_typed<kE5M2, kE4M3, kWaves, kCluster>(a, b, p, sms, stream);
+  else launch_typed<kE5M2, kE5M2, kWaves, kCluster>(a, b, p, sms, stream);
 }
 
 }  // namespace
@@ -286,8 +319,9 @@ void launch_sm90_fp8_gemm(const ms_gemm_desc_t& d, const char* config, const ms_
     fail(MS_ERR_MISALIGNED, "a", "the sm90 FP8 kernel needs 16-byte aligned A and B data");
   Sm90Params p{d.m, d.n, d.k, ops.alpha, ops.a.decode_scales, ops.b.decode_scales, d.a_format == MS_FMT_FP8_ROW, d.b_format == MS_FMT_FP8_ROW,
                d.has_bias ? ops.bias : nullptr, ops.out, d.out_dtype};
-  if (std::strcmp(config, kSm90Fp8GemmName) == 0) launch_waves<2>(d, ops.a.data, ops.b.data, p, sms, stream);
-  else launch_waves<1>(d, ops.a.data, ops.b.data, p, sms, stream);
+  if (std::strcmp(config, kSm90Fp8GemmName) == 0) launch_config<2, 1>(d, ops.a.data, ops.b.data, p, sms, stream);
+  else if (std::strcmp(config, kSm90Fp8GemmClusterName) == 0) launch_config<1, 2>(d, ops.a.data, ops.b.data, p, sms, stream);
+  else launch_config<1, 1>(d, ops.a.data, ops.b.data, p, sms, stream);
 }
 
 }  // namespace ms

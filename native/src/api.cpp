@@ -154,7 +154,8 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   GemmFamily family = sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
   if (forced && *forced) {
     if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) family = GemmFamily::Generic;
-    else if (std::strcmp(forced, ms::kSm90Fp8GemmName) == 0 || std::strcmp(forced, ms::kSm90Fp8GemmSmallName) == 0) {
+    else if (std::strcmp(forced, ms::kSm90Fp8GemmName) == 0 || std::strcmp(forced, ms::kSm90Fp8GemmSmallName) == 0 ||
+             std::strcmp(forced, ms::kSm90Fp8GemmClusterName) == 0) {
       if (!sm90) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
       family = GemmFamily::Sm90Fp8;
       name = forced;
