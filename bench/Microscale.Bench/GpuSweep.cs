@@ -65,10 +65,9 @@ internal static class GpuSweep
             double copyUs = MedianMicroseconds(context, () => source.CopyDeviceTo(copy));
             foreach (var options in new[] { new QuantizationOptions(QuantFormat.Nvfp4), new QuantizationOptions(QuantFormat.Mxfp4), new QuantizationOptions(QuantFormat.Fp8PerRow) })
             {
-                QuantizedTensor? last = null;
-                double us = MedianMicroseconds(context, () => { last?.Dispose(); last = context.Quantize(source, options); });
-                double bytes = m * (double)k * 2 + FormatSpecBytes(last!);
-                last!.Dispose();
+                using var destination = context.AllocateQuantized(m, k, options); // caller-allocated: the sweep times the kernels, not cudaMalloc
+                double us = MedianMicroseconds(context, () => context.Quantize(source, destination));
+                double bytes = m * (double)k * 2 + FormatSpecBytes(destination);
                 // Baseline: copying the BF16 input (read + write of 2 bytes per value) at the device's copy bandwidth.
                 double copyBytes = m * (double)k * 2 * 2;
                 rows.Add(new Row("quantize", context.Backend.ToString(), $"{m}x{k}", options.ToString(), us, 0, bytes / us / 1e3,

@@ -156,7 +156,7 @@ public sealed class MicroscaleContext : IDisposable
     /// written back in high precision. Bytes equal <c>Quantize(HadamardRotate(source))</c> exactly.
     /// </summary>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    /// <exception cref="ArgumentException">K is not a multiple of the Hadamard block; and as <see cref="Quantize{T}"/>.</exception>
+    /// <exception cref="ArgumentException">K is not a multiple of the Hadamard block; and as <see cref="Quantize{T}(DeviceTensor{T}, QuantizationOptions)"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is undefined.</exception>
     /// <exception cref="ObjectDisposedException">The source or the context was disposed.</exception>
     public QuantizedTensor QuantizeRotated<T>(DeviceTensor<T> source, HadamardTransform rotation, QuantizationOptions options) where T : unmanaged
@@ -170,37 +170,79 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfDisposed();
         ThrowIfForeign(source, nameof(source));
         QuantizerChecks.ValidateShape(source.Length, source.Rows, source.Columns, options, nameof(source));
-        rotation?.ThrowIfColumnsNotMultiple(source.Columns, nameof(source));
-        var spec = FormatSpec.Of(options);
-        int rows = source.Rows, columns = source.Columns;
-        var parts = AllocateParts(spec.DataBytes(rows, columns), spec.BlockScaleBytes(rows, columns, options.Layout), spec.DecodeScaleCount(rows));
-        if (IsNative)
-        {
-            try
-            {
-                NativeOps.Quantize(_device!, source.Storage, OutputConvert.Kind<T>(nameof(source)), rows, columns, options, rotation, parts);
-            }
-            catch
-            {
-                parts.Dispose();
-                throw;
-            }
-            return Track(new QuantizedTensor(options, rows, columns, parts, this));
-        }
-        using var widened = Widen(source, out var x);
+        var destination = AllocateQuantized(source.Rows, source.Columns, options);
         try
         {
-            if (_device is null)
-                QuantizeReference(x.HostSpan, rows, columns, options, rotation, parts);
-            else
-                QuantizeIlgpu(_device, x.View, rows, columns, options, rotation, parts);
+            QuantizeInto(source, rotation, destination);
         }
         catch
         {
-            parts.Dispose();
+            destination.Dispose();
             throw;
         }
+        return destination;
+    }
+
+    /// <summary>A device-resident quantized tensor of [rows, columns] in <paramref name="options"/>' format, contents undefined:
+    /// the caller-allocated destination of <see cref="Quantize{T}(DeviceTensor{T}, QuantizedTensor)"/> on hot paths.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is less than 1 or an option is undefined.</exception>
+    /// <exception cref="ArgumentException">An option does not apply to the format.</exception>
+    /// <exception cref="ObjectDisposedException">The context was disposed.</exception>
+    public QuantizedTensor AllocateQuantized(int rows, int columns, QuantizationOptions options)
+    {
+        ThrowIfDisposed();
+        QuantizerChecks.ValidateShape((long)rows * columns, rows, columns, options, nameof(rows));
+        var spec = FormatSpec.Of(options);
+        var parts = AllocateParts(spec.DataBytes(rows, columns), spec.BlockScaleBytes(rows, columns, options.Layout), spec.DecodeScaleCount(rows));
         return Track(new QuantizedTensor(options, rows, columns, parts, this));
+    }
+
+    /// <summary>Quantizes <paramref name="source"/> into the caller-allocated <paramref name="destination"/> (its options decide the
+    /// format), without allocating: bytes equal <see cref="Quantize{T}(DeviceTensor{T}, QuantizationOptions)"/>.</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">A tensor belongs to another context or is a host tensor; the shapes differ; or
+    /// <see cref="NonFinitePolicy.Throw"/> is set and the source holds NaN/±Inf.</exception>
+    /// <exception cref="ObjectDisposedException">A tensor or the context was disposed.</exception>
+    public void Quantize<T>(DeviceTensor<T> source, QuantizedTensor destination) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        QuantizeInto(source, null, destination);
+    }
+
+    /// <summary>Fused rotate-then-quantize into a caller-allocated destination (see <see cref="QuantizeRotated{T}(DeviceTensor{T}, HadamardTransform, QuantizationOptions)"/>).</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">As <see cref="Quantize{T}(DeviceTensor{T}, QuantizedTensor)"/>, or K is not a multiple of the Hadamard block.</exception>
+    /// <exception cref="ObjectDisposedException">A tensor or the context was disposed.</exception>
+    public void QuantizeRotated<T>(DeviceTensor<T> source, HadamardTransform rotation, QuantizedTensor destination) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        ArgumentNullException.ThrowIfNull(rotation);
+        QuantizeInto(source, rotation, destination);
+    }
+
+    private void QuantizeInto<T>(DeviceTensor<T> source, HadamardTransform? rotation, QuantizedTensor destination) where T : unmanaged
+    {
+        ThrowIfForeign(destination, nameof(destination));
+        if (destination.Rows != source.Rows || destination.Columns != source.Columns)
+            ThrowHelper.ThrowArgument(nameof(destination), $"destination is [{destination.Rows}, {destination.Columns}], source is [{source.Rows}, {source.Columns}].");
+        OutputConvert.Kind<T>(nameof(source));
+        rotation?.ThrowIfColumnsNotMultiple(source.Columns, nameof(source));
+        var options = destination.Options;
+        int rows = source.Rows, columns = source.Columns;
+        var parts = destination.Storage;
+        if (IsNative)
+        {
+            NativeOps.Quantize(_device!, source.Storage, OutputConvert.Kind<T>(nameof(source)), rows, columns, options, rotation, parts);
+            return;
+        }
+        using var widened = Widen(source, out var x);
+        if (_device is null)
+            QuantizeReference(x.HostSpan, rows, columns, options, rotation, parts);
+        else
+            QuantizeIlgpu(_device, x.View, rows, columns, options, rotation, parts);
     }
 
     private static void QuantizeReference(ReadOnlySpan<float> x, int rows, int columns, QuantizationOptions options, HadamardTransform? rotation,
@@ -226,15 +268,17 @@ public sealed class MicroscaleContext : IDisposable
         var p = QuantizeParams.For(spec, options, rows, columns, rotation);
         long items = (long)rows * p.ChunksPerRow;
         var launch = p.Split(items, device.ItemsPerThread(items), out int threads);
-        using var signs = accelerator.Allocate1D(rotation?.SignArray ?? new[] { 1.0f });
+        var signs = device.Scratch.Signs(rotation);
 
         if (options.NonFinite == NonFinitePolicy.Throw)
         {
-            using var first = accelerator.Allocate1D(new[] { int.MaxValue });
-            kernels.FirstNonFinite(threads, x, signs.View, first.View, launch);
-            int index = first.GetAsArray1D()[0];
-            if (index != int.MaxValue)
-                QuantizerChecks.ThrowNonFinite(index / columns, index % columns);
+            var first = device.Scratch.Ints(1);
+            first.CopyFromCPU(new[] { int.MaxValue });
+            kernels.FirstNonFinite(threads, x, signs, first, launch);
+            var index = new int[1];
+            first.CopyToCPU(index);
+            if (index[0] != int.MaxValue)
+                QuantizerChecks.ThrowNonFinite(index[0] / columns, index[0] % columns);
         }
 
         var data = parts.Data.View;
@@ -243,21 +287,19 @@ public sealed class MicroscaleContext : IDisposable
         ((AcceleratorStorage<byte>)parts.BlockScales).Clear(); // the swizzled layout's padding rows and columns stay 0
         if (spec.Format != QuantFormat.Mxfp4 && spec.Format != QuantFormat.Mxfp8)
         {
-            using var amax = accelerator.Allocate1D<int>(Math.Max(1, rows));
+            var amax = device.Scratch.Ints(rows);
             amax.MemSetToZero();
-            kernels.AbsMax(threads, x, signs.View, amax.View, launch);
-            kernels.DecodeScales(spec.DecodeScaleCount(rows), amax.View, decodeScales, p);
+            kernels.AbsMax(threads, x, signs, amax, launch);
+            kernels.DecodeScales(spec.DecodeScaleCount(rows), amax, decodeScales, p);
             if (spec.Format == QuantFormat.Nvfp4)
-                kernels.BlockQuantize(threads, x, signs.View, data, blockScales, decodeScales, launch);
+                kernels.BlockQuantize(threads, x, signs, data, blockScales, decodeScales, launch);
             else
-                kernels.Fp8Quantize(threads, x, signs.View, data, decodeScales, launch);
-            accelerator.Synchronize(); // amax is freed at the end of this scope
+                kernels.Fp8Quantize(threads, x, signs, data, decodeScales, launch);
         }
         else
         {
-            kernels.BlockQuantize(threads, x, signs.View, data, blockScales, decodeScales, launch);
+            kernels.BlockQuantize(threads, x, signs, data, blockScales, decodeScales, launch);
         }
-        accelerator.Synchronize(); // signs are freed at the end of this scope
     }
 
     /// <summary>Dequantizes a device-resident tensor to binary32 [Rows, Columns] (padding dropped).</summary>
@@ -332,10 +374,8 @@ public sealed class MicroscaleContext : IDisposable
         }
         var p = QuantizeParams.ForRotation(source.Rows, source.Columns, rotation);
         long items = (long)source.Rows * p.ChunksPerRow;
-        using var signs = _device.Accelerator.Allocate1D(rotation.SignArray);
         var launch = p.Split(items, _device.ItemsPerThread(items), out int threads);
-        _device.QuantizeKernels.Rotate(threads, x.View, signs.View, destination.Storage.View, launch);
-        _device.Accelerator.Synchronize(); // signs are freed at the end of this scope
+        _device.QuantizeKernels.Rotate(threads, x.View, _device.Scratch.Signs(rotation), destination.Storage.View, launch);
     }
 
     /// <inheritdoc cref="HadamardRotate{T}(DeviceTensor{T}, HadamardTransform, DeviceTensor{float})"/>
@@ -467,14 +507,13 @@ public sealed class MicroscaleContext : IDisposable
 
         var p = new GemmParams { M = m, N = n, K = k, Alpha = options.Alpha, HasBias = bias is null ? 0 : 1, OutputKind = outputKind };
         var view = destination.Storage.View;
-        using var dummy = _device.Accelerator.Allocate1D<float>(1);
-        var biasView = bias?.Storage.View ?? dummy.View.AsContiguous();
-        ArrayView<float> output = outputKind == 0 ? view.Cast<float>() : dummy.View.AsContiguous();
-        ArrayView<ushort> output16 = outputKind == 0 ? dummy.View.AsContiguous().Cast<ushort>() : view.Cast<ushort>();
+        var placeholder = _device.Scratch.One; // stands in for the output view of the other type and a missing bias
+        var biasView = bias?.Storage.View ?? placeholder;
+        ArrayView<float> output = outputKind == 0 ? view.Cast<float>() : placeholder;
+        ArrayView<ushort> output16 = outputKind == 0 ? placeholder.Cast<ushort>() : view.Cast<ushort>();
         var a = quantizedA is null ? new GemmOperand { Format = GemmOperand.DenseFormat, Dense = denseA!.View } : Operand(quantizedA);
         _device.GemmKernels.Run(a, Operand(b), biasView, output, output16, p);
         LastGemmKernel = "ilgpu_" + _device.GemmKernels.Name;
-        _device.Accelerator.Synchronize(); // the dummy view is freed at the end of this scope
     }
 
     /// <summary>Dequantizes a tensor of the reference context (its parts are host memory).</summary>

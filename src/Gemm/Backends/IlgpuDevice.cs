@@ -18,7 +18,11 @@ internal sealed class IlgpuDevice : IDisposable
         Accelerator = accelerator;
         _quantizeKernels = new(() => new QuantizeKernels(accelerator), LazyThreadSafetyMode.ExecutionAndPublication);
         _gemmKernels = new(() => new GemmKernels(accelerator), LazyThreadSafetyMode.ExecutionAndPublication);
+        Scratch = new DeviceScratch(accelerator);
     }
+
+    /// <summary>Reused small buffers (workspaces, Hadamard signs).</summary>
+    public DeviceScratch Scratch { get; }
 
     public Context Context { get; }
     public Accelerator Accelerator { get; }
@@ -73,6 +77,7 @@ internal sealed class IlgpuDevice : IDisposable
 
     public void Dispose()
     {
+        Scratch.Dispose();
         Accelerator.Dispose();
         Context.Dispose();
     }

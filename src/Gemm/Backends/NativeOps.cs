@@ -46,24 +46,20 @@ internal static class NativeOps
     public static void Quantize<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, QuantizationOptions options,
                                    HadamardTransform? rotation, QuantizedTensor.Parts parts) where T : unmanaged
     {
-        var accelerator = device.Accelerator;
-        using var binding = accelerator.BindScoped();
-        using var signs = accelerator.Allocate1D(rotation?.SignArray ?? new[] { 1.0f });
-        var desc = QuantizeDesc(options, sourceKind, rotation is null ? 0 : signs.View.BaseView.LoadEffectiveAddressAsPtr(), rotation);
+        using var binding = device.Accelerator.BindScoped();
+        var desc = QuantizeDesc(options, sourceKind, rotation is null ? 0 : device.Scratch.Signs(rotation).LoadEffectiveAddressAsPtr(), rotation);
         nint src = Pointer(source);
         if (options.NonFinite == NonFinitePolicy.Throw)
         {
-            using var index = accelerator.Allocate1D<long>(1);
-            NativeStatus.ThrowIfFailed(NativeMethods.ms_find_first_nonfinite(desc, src, rows, columns, index.View.BaseView.LoadEffectiveAddressAsPtr(), 8,
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_find_first_nonfinite(desc, src, rows, columns, device.Scratch.Ints(2).LoadEffectiveAddressAsPtr(), 8,
                                                                              Stream(device), out long first));
             if (first >= 0)
                 QuantizerChecks.ThrowNonFinite((int)(first / columns), (int)(first % columns));
         }
         var dst = Describe(options, rows, columns, parts);
         NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize_workspace_size(dst, desc, out nuint bytes));
-        using var workspace = accelerator.Allocate1D<int>(Math.Max(1, (long)bytes / 4));
-        NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, src, dst, workspace.View.BaseView.LoadEffectiveAddressAsPtr(), bytes, Stream(device)));
-        accelerator.Synchronize(); // signs and workspace are freed at the end of this scope
+        var workspace = device.Scratch.Ints(((long)bytes + 3) / 4);
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, src, dst, workspace.LoadEffectiveAddressAsPtr(), bytes, Stream(device)));
     }
 
     public static void Dequantize(IlgpuDevice device, QuantizedTensor source, TensorStorage<float> destination)
@@ -76,12 +72,9 @@ internal static class NativeOps
     public static void Rotate<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, HadamardTransform rotation,
                                  TensorStorage<float> destination) where T : unmanaged
     {
-        var accelerator = device.Accelerator;
-        using var binding = accelerator.BindScoped();
-        using var signs = accelerator.Allocate1D(rotation.SignArray);
-        var desc = QuantizeDesc(null, sourceKind, signs.View.BaseView.LoadEffectiveAddressAsPtr(), rotation);
+        using var binding = device.Accelerator.BindScoped();
+        var desc = QuantizeDesc(null, sourceKind, device.Scratch.Signs(rotation).LoadEffectiveAddressAsPtr(), rotation);
         NativeStatus.ThrowIfFailed(NativeMethods.ms_hadamard_rotate(desc, Pointer(source), rows, columns, Pointer(destination), Stream(device)));
-        accelerator.Synchronize(); // signs are freed at the end of this scope
     }
 
     /// <summary>The native GEMM; A is quantized, or dense of <paramref name="denseKind"/> (then <paramref name="quantizedA"/> is null).</summary>

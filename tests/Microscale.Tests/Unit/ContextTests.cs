@@ -120,4 +120,33 @@ public sealed class ContextTests
         dense.Dispose();
         q.Dispose();
     }
+
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
+    public void DestinationLastQuantizeEqualsAllocatingQuantizeAndChecksTheDestination(Backend backend)
+    {
+        TestBackends.Require(backend);
+        using var context = MicroscaleContext.Create(backend);
+        var x = Cli.Verify.Verifier.Input(9, 96, 4);
+        using var source = context.CreateTensor<float>(x, 9, 96);
+        var h = HadamardTransform.CreateRandom(32, 2);
+        foreach (var options in new[] { new QuantizationOptions(QuantFormat.Nvfp4) { Layout = ScaleLayout.Swizzled128x4 }, new QuantizationOptions(QuantFormat.Fp8PerRow) })
+        {
+            using var destination = context.AllocateQuantized(9, 96, options);
+            for (int round = 0; round < 2; round++) // reuse: the second call overwrites the first's bytes exactly
+            {
+                context.QuantizeRotated(source, h, destination);
+                using var expected = context.QuantizeRotated(source, h, options);
+                using var e = expected.ToHost();
+                using var a = destination.ToHost();
+                Exact.AssertBytes(e.Data, a.Data, $"{options} data");
+                Exact.AssertBytes(e.BlockScales, a.BlockScales, $"{options} scales");
+                Exact.AssertFloats(e.DecodeScales, a.DecodeScales, $"{options} decode scales");
+            }
+        }
+        using var wrong = context.AllocateQuantized(9, 64, new QuantizationOptions(QuantFormat.Mxfp4));
+        Assert.That(Assert.Throws<ArgumentException>(() => context.Quantize(source, wrong))!.ParamName, Is.EqualTo("destination"));
+        using var host = Quantizer.Quantize(x, 9, 96, new QuantizationOptions(QuantFormat.Mxfp4), Backend.Reference);
+        Assert.That(Assert.Throws<ArgumentException>(() => context.Quantize(source, host))!.ParamName, Is.EqualTo("destination"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => context.AllocateQuantized(0, 4, new QuantizationOptions(QuantFormat.Mxfp4)))!.ParamName, Is.EqualTo("rows"));
+    }
 }
