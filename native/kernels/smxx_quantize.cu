@@ -84,6 +84,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) segment_kernel(QuantizePa
   const int64_t warp = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   const int64_t warps = (int64_t)gridDim.x * kWarpsPerBlock;
   const int64_t items = (int64_t)p.seg.rows * p.seg.segs_per_row;
+  uint32_t running = 0;   // kAbsMax: this warp's max so far for running_row (one atomic per row or per warp, not per item)
+  int running_row = -1;
   for (int64_t item = warp; item < items; item += warps) {
     const int row = (int)(item / p.seg.segs_per_row);
     const int first = (int)(item - (int64_t)row * p.seg.segs_per_row) * p.seg.seg;
@@ -101,7 +103,13 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) segment_kernel(QuantizePa
         uint32_t other = __shfl_xor_sync(0xFFFFFFFFu, amax, o);
         amax = other > amax ? other : amax;
       }
-      if (lane == 0 && amax != 0) atomicMax(&p.amax[p.per_row ? row : 0], (int)amax);
+      int target = p.per_row ? row : 0;
+      if (target != running_row) {
+        if (lane == 0 && running != 0) atomicMax(&p.amax[running_row], (int)running);
+        running = 0;
+        running_row = target;
+      }
+      running = amax > running ? amax : running;
     } else if constexpr (M == kFirstNonFinite) {
 #pragma unroll
       for (int e = 0; e < E; ++e)
@@ -119,6 +127,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) segment_kernel(QuantizePa
       for (int e = 0; e < E; ++e)
         if (col0 + e < p.seg.cols) p.rotated[(int64_t)row * p.seg.cols + col0 + e] = v[e];
     }
+  }
+  if constexpr (M == kAbsMax) {
+    if (lane == 0 && running != 0) atomicMax(&p.amax[running_row], (int)running);
   }
 }
 
@@ -168,7 +179,9 @@ template <Mode M>
 void launch_mode(const QuantizeParams& p, const void* src, cudaStream_t stream) {
   int64_t items = (int64_t)p.seg.rows * p.seg.segs_per_row;
   int64_t blocks = (items + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  int grid = (int)(blocks < 65535 * 8 ? blocks : 65535 * 8);
+  // The amax pass keeps a per-warp running max, so it wants few warps with many items each (few atomics).
+  const int64_t cap = M == kAbsMax ? 132 * 16 : 65535 * 8;
+  int grid = (int)(blocks < cap ? blocks : cap);
   switch (p.seg.seg / 32) {
     case 1: segment_kernel<M, 1><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p, src); break;
     case 2: segment_kernel<M, 2><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p, src); break;

@@ -54,7 +54,49 @@ static int profile(int m, int n, int k, const char* config) {
   return 0;
 }
 
+// Quantization of an 8192x8192 BF16 tensor (and 16x8192) against a device-to-device copy of the input, CUDA events.
+static void time_quantize(cudaStream_t stream) {
+  std::printf("\n%-14s %-12s %10s %10s %8s\n", "quantize", "format", "us", "copy us", "vs copy");
+  for (int rows : {8192, 16}) {
+    const int cols = 8192;
+    size_t n = (size_t)rows * cols;
+    void *src, *copy, *data, *scales, *workspace; float* decode;
+    CHECK_CUDA(cudaMalloc(&src, n * 2)); CHECK_CUDA(cudaMalloc(&copy, n * 2)); CHECK_CUDA(cudaMalloc(&data, n));
+    CHECK_CUDA(cudaMalloc(&scales, n / 16)); CHECK_CUDA(cudaMalloc(&decode, rows * 4)); CHECK_CUDA(cudaMalloc(&workspace, rows * 4));
+    std::vector<uint16_t> host(n);
+    std::mt19937 rng(3);
+    for (auto& v : host) v = (uint16_t)(0x3C00 + (rng() & 0x3FF) - 0x200 + ((rng() & 1) << 15));  // bf16 around +-1
+    CHECK_CUDA(cudaMemcpy(src, host.data(), n * 2, cudaMemcpyHostToDevice));
+    auto time = [&](auto&& body) {
+      for (int i = 0; i < 5; ++i) body();
+      cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+      std::vector<float> ms(30);
+      for (auto& t : ms) { cudaEventRecord(e0, stream); body(); cudaEventRecord(e1, stream); cudaEventSynchronize(e1); cudaEventElapsedTime(&t, e0, e1); }
+      std::sort(ms.begin(), ms.end());
+      return ms[15] * 1000.0;
+    };
+    double copy_us = time([&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, n * 2, cudaMemcpyDeviceToDevice, stream)); });
+    for (int format : {MS_FMT_NVFP4, MS_FMT_MXFP4, MS_FMT_FP8_ROW}) {
+      ms_qtensor_t q{}; q.struct_size = sizeof q; q.format = format; q.rows = rows; q.cols = cols; q.data = data;
+      q.block_scales = format == MS_FMT_FP8_ROW ? nullptr : scales; q.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
+      ms_quantize_desc_t d{}; d.struct_size = sizeof d; d.src_dtype = MS_DTYPE_BF16;
+      double us = time([&] { CHECK_MS(ms_quantize(&d, src, &q, workspace, rows * 4, stream)); });
+      // Bytes: read 2/value; write 0.5 (FP4) or 1 (FP8) per value plus scales; the copy moves 4 per value.
+      double bytes = n * 2.0 + n * (format == MS_FMT_FP8_ROW ? 1.0 : 0.5) + (format == MS_FMT_NVFP4 ? n / 16.0 : format == MS_FMT_MXFP4 ? n / 32.0 : 0);
+      char shape[32]; std::snprintf(shape, sizeof shape, "%dx%d", rows, cols);
+      std::printf("%-14s %-12s %10.1f %10.1f %8.3f\n", shape, format == MS_FMT_NVFP4 ? "nvfp4" : format == MS_FMT_MXFP4 ? "mxfp4" : "fp8-row",
+                  us, copy_us, (bytes / us) / (n * 4.0 / copy_us));
+    }
+    cudaFree(src); cudaFree(copy); cudaFree(data); cudaFree(scales); cudaFree(decode); cudaFree(workspace);
+  }
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--quantize") == 0) {
+    cudaStream_t s; CHECK_CUDA(cudaFree(0)); CHECK_CUDA(cudaStreamCreate(&s));
+    time_quantize(s);
+    return 0;
+  }
   if (argc >= 5 && std::strcmp(argv[1], "--profile") == 0) {
     CHECK_CUDA(cudaFree(0));
     return profile(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), argc > 5 ? argv[5] : nullptr);
@@ -173,6 +215,7 @@ int main(int argc, char** argv) {
     cudaFree(sa); cudaFree(sb); cudaFree(one); cudaFree(out); cudaFree(ws);
   }
   std::printf("geometric mean ratio vs cuBLASLt FP8 per-tensor: %.3f\n", std::exp(log_sum / std::max(count, 1)));
+  time_quantize(stream);
   std::printf("%d check failures\n", failures);
   return failures ? 1 : 0;
 }
