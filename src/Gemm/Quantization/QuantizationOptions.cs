@@ -67,6 +67,12 @@ public sealed record QuantizationOptions(QuantFormat Format)
     /// <summary>8-bit element for the FP8 formats and MXFP8; must stay <see cref="Fp8Element.E4M3"/> for the FP4 formats.</summary>
     public Fp8Element Element { get; init; } = Fp8Element.E4M3;
 
+    /// <summary>Element rounding (NUMERICS.md §7). Default <see cref="RoundingMode.Nearest"/>; scales are never rounded stochastically.</summary>
+    public RoundingMode Rounding { get; init; } = RoundingMode.Nearest;
+
+    /// <summary>Key of the Philox random bytes for <see cref="RoundingMode.Stochastic"/> (the same seed gives the same bytes on every backend).</summary>
+    public ulong Seed { get; init; }
+
     /// <summary>Checks that every option is defined and applies to <see cref="Format"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An enum value is not defined.</exception>
     /// <exception cref="ArgumentException">An option does not apply to the format.</exception>
@@ -77,6 +83,7 @@ public sealed record QuantizationOptions(QuantFormat Format)
         ThrowHelper.ThrowIfUndefined(Layout, paramName);
         ThrowHelper.ThrowIfUndefined(NonFinite, paramName);
         ThrowHelper.ThrowIfUndefined(Element, paramName);
+        ThrowHelper.ThrowIfUndefined(Rounding, paramName);
         var spec = FormatSpec.Of(this);
         if (!spec.IsBlockScaled && Layout != ScaleLayout.Linear)
             ThrowHelper.ThrowArgument(paramName, $"Scale layout {Layout} applies only to block-scaled formats, not {Format}.");
@@ -88,5 +95,6 @@ public sealed record QuantizationOptions(QuantFormat Format)
 
     /// <summary>Short name used by the CLI and in reports, e.g. <c>mxfp4</c>, <c>fp8-row</c>, <c>fp8-tensor-e5m2</c>.</summary>
     public override string ToString() => FormatSpec.Of(this).Name + (Rule == MxScaleRule.Ceil ? "/ceil" : "") +
-                                         (Layout == ScaleLayout.Swizzled128x4 ? "/swizzled" : "");
+                                         (Layout == ScaleLayout.Swizzled128x4 ? "/swizzled" : "") +
+                                         (Rounding == RoundingMode.Stochastic ? $"/sr{Seed}" : "");
 }

@@ -26,6 +26,9 @@ internal struct QuantizeParams
     public int ChunksPerRow;
     /// <summary>1: amax per row (FP8 per-row); 0: one amax for the tensor.</summary>
     public int PerRow;
+    /// <summary>1: stochastic rounding keyed by <see cref="Seed"/> (NUMERICS.md §7).</summary>
+    public int Stochastic;
+    public ulong Seed;
     public int ItemsPerThread;
     public int TotalItems;
 
@@ -54,6 +57,8 @@ internal struct QuantizeParams
             ChunkWidth = chunk,
             ChunksPerRow = (spec.PaddedColumns(columns) + chunk - 1) / chunk,
             PerRow = spec.Format == QuantFormat.Fp8PerRow ? 1 : 0,
+            Stochastic = o.Rounding == RoundingMode.Stochastic ? 1 : 0,
+            Seed = o.Seed,
         };
     }
 
@@ -254,7 +259,7 @@ internal sealed class QuantizeKernels
             for (int i = 0; i < p.BlockSize; i++)
             {
                 float v = local[offset + i];
-                data[index + i] = (byte)(factor == 0.0f ? 0 : ElementKind.Encode(divide ? v / factor : v * factor, p.ElementKind));
+                data[index + i] = (byte)(factor == 0.0f ? 0 : StochasticRounding.EncodeElement(divide ? v / factor : v * factor, p.ElementKind, p.Stochastic, p.Seed, index + i));
             }
             return;
         }
@@ -264,8 +269,8 @@ internal sealed class QuantizeKernels
             uint codeLo = 0, codeHi = 0;
             if (factor != 0.0f)
             {
-                codeLo = FloatBits.ToE2M1(divide ? lo / factor : lo * factor);
-                codeHi = FloatBits.ToE2M1(divide ? hi / factor : hi * factor);
+                codeLo = StochasticRounding.EncodeElement(divide ? lo / factor : lo * factor, ElementKind.E2M1, p.Stochastic, p.Seed, index + i);
+                codeHi = StochasticRounding.EncodeElement(divide ? hi / factor : hi * factor, ElementKind.E2M1, p.Stochastic, p.Seed, index + i + 1);
             }
             data[(index + i) >> 1] = (byte)(codeLo | (codeHi << 4));
         }
@@ -281,7 +286,7 @@ internal sealed class QuantizeKernels
             int row = LoadItem(item, x, signs, local, p, out int first);
             float g = scales[p.PerRow != 0 ? row : 0];
             for (int i = 0; i < p.ChunkWidth && first + i < p.Columns; i++)
-                data[(long)row * p.Columns + first + i] = (byte)ElementKind.Encode(local[i] / g, p.ElementKind);
+                data[(long)row * p.Columns + first + i] = (byte)StochasticRounding.EncodeElement(local[i] / g, p.ElementKind, p.Stochastic, p.Seed, (long)row * p.Columns + first + i);
         }
     }
 

@@ -17,7 +17,7 @@ internal static class ReferenceQuantizer
         else if (spec.Format == QuantFormat.Nvfp4)
             QuantizeNvfp4(x, rows, columns, spec, options, destination);
         else
-            QuantizeFp8(x, rows, columns, spec, destination);
+            QuantizeFp8(x, rows, columns, spec, options, destination);
     }
 
     /// <summary>Returns (row, column) of the first NaN/±Inf in row-major order, or null.</summary>
@@ -59,7 +59,7 @@ internal static class ReferenceQuantizer
             for (int i = 0; i < spec.BlockSize; i++)
             {
                 int c = b * spec.BlockSize + i;
-                uint code = multiplier == 0.0f ? 0 : ElementKind.Encode(Element(x, r, c, columns) * multiplier, spec.ElementKind);
+                uint code = multiplier == 0.0f ? 0 : Round(Element(x, r, c, columns) * multiplier, spec.ElementKind, o, (long)r * paddedColumns + c);
                 WriteCode(d.Data.HostSpan, spec, (long)r * paddedColumns + c, code);
             }
         }
@@ -88,13 +88,13 @@ internal static class ReferenceQuantizer
             for (int i = 0; i < spec.BlockSize; i++)
             {
                 int c = b * spec.BlockSize + i;
-                uint code = zeroBlock ? 0 : FloatBits.ToE2M1(Element(x, r, c, columns) / blockDecode);
+                uint code = zeroBlock ? 0 : Round(Element(x, r, c, columns) / blockDecode, ElementKind.E2M1, o, (long)r * paddedColumns + c);
                 WriteCode(d.Data.HostSpan, spec, (long)r * paddedColumns + c, code);
             }
         }
     }
 
-    private static void QuantizeFp8(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizedTensor.Parts d)
+    private static void QuantizeFp8(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedTensor.Parts d)
     {
         bool perRow = spec.Format == QuantFormat.Fp8PerRow;
         float tensorAmax = 0.0f;
@@ -115,9 +115,13 @@ internal static class ReferenceQuantizer
         {
             float g = d.DecodeScales.HostSpan[perRow ? r : 0];
             for (int c = 0; c < columns; c++)
-                d.Data.HostSpan[r * columns + c] = (byte)ElementKind.Encode(x[r * columns + c] / g, spec.ElementKind);
+                d.Data.HostSpan[r * columns + c] = (byte)Round(x[r * columns + c] / g, spec.ElementKind, o, (long)r * columns + c);
         }
     }
+
+    /// <summary>The element code of a scaled value: round-to-nearest, or stochastic with the byte of element <paramref name="index"/>.</summary>
+    private static uint Round(float value, int kind, QuantizationOptions o, long index) =>
+        StochasticRounding.EncodeElement(value, kind, o.Rounding == RoundingMode.Stochastic ? 1 : 0, o.Seed, index);
 
     /// <summary>max |x| over the finite values of one block, and whether the block holds NaN/±Inf.</summary>
     private static float BlockAmax(ReadOnlySpan<float> x, int row, int first, int blockSize, int columns, out bool nonFinite)
