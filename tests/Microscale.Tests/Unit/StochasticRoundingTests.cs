@@ -90,6 +90,7 @@ public sealed class StochasticRoundingTests
     }
 
     [Test]
+    [Category("Gpu")]
     public void NativeBackendSaysStochasticRoundingIsNotThereYet()
     {
         TestBackends.Require(Backend.Native);
