@@ -183,6 +183,40 @@ public sealed class MicroscaleContext : IDisposable
         return destination;
     }
 
+    /// <summary>
+    /// Quantizes along the other dimension: the result is <c>Quantize(sourceᵀ)</c> byte for byte, a [Columns, Rows] tensor
+    /// (NUMERICS.md §9), for the dgrad / wgrad GEMMs of training, which reduce over what is the row dimension here.
+    /// </summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="source"/> belongs to another context, or an option does not apply.</exception>
+    /// <exception cref="ObjectDisposedException">The source or the context was disposed.</exception>
+    public QuantizedTensor QuantizeTransposed<T>(DeviceTensor<T> source, QuantizationOptions options) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        QuantizerChecks.ValidateShape(source.Length, source.Columns, source.Rows, options, nameof(source));
+        using var widened = Widen(source, out var x);
+        var transposedStorage = Allocate<float>(source.Length, zero: false);
+        using var transposed = new FreeAfterQueuedWork(_device, transposedStorage);
+        if (_device is null)
+        {
+            var from = x.HostSpan;
+            var to = transposedStorage.HostSpan;
+            for (int r = 0; r < source.Rows; r++)
+                for (int c = 0; c < source.Columns; c++)
+                    to[c * source.Rows + r] = from[r * source.Columns + c];
+        }
+        else
+        {
+            long total = source.Length;
+            int perThread = _device.ItemsPerThread(total);
+            _device.QuantizeKernels.Transpose((int)((total + perThread - 1) / perThread), x.View, transposedStorage.View, source.Rows, source.Columns,
+                                              perThread, (int)total);
+        }
+        var view = new DeviceTensor<float>(this, transposedStorage, source.Columns, source.Rows); // borrows the storage, freed below
+        return QuantizeCore(view, options, rotation: null);
+    }
+
     /// <summary>A device-resident quantized tensor of [rows, columns] in <paramref name="options"/>' format, contents undefined:
     /// the caller-allocated destination of <see cref="Quantize{T}(DeviceTensor{T}, QuantizedTensor)"/> on hot paths.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
@@ -231,6 +265,8 @@ public sealed class MicroscaleContext : IDisposable
         OutputConvert.Kind<T>(nameof(source));
         rotation?.ThrowIfColumnsNotMultiple(source.Columns, nameof(source));
         var options = destination.Options;
+        if (rotation is not null && options.TwoDimensionalBlocks)
+            ThrowHelper.ThrowArgument(nameof(rotation), "Two-dimensional NVFP4 blocks (weights) are not combined with a Hadamard rotation.");
         int rows = source.Rows, columns = source.Columns;
         var parts = destination.Storage;
         if (IsNative)
@@ -602,7 +638,17 @@ public sealed class MicroscaleContext : IDisposable
                                             kind == 2 ? 1 : 0, perThread, (int)total);
         }
         result = widened;
-        return widened;
+        return new FreeAfterQueuedWork(_device, widened);
+    }
+
+    /// <summary>Frees a temporary buffer only after the work queued on it has run (kernels are asynchronous).</summary>
+    private sealed class FreeAfterQueuedWork(IlgpuDevice? device, IDisposable buffer) : IDisposable
+    {
+        public void Dispose()
+        {
+            device?.Accelerator.Synchronize();
+            buffer.Dispose();
+        }
     }
 
     private T Track<T>(T resource) where T : class, IDisposable

@@ -46,8 +46,8 @@ internal static class NativeOps
     public static void Quantize<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, QuantizationOptions options,
                                    HadamardTransform? rotation, QuantizedTensor.Parts parts) where T : unmanaged
     {
-        if (options.Rounding == RoundingMode.Stochastic)
-            throw new NotSupportedException("Stochastic rounding is not in the native library yet; use Backend.Cuda (ILGPU) or Backend.Cpu.");
+        if (options.Rounding == RoundingMode.Stochastic || options.TwoDimensionalBlocks)
+            throw new NotSupportedException("Stochastic rounding and 2D NVFP4 blocks are not in the native library yet; use Backend.Cuda (ILGPU) or Backend.Cpu.");
         using var binding = device.Accelerator.BindScoped();
         var desc = QuantizeDesc(options, sourceKind, rotation is null ? 0 : device.Scratch.Signs(rotation).LoadEffectiveAddressAsPtr(), rotation);
         nint src = Pointer(source);

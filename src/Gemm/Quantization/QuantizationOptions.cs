@@ -70,6 +70,12 @@ public sealed record QuantizationOptions(QuantFormat Format)
     /// <summary>Element rounding (NUMERICS.md §7). Default <see cref="RoundingMode.Nearest"/>; scales are never rounded stochastically.</summary>
     public RoundingMode Rounding { get; init; } = RoundingMode.Nearest;
 
+    /// <summary>
+    /// NVFP4 only: take each block scale from the amax of a 16-row × 16-column tile (the NVFP4 training recipe's weight
+    /// scales, NUMERICS.md §9) and write it to each of the tile's rows, so the scale layout and every GEMM stay unchanged.
+    /// </summary>
+    public bool TwoDimensionalBlocks { get; init; }
+
     /// <summary>Key of the Philox random bytes for <see cref="RoundingMode.Stochastic"/> (the same seed gives the same bytes on every backend).</summary>
     public ulong Seed { get; init; }
 
@@ -89,6 +95,8 @@ public sealed record QuantizationOptions(QuantFormat Format)
             ThrowHelper.ThrowArgument(paramName, $"Scale layout {Layout} applies only to block-scaled formats, not {Format}.");
         if (!spec.IsMx && Rule != MxScaleRule.Floor)
             ThrowHelper.ThrowArgument(paramName, $"Scale rule {Rule} applies only to MX formats, not {Format}.");
+        if (TwoDimensionalBlocks && Format != QuantFormat.Nvfp4)
+            ThrowHelper.ThrowArgument(paramName, $"Two-dimensional 16x16 blocks apply only to Nvfp4, not {Format}.");
         if (spec.ElementBits == 4 && Element != Fp8Element.E4M3)
             ThrowHelper.ThrowArgument(paramName, $"Element {Element} applies only to FP8 formats, not {Format}.");
     }
@@ -96,5 +104,5 @@ public sealed record QuantizationOptions(QuantFormat Format)
     /// <summary>Short name used by the CLI and in reports, e.g. <c>mxfp4</c>, <c>fp8-row</c>, <c>fp8-tensor-e5m2</c>.</summary>
     public override string ToString() => FormatSpec.Of(this).Name + (Rule == MxScaleRule.Ceil ? "/ceil" : "") +
                                          (Layout == ScaleLayout.Swizzled128x4 ? "/swizzled" : "") +
-                                         (Rounding == RoundingMode.Stochastic ? $"/sr{Seed}" : "");
+                                         (Rounding == RoundingMode.Stochastic ? $"/sr{Seed}" : "") + (TwoDimensionalBlocks ? "/2d" : "");
 }

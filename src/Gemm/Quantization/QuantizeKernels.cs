@@ -29,6 +29,8 @@ internal struct QuantizeParams
     /// <summary>1: stochastic rounding keyed by <see cref="Seed"/> (NUMERICS.md §7).</summary>
     public int Stochastic;
     public ulong Seed;
+    /// <summary>1: NVFP4 block amax over the 16 x 16 tile (NUMERICS.md §9; no rotation).</summary>
+    public int TwoDimensional;
     public int ItemsPerThread;
     public int TotalItems;
 
@@ -59,6 +61,7 @@ internal struct QuantizeParams
             PerRow = spec.Format == QuantFormat.Fp8PerRow ? 1 : 0,
             Stochastic = o.Rounding == RoundingMode.Stochastic ? 1 : 0,
             Seed = o.Seed,
+            TwoDimensional = o.TwoDimensionalBlocks ? 1 : 0,
         };
     }
 
@@ -101,6 +104,7 @@ internal sealed class QuantizeKernels
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuantizeParams> Rotate;
     public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams> Dequantize;
     public readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int> Widen16;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> Transpose;
 
     public QuantizeKernels(Accelerator a)
     {
@@ -112,6 +116,7 @@ internal sealed class QuantizeKernels
         Rotate = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuantizeParams>(RotateKernel);
         Dequantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams>(DequantizeKernel);
         Widen16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int>(Widen16Kernel);
+        Transpose = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TransposeKernel);
     }
 
     private static int Begin(Index1D thread, QuantizeParams p) => thread * p.ItemsPerThread;
@@ -224,6 +229,8 @@ internal sealed class QuantizeKernels
 
                 uint scaleCode;
                 float factor = 0.0f; // MX: multiply by 2^−e; NVFP4: divide by d; 0 writes +0 codes
+                if (nv && p.TwoDimensional != 0)
+                    TileAmax(x, row, chunkFirst + offset, p, ref amaxBits, ref nonFinite);
                 if (nv)
                 {
                     scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(FloatBits.FromBits(amaxBits), g);
@@ -249,6 +256,22 @@ internal sealed class QuantizeKernels
                 WriteBlock(local, offset, data, (long)row * p.PaddedColumns + chunkFirst + offset, factor, nv, p);
             }
         }
+    }
+
+    /// <summary>Folds the other rows of the 16 x 16 tile holding (row, first..first+BlockSize) into the block's amax (raw input; rows past the end count 0).</summary>
+    private static void TileAmax(ArrayView<float> x, int row, int first, QuantizeParams p, ref uint amaxBits, ref bool nonFinite)
+    {
+        int tileRow = row & ~15;
+        int end = Math.Min(p.Rows, tileRow + 16);
+        for (int r = tileRow; r < end; r++)
+            for (int i = 0; i < p.BlockSize; i++)
+            {
+                uint bits = first + i < p.Columns ? FloatBits.AbsBits(x[(long)r * p.Columns + first + i]) : 0u;
+                if (!FloatBits.IsFiniteBits(bits))
+                    nonFinite = true;
+                else if (bits > amaxBits)
+                    amaxBits = bits;
+            }
     }
 
     /// <summary>Encodes BlockSize values of <paramref name="local"/> at element index <paramref name="index"/> of the packed data.</summary>
@@ -312,6 +335,17 @@ internal sealed class QuantizeKernels
             int column = i - row * p.Columns;
             output[i] = QuantizedOperand.Decode(data, blockScales, decodeScales, row, column, p.Format, p.ElementKind, p.ElementBits,
                                                 p.BlockSize, p.PaddedColumns, p.ScaleColumns, p.Swizzled);
+        }
+    }
+
+    /// <summary>destination[c, r] = source[r, c] for a [rows, columns] source; chunks of <paramref name="perThread"/> source elements.</summary>
+    private static void TransposeKernel(Index1D thread, ArrayView<float> source, ArrayView<float> destination, int rows, int columns, int perThread, int total)
+    {
+        int end = Math.Min(total, (thread + 1) * perThread);
+        for (int i = thread * perThread; i < end; i++)
+        {
+            int r = i / columns, c = i - r * columns;
+            destination[(long)c * rows + r] = source[i];
         }
     }
 

@@ -47,4 +47,15 @@ public static class Quantizer
         using var quantized = context.Quantize(input, options);
         return quantized.ToHost();
     }
+
+    /// <summary>Quantizes along the other dimension: <c>Quantize(sourceᵀ)</c> byte for byte, a [columns, rows] tensor (NUMERICS.md §9).</summary>
+    /// <inheritdoc cref="Quantize(ReadOnlySpan{float}, int, int, QuantizationOptions, Backend)"/>
+    public static QuantizedTensor QuantizeTransposed(ReadOnlySpan<float> source, int rows, int columns, QuantizationOptions options, Backend backend = Backend.Auto)
+    {
+        QuantizerChecks.ValidateShape(source.Length, rows, columns, options, nameof(source));
+        var context = MicroscaleContext.Shared(backend);
+        using var input = context.CreateTensor(source, rows, columns);
+        using var quantized = context.QuantizeTransposed(input, options);
+        return quantized.ToHost();
+    }
 }

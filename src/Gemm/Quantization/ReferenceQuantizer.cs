@@ -80,6 +80,16 @@ internal static class ReferenceQuantizer
         for (int b = 0; b < scaleColumns; b++)
         {
             float amax = BlockAmax(x, r, b * spec.BlockSize, spec.BlockSize, columns, out bool nonFinite);
+            if (o.TwoDimensionalBlocks)
+            {
+                // NUMERICS.md §9: the amax of the 16 x 16 tile holding this block (rows past the end count as 0).
+                int tileRow = r & ~15;
+                for (int rr = tileRow; rr < Math.Min(rows, tileRow + 16); rr++)
+                {
+                    amax = MathF.Max(amax, BlockAmax(x, rr, b * spec.BlockSize, spec.BlockSize, columns, out bool bad));
+                    nonFinite |= bad;
+                }
+            }
             uint scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(amax, g);
             d.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
 

@@ -1,0 +1,70 @@
+using Microscale.IO;
+
+namespace Microscale.Tests.Unit;
+
+/// <summary>2D 16x16 NVFP4 blocks and quantization along the other dimension (NUMERICS.md §9) against ext.safetensors.</summary>
+[TestFixture]
+public sealed class TrainingQuantizationTests
+{
+    public static IEnumerable<TestCaseData> Backends() =>
+        from b in new[] { Backend.Reference, Backend.Cpu, Backend.Cuda }
+        select TestBackends.Case("{m}_" + b, b, b);
+
+    [TestCaseSource(nameof(Backends))]
+    public void TwoDimensionalNvfp4BlocksMatchGolden(Backend backend)
+    {
+        TestBackends.Require(backend);
+        using var f = SafeTensorsFile.Open(Golden.PathOf("ext.safetensors"));
+        float[] w = f.Read<float>("w2d_x");
+        using var q = Quantizer.Quantize(w, 40, 64, new QuantizationOptions(QuantFormat.Nvfp4) { TwoDimensionalBlocks = true }, backend);
+        Exact.AssertFloats(f.Read<float>("nvfp4_2d_g"), q.DecodeScales, "g");
+        Exact.AssertBytes(f.Read<byte>("nvfp4_2d_s"), q.BlockScales, "2d scales", 4);
+        Exact.AssertBytes(f.Read<byte>("nvfp4_2d_q"), q.Data, "2d codes", 32);
+        // Every row of a 16-row tile carries the tile's scale.
+        for (int r = 0; r < 40; r++)
+            Assert.That(q.BlockScales.Slice(r * 4, 4).ToArray(), Is.EqualTo(q.BlockScales.Slice((r & ~15) * 4, 4).ToArray()), $"row {r}");
+    }
+
+    [TestCaseSource(nameof(Backends))]
+    public void TransposedQuantizationMatchesGoldenAndQuantizeOfTheTranspose(Backend backend)
+    {
+        TestBackends.Require(backend);
+        using var f = SafeTensorsFile.Open(Golden.PathOf("ext.safetensors"));
+        float[] w = f.Read<float>("w2d_x");
+        using var q = Quantizer.QuantizeTransposed(w, 40, 64, new QuantizationOptions(QuantFormat.Nvfp4), backend);
+        Assert.That((q.Rows, q.Columns, q.PaddedColumns), Is.EqualTo((64, 40, 48)));
+        Exact.AssertFloats(f.Read<float>("nvfp4_t_g"), q.DecodeScales, "g");
+        Exact.AssertBytes(f.Read<byte>("nvfp4_t_s"), q.BlockScales, "transposed scales", 3);
+        Exact.AssertBytes(f.Read<byte>("nvfp4_t_q"), q.Data, "transposed codes", 24);
+
+        // Any format, BF16 input: QuantizeTransposed(x) == Quantize(xᵀ) byte for byte.
+        var x = SeededGaussian.Create(33 * 70, 9).Select(v => (BFloat16)v).ToArray();
+        var xt = new BFloat16[x.Length];
+        for (int r = 0; r < 33; r++)
+            for (int c = 0; c < 70; c++)
+                xt[c * 33 + r] = x[r * 70 + c];
+        foreach (var o in new[] { new QuantizationOptions(QuantFormat.Mxfp4) { Layout = ScaleLayout.Swizzled128x4 }, new QuantizationOptions(QuantFormat.Fp8PerRow) })
+        {
+            using var context = MicroscaleContext.Create(backend);
+            using var source = context.CreateTensor<BFloat16>(x, 33, 70);
+            using var transposed = context.CreateTensor<BFloat16>(xt, 70, 33);
+            using var a = context.QuantizeTransposed(source, o).ToHost();
+            using var b = context.Quantize(transposed, o).ToHost();
+            Exact.AssertBytes(b.Data, a.Data, $"{o} data");
+            Exact.AssertBytes(b.BlockScales, a.BlockScales, $"{o} scales");
+            Exact.AssertFloats(b.DecodeScales, a.DecodeScales, $"{o} decode scales");
+        }
+    }
+
+    [Test]
+    public void TwoDimensionalBlocksAreNvfp4OnlyAndNotRotated()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => Quantizer.Quantize(new float[64], 2, 32, new QuantizationOptions(QuantFormat.Mxfp4) { TwoDimensionalBlocks = true }, Backend.Reference))!;
+        Assert.That(ex.ParamName, Is.EqualTo("options"));
+        using var context = MicroscaleContext.Create(Backend.Cpu);
+        using var x = context.AllocateTensor<float>(16, 32);
+        var o = new QuantizationOptions(QuantFormat.Nvfp4) { TwoDimensionalBlocks = true };
+        Assert.That(Assert.Throws<ArgumentException>(() => context.QuantizeRotated(x, HadamardTransform.Create(16), o))!.ParamName, Is.EqualTo("rotation"));
+        Assert.That(Assert.Throws<ArgumentException>(() => Quantizer.QuantizeTransposed(new float[5], 2, 2, o, Backend.Reference))!.ParamName, Is.EqualTo("source"));
+    }
+}
