@@ -43,6 +43,10 @@ public sealed class MicroscaleContext : IDisposable
     /// <summary>The ILGPU accelerator (null for the reference backend); for benchmarks and interop inside the solution.</summary>
     internal ILGPU.Runtime.Accelerator? Accelerator => _device?.Accelerator;
 
+    /// <summary>Which quantizer the last quantize call on this context ran: <c>ms_smxx_quantize</c> (native), <c>ilgpu_quantize</c> or
+    /// <c>reference</c>. The Native context runs formats and options the native library lacks with the ILGPU kernels.</summary>
+    public string LastQuantizeKernel { get; private set; } = "";
+
     /// <summary>Name of the GEMM kernel configuration the last <c>Gemm</c> call on this context ran (for benchmarks and logs).</summary>
     public string LastGemmKernel { get; private set; } = "";
 
@@ -269,11 +273,13 @@ public sealed class MicroscaleContext : IDisposable
             ThrowHelper.ThrowArgument(nameof(rotation), "Two-dimensional NVFP4 blocks (weights) are not combined with a Hadamard rotation.");
         int rows = source.Rows, columns = source.Columns;
         var parts = destination.Storage;
-        if (IsNative)
+        if (IsNative && NativeOps.Supports(options))
         {
             NativeOps.Quantize(_device!, source.Storage, OutputConvert.Kind<T>(nameof(source)), rows, columns, options, rotation, parts);
+            LastQuantizeKernel = "ms_smxx_quantize";
             return;
         }
+        LastQuantizeKernel = _device is null ? "reference" : "ilgpu_quantize";
         using var widened = Widen(source, out var x);
         if (_device is null)
             QuantizeReference(x.HostSpan, rows, columns, options, rotation, parts);
@@ -321,13 +327,13 @@ public sealed class MicroscaleContext : IDisposable
         var blockScales = parts.BlockScales.View;
         var decodeScales = parts.DecodeScales.View;
         ((AcceleratorStorage<byte>)parts.BlockScales).Clear(); // the swizzled layout's padding rows and columns stay 0
-        if (spec.Format != QuantFormat.Mxfp4 && spec.Format != QuantFormat.Mxfp8)
+        if (!spec.IsMx)
         {
             var amax = device.Scratch.Ints(rows);
             amax.MemSetToZero();
             kernels.AbsMax(threads, x, signs, amax, launch);
             kernels.DecodeScales(spec.DecodeScaleCount(rows), amax, decodeScales, p);
-            if (spec.Format == QuantFormat.Nvfp4)
+            if (spec.IsNv)
                 kernels.BlockQuantize(threads, x, signs, data, blockScales, decodeScales, launch);
             else
                 kernels.Fp8Quantize(threads, x, signs, data, decodeScales, launch);
@@ -354,7 +360,7 @@ public sealed class MicroscaleContext : IDisposable
             ReferenceQuantizer.Dequantize(parts, source.Rows, source.Columns, source.Options, destination.Storage.HostSpan);
             return;
         }
-        if (IsNative)
+        if (IsNative && NativeOps.Supports(source.Options))
         {
             NativeOps.Dequantize(_device, source, destination.Storage);
             return;
@@ -461,7 +467,7 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfForeign(a, nameof(a));
         ThrowIfForeign(b, nameof(b));
         GemmPairs.Check(null, b.Options);
-        if (IsNative)
+        if (IsNative && NativeOps.Supports(b.Options))
         {
             // The native kernel reads BF16 / FP16 activations directly.
             GemmCore(a.Rows, a.Columns, null, null, b, destination, options ?? GemmOptions.Default,
@@ -526,7 +532,7 @@ public sealed class MicroscaleContext : IDisposable
         if (!float.IsFinite(options.Alpha))
             throw new ArgumentOutOfRangeException("options.Alpha", options.Alpha, "Alpha must be finite.");
 
-        if (IsNative)
+        if (IsNative && NativeOps.Supports(b.Options) && (quantizedA is null || NativeOps.Supports(quantizedA.Options)))
         {
             LastGemmKernel = NativeOps.Gemm(_device!, m, n, k, quantizedA, nativeDenseA, nativeDenseKind, b, destination.Storage, outputKind, options);
             return;
@@ -566,6 +572,8 @@ public sealed class MicroscaleContext : IDisposable
         var operand = new GemmOperand
         {
             Format = (int)spec.Format,
+            Family = spec.Family,
+            PerRow = spec.Format == QuantFormat.Fp8PerRow ? 1 : 0,
             ElementKind = spec.ElementKind,
             ElementBits = spec.ElementBits,
             BlockSize = spec.BlockSize,

@@ -3,7 +3,7 @@ namespace Microscale.Cli.Commands;
 /// <summary>The GEMM pairs by their CLI names: the activation (A) and weight (B) formats each quantizes to.</summary>
 internal static class PairPresets
 {
-    public static readonly string[] Names = { "mxfp4", "nvfp4", "w4a8", "fp8-row", "fp8-tensor", "mxfp8", "w4a16" };
+    public static readonly string[] Names = { "mxfp4", "nvfp4", "w4a8", "fp8-row", "fp8-tensor", "mxfp8", "w4a16", "mxint8", "nvint4" };
 
     /// <summary>A's options (null: dense activations, W4A16) and B's options.</summary>
     /// <param name="pair">One of <see cref="Names"/>.</param>
@@ -21,6 +21,8 @@ internal static class PairPresets
             "fp8-tensor" => (Q(QuantFormat.Fp8PerTensor), Q(QuantFormat.Fp8PerTensor)),
             "mxfp8" => (Q(QuantFormat.Mxfp8), Q(QuantFormat.Mxfp8)),
             "w4a16" => (null, Q(weights ?? QuantFormat.Nvfp4)),
+            "mxint8" => (Q(QuantFormat.Mxint8), Q(QuantFormat.Mxint8)),
+            "nvint4" => (Q(QuantFormat.Nvint4), Q(QuantFormat.Nvint4)),
             _ => throw new ArgumentException($"Unknown pair '{pair}': expected {string.Join(", ", Names)}.", "--pair"),
         };
     }

@@ -10,8 +10,8 @@ internal static class QuantizeCommand
     {
         var input = new Option<FileInfo>("--input") { Description = "Input .safetensors file", Required = true };
         var tensor = new Option<string>("--tensor") { Description = "Name of the rank-2 F32/F16/BF16 tensor to quantize", Required = true };
-        var format = new Option<string>("--format") { Description = "mxfp4 | mxfp8 | nvfp4 | fp8-tensor | fp8-row", Required = true };
-        format.AcceptOnlyFromAmong("mxfp4", "mxfp8", "nvfp4", "fp8-tensor", "fp8-row");
+        var format = new Option<string>("--format") { Description = "mxfp4 | mxfp8 | nvfp4 | fp8-tensor | fp8-row | mxint8 | mxint6 | mxint4 | nvint4", Required = true };
+        format.AcceptOnlyFromAmong("mxfp4", "mxfp8", "nvfp4", "fp8-tensor", "fp8-row", "mxint8", "mxint6", "mxint4", "nvint4");
         var rule = new Option<string>("--rule") { Description = "MX scale rule: floor (OCP) | ceil (RCEIL)", DefaultValueFactory = _ => "floor" };
         rule.AcceptOnlyFromAmong("floor", "ceil");
         var layout = new Option<string>("--layout") { Description = "Block-scale layout: linear | swizzled (128x4)", DefaultValueFactory = _ => "linear" };

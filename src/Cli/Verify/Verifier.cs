@@ -38,12 +38,7 @@ internal sealed class Verifier
         return results;
     }
 
-    private string QuantizeKernel => _context.Backend switch
-    {
-        Backend.Native => "ms_smxx_quantize (warp segments)",
-        Backend.Reference => "reference",
-        _ => "ilgpu_quantize_chunks",
-    };
+    private string QuantizeKernel => _context.LastQuantizeKernel;
 
     private void Exact(string group, string name, string kernel, int mismatches, string detail) =>
         _report(new VerifyResult(group, name, _context.Backend.ToString(), kernel, mismatches == 0, mismatches, "mismatches", detail));

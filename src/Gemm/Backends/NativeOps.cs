@@ -13,6 +13,13 @@ namespace Microscale.Backends;
 /// </summary>
 internal static class NativeOps
 {
+    /// <summary>
+    /// Whether libmicroscale has kernels for these options: its formats are MXFP4, MXFP8, NVFP4 and FP8 per-tensor/per-row with
+    /// round-to-nearest and 1D blocks. The Native context runs everything else with the ILGPU kernels on the same CUDA device.
+    /// </summary>
+    public static bool Supports(QuantizationOptions options) =>
+        options.Format <= QuantFormat.Fp8PerRow && options.Rounding == RoundingMode.Nearest && !options.TwoDimensionalBlocks;
+
     private static nint Pointer<T>(TensorStorage<T> storage) where T : unmanaged =>
         storage.Length == 0 ? 0 : storage.View.LoadEffectiveAddressAsPtr();
 
@@ -46,8 +53,6 @@ internal static class NativeOps
     public static void Quantize<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, QuantizationOptions options,
                                    HadamardTransform? rotation, QuantizedTensor.Parts parts) where T : unmanaged
     {
-        if (options.Rounding == RoundingMode.Stochastic || options.TwoDimensionalBlocks)
-            throw new NotSupportedException("Stochastic rounding and 2D NVFP4 blocks are not in the native library yet; use Backend.Cuda (ILGPU) or Backend.Cpu.");
         using var binding = device.Accelerator.BindScoped();
         var desc = QuantizeDesc(options, sourceKind, rotation is null ? 0 : device.Scratch.Signs(rotation).LoadEffectiveAddressAsPtr(), rotation);
         nint src = Pointer(source);

@@ -12,6 +12,8 @@ internal struct GemmOperand
     public ArrayView<float> DecodeScales;
     public ArrayView<float> Dense;
     public int Format;
+    public int Family;
+    public int PerRow;
     public int ElementKind;
     public int ElementBits;
     public int BlockSize;
@@ -24,7 +26,7 @@ internal struct GemmOperand
     /// <summary>The dequantized value at (row, column).</summary>
     public float Load(int row, int column, int columns) => Format == DenseFormat
         ? Dense[(long)row * columns + column]
-        : QuantizedOperand.Decode(Data, BlockScales, DecodeScales, row, column, Format, ElementKind, ElementBits, BlockSize,
+        : QuantizedOperand.Decode(Data, BlockScales, DecodeScales, row, column, Family, PerRow, ElementKind, ElementBits, BlockSize,
                                   PaddedColumns, ScaleColumns, Swizzled);
 }
 

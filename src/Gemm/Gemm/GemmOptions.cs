@@ -31,10 +31,12 @@ internal static class GemmPairs
         if (af is QuantFormat.Fp8PerTensor or QuantFormat.Fp8PerRow && bf is QuantFormat.Fp8PerTensor or QuantFormat.Fp8PerRow)
             return $"W8A8 ({af} × {bf})";
         if (af == QuantFormat.Mxfp8 && bf == QuantFormat.Mxfp8) return "W8A8 MXFP8";
+        if (af is QuantFormat.Mxint8 or QuantFormat.Mxint6 or QuantFormat.Mxint4 && af == bf) return $"{af} x {bf} (INT v.s. FP)";
+        if (af == QuantFormat.Nvint4 && bf == QuantFormat.Nvint4) return "W4A4 NVINT4";
         return Unsupported(a.ToString(), b);
     }
 
     private static string Unsupported(string a, QuantizationOptions b) => throw new NotSupportedException(
         $"No GEMM for activations {a} with weights {b}. Supported: MXFP4×MXFP4, NVFP4×NVFP4, FP8 E4M3 (per-row, per-tensor, MXFP8)×FP4 " +
-        "(W4A8), FP8 per-tensor/per-row×FP8 per-tensor/per-row, MXFP8×MXFP8, dense×FP4 (W4A16).");
+        "(W4A8), FP8 per-tensor/per-row×FP8 per-tensor/per-row, MXFP8×MXFP8, MXINTb×MXINTb, NVINT4×NVINT4, dense×FP4 (W4A16).");
 }

@@ -23,7 +23,7 @@ public static class QuantizedSafeTensors
         {
             long[] shape = o.Layout == ScaleLayout.Linear ? [tensor.Rows, tensor.ScaleColumns] : [tensor.BlockScales.Length];
             writer.Add("scale", SafeTensorsDType.U8, shape, tensor.BlockScales);
-            if (o.Format == QuantFormat.Nvfp4)
+            if (tensor.Spec.IsNv)
                 writer.Add<float>("global_scale", tensor.DecodeScales, 1);
         }
         else
@@ -33,7 +33,8 @@ public static class QuantizedSafeTensors
         writer.Metadata["format"] = FormatName(o.Format);
         writer.Metadata["rule"] = o.Rule.ToString().ToLowerInvariant();
         writer.Metadata["layout"] = o.Layout == ScaleLayout.Linear ? "linear" : "swizzled";
-        writer.Metadata["element"] = tensor.BlockSize > 0 && o.Format != QuantFormat.Mxfp8 ? "e2m1" : o.Element.ToString().ToLowerInvariant();
+        writer.Metadata["element"] = tensor.Spec.HasFp8Element ? o.Element.ToString().ToLowerInvariant()
+            : tensor.Spec.IsInteger ? $"int{tensor.Spec.ElementBits switch { 4 => 4, _ => tensor.Format == QuantFormat.Mxint6 ? 6 : 8 }}" : "e2m1";
         writer.Metadata["nonfinite"] = o.NonFinite.ToString().ToLowerInvariant();
         writer.Metadata["logical_k"] = tensor.Columns.ToString(CultureInfo.InvariantCulture);
     }
@@ -50,7 +51,8 @@ public static class QuantizedSafeTensors
         {
             Rule = Enum.Parse<MxScaleRule>(Meta("rule"), ignoreCase: true),
             Layout = Meta("layout") == "swizzled" ? ScaleLayout.Swizzled128x4 : ScaleLayout.Linear,
-            Element = format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4 ? Fp8Element.E4M3 : Enum.Parse<Fp8Element>(Meta("element"), ignoreCase: true),
+            Element = format is QuantFormat.Mxfp8 or QuantFormat.Fp8PerTensor or QuantFormat.Fp8PerRow
+                ? Enum.Parse<Fp8Element>(Meta("element"), ignoreCase: true) : Fp8Element.E4M3,
             NonFinite = Enum.Parse<NonFinitePolicy>(Meta("nonfinite"), ignoreCase: true),
         };
         int rows = checked((int)file.GetInfo("q").Shape[0]);
@@ -59,8 +61,10 @@ public static class QuantizedSafeTensors
         {
             return format switch
             {
-                QuantFormat.Nvfp4 => QuantizedTensor.FromParts(options, rows, columns, file.GetBytes("q"), file.GetBytes("scale"), file.Read<float>("global_scale")),
-                QuantFormat.Mxfp4 or QuantFormat.Mxfp8 => QuantizedTensor.FromParts(options, rows, columns, file.GetBytes("q"), file.GetBytes("scale"), default),
+                QuantFormat.Nvfp4 or QuantFormat.Nvint4 =>
+                    QuantizedTensor.FromParts(options, rows, columns, file.GetBytes("q"), file.GetBytes("scale"), file.Read<float>("global_scale")),
+                QuantFormat.Mxfp4 or QuantFormat.Mxfp8 or QuantFormat.Mxint8 or QuantFormat.Mxint6 or QuantFormat.Mxint4 =>
+                    QuantizedTensor.FromParts(options, rows, columns, file.GetBytes("q"), file.GetBytes("scale"), default),
                 _ => QuantizedTensor.FromParts(options, rows, columns, file.GetBytes("q"), default, file.Read<float>("scale")),
             };
         }
@@ -78,6 +82,10 @@ public static class QuantizedSafeTensors
         QuantFormat.Nvfp4 => "nvfp4",
         QuantFormat.Fp8PerTensor => "fp8-tensor",
         QuantFormat.Fp8PerRow => "fp8-row",
+        QuantFormat.Mxint8 => "mxint8",
+        QuantFormat.Mxint6 => "mxint6",
+        QuantFormat.Mxint4 => "mxint4",
+        QuantFormat.Nvint4 => "nvint4",
         _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Not a defined QuantFormat."),
     };
 
@@ -90,6 +98,10 @@ public static class QuantizedSafeTensors
         "nvfp4" => QuantFormat.Nvfp4,
         "fp8-tensor" => QuantFormat.Fp8PerTensor,
         "fp8-row" => QuantFormat.Fp8PerRow,
-        _ => throw new ArgumentException($"Unknown format '{name}': expected mxfp4, mxfp8, nvfp4, fp8-tensor or fp8-row.", nameof(name)),
+        "mxint8" => QuantFormat.Mxint8,
+        "mxint6" => QuantFormat.Mxint6,
+        "mxint4" => QuantFormat.Mxint4,
+        "nvint4" => QuantFormat.Nvint4,
+        _ => throw new ArgumentException($"Unknown format '{name}': expected mxfp4, mxfp8, nvfp4, fp8-tensor, fp8-row, mxint8, mxint6, mxint4 or nvint4.", nameof(name)),
     };
 }

@@ -8,13 +8,31 @@ internal static class ElementKind
     public const int E2M1 = 0;
     public const int E4M3 = 1;
     public const int E5M2 = 2;
+    public const int Int8 = 3;
+    public const int Int6 = 4;
+    public const int Int4 = 5;
+
+    public static bool IsInteger(int kind) => kind >= Int8;
+
+    /// <summary>Round-half-even of a finite binary32 value to an integer, clamped to ±qmax (magic-number rounding: |v| ≤ 2^22 is exact).</summary>
+    private static int RoundToInt(float v, int qmax)
+    {
+        float a = MathF.Abs(v);
+        if (a > 4194304.0f)
+            a = 4194304.0f;
+        float r = (a + 12582912.0f) - 12582912.0f;
+        int q = r > qmax ? qmax : (int)r;
+        return v < 0 ? -q : q;
+    }
 
     /// <summary>binary32 → element code, RNE, satfinite (NUMERICS.md §1).</summary>
     public static uint Encode(float value, int kind) => kind switch
     {
         E2M1 => FloatBits.ToE2M1(value),
         E4M3 => FloatBits.ToE4M3Saturate(value),
-        _ => FloatBits.ToE5M2Saturate(value),
+        E5M2 => FloatBits.ToE5M2Saturate(value),
+        Int4 => (uint)RoundToInt(value, 7) & 0xFu,
+        _ => (uint)RoundToInt(value, (int)MaxValue(kind)) & 0xFFu, // two's complement byte (6-bit values sign-extended)
     };
 
     /// <summary>Element code → binary32.</summary>
@@ -22,14 +40,19 @@ internal static class ElementKind
     {
         E2M1 => FloatBits.FromE2M1(code),
         E4M3 => FloatBits.FromE4M3(code),
-        _ => FloatBits.FromE5M2(code),
+        E5M2 => FloatBits.FromE5M2(code),
+        Int4 => ((int)(code << 28)) >> 28,
+        _ => (sbyte)(byte)code,
     };
 
     /// <summary>Largest finite element value.</summary>
-    public static float MaxValue(int kind) => kind switch { E2M1 => 6.0f, E4M3 => 448.0f, _ => 57344.0f };
+    public static float MaxValue(int kind) => kind switch
+    {
+        E2M1 => 6.0f, E4M3 => 448.0f, E5M2 => 57344.0f, Int8 => 127.0f, Int6 => 31.0f, _ => 7.0f,
+    };
 
-    /// <summary>floor(log2(max)) of the element format: emax_elem of the OCP floor rule.</summary>
-    public static int MaxExponent(int kind) => kind switch { E2M1 => 2, E4M3 => 8, _ => 15 };
+    /// <summary>The exponent the MX floor rule subtracts: emax_elem for FP elements (OCP), b − 2 for b-bit integers (NUMERICS.md §8).</summary>
+    public static int MaxExponent(int kind) => kind switch { E2M1 => 2, E4M3 => 8, E5M2 => 15, Int8 => 6, Int6 => 4, _ => 2 };
 }
 
 /// <summary>
@@ -65,8 +88,11 @@ internal static class ScaleRules
         return g >= 1.17549435E-38f ? g : 1.0f; // also false for NaN
     }
 
-    /// <summary>NVFP4 block scale code: UE4M3 satfinite of (amax_b / 6) / g.</summary>
-    public static uint NvBlockScale(float blockAmax, float g) => FloatBits.ToUE4M3(blockAmax / 6.0f / g);
+    /// <summary>NVFP4 / NVINT4 block scale code: UE4M3 satfinite of (amax_b / max_elem) / g (max_elem 6 or 7).</summary>
+    public static uint NvBlockScale(float blockAmax, float g, int elementKind) => FloatBits.ToUE4M3(blockAmax / ElementKind.MaxValue(elementKind) / g);
+
+    /// <summary>Scale families as integers for kernels: MX (E8M0 per 32), NV (UE4M3 per 16 × g), FP8 per-tensor/row.</summary>
+    public const int FamilyMx = 0, FamilyNv = 1, FamilyScaled = 2;
 
     /// <summary>Byte offset of scale (row, scaleColumn) in the 128×4 swizzled layout.</summary>
     public static int SwizzledOffset(int row, int scaleColumn, int paddedScaleColumns) =>
@@ -82,7 +108,12 @@ internal static class ScaleRules
 /// <summary>Sizes and kinds derived from <see cref="QuantizationOptions"/>: the one place that knows what a format stores.</summary>
 internal readonly record struct FormatSpec(QuantFormat Format, int BlockSize, int ElementKind, int ElementBits, string Name)
 {
-    public bool IsMx => Format is QuantFormat.Mxfp4 or QuantFormat.Mxfp8;
+    public bool IsMx => Format is QuantFormat.Mxfp4 or QuantFormat.Mxfp8 or QuantFormat.Mxint8 or QuantFormat.Mxint6 or QuantFormat.Mxint4;
+    public bool IsNv => Format is QuantFormat.Nvfp4 or QuantFormat.Nvint4;
+    public bool IsInteger => Microscale.ElementKind.IsInteger(ElementKind);
+    public bool HasFp8Element => Format is QuantFormat.Mxfp8 or QuantFormat.Fp8PerTensor or QuantFormat.Fp8PerRow;
+    /// <summary><see cref="ScaleRules.FamilyMx"/>, <see cref="ScaleRules.FamilyNv"/> or <see cref="ScaleRules.FamilyScaled"/>.</summary>
+    public int Family => IsMx ? ScaleRules.FamilyMx : IsNv ? ScaleRules.FamilyNv : ScaleRules.FamilyScaled;
     public bool IsBlockScaled => BlockSize > 0;
     public bool IsFp8Scaled => Format is QuantFormat.Fp8PerTensor or QuantFormat.Fp8PerRow;
 
@@ -96,6 +127,10 @@ internal readonly record struct FormatSpec(QuantFormat Format, int BlockSize, in
             QuantFormat.Mxfp8 => new(o.Format, 32, fp8, 8, "mxfp8" + e5),
             QuantFormat.Nvfp4 => new(o.Format, 16, Microscale.ElementKind.E2M1, 4, "nvfp4"),
             QuantFormat.Fp8PerTensor => new(o.Format, 0, fp8, 8, "fp8-tensor" + e5),
+            QuantFormat.Mxint8 => new(o.Format, 32, Microscale.ElementKind.Int8, 8, "mxint8"),
+            QuantFormat.Mxint6 => new(o.Format, 32, Microscale.ElementKind.Int6, 8, "mxint6"),
+            QuantFormat.Mxint4 => new(o.Format, 32, Microscale.ElementKind.Int4, 4, "mxint4"),
+            QuantFormat.Nvint4 => new(o.Format, 16, Microscale.ElementKind.Int4, 4, "nvint4"),
             _ => new(o.Format, 0, fp8, 8, "fp8-row" + e5),
         };
     }
@@ -115,13 +150,13 @@ internal readonly record struct FormatSpec(QuantFormat Format, int BlockSize, in
     /// <summary>binary32 decode scales: NVFP4 and FP8 per-tensor one, FP8 per-row one per row, MX none.</summary>
     public int DecodeScaleCount(int rows) => Format switch
     {
-        QuantFormat.Nvfp4 or QuantFormat.Fp8PerTensor => 1,
+        QuantFormat.Nvfp4 or QuantFormat.Nvint4 or QuantFormat.Fp8PerTensor => 1,
         QuantFormat.Fp8PerRow => rows,
         _ => 0,
     };
 
     /// <summary>The max the per-tensor/per-row amax is divided by: 2688 = 6 × 448 for NVFP4, the element max for FP8.</summary>
-    public float DecodeScaleDivisor => Format == QuantFormat.Nvfp4 ? 2688.0f : Microscale.ElementKind.MaxValue(ElementKind);
+    public float DecodeScaleDivisor => IsNv ? Microscale.ElementKind.MaxValue(ElementKind) * 448.0f : Microscale.ElementKind.MaxValue(ElementKind);
 
     /// <summary>Bits stored per value, scales included (logical K a multiple of the block).</summary>
     public double BitsPerValue => ElementBits + (IsBlockScaled ? 8.0 / BlockSize : 0.0);

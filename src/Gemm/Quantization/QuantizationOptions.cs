@@ -13,6 +13,14 @@ public enum QuantFormat
     Fp8PerTensor,
     /// <summary>FP8 with one binary32 decode scale per row (per token for activations, per channel for weights).</summary>
     Fp8PerRow,
+    /// <summary>MXINT8: 8-bit integers in [−127, 127], one E8M0 scale per 32 (NUMERICS.md §8).</summary>
+    Mxint8,
+    /// <summary>MXINT6: 6-bit integers in [−31, 31] stored one per byte, one E8M0 scale per 32.</summary>
+    Mxint6,
+    /// <summary>MXINT4: 4-bit integers in [−7, 7] packed two per byte, one E8M0 scale per 32.</summary>
+    Mxint4,
+    /// <summary>NVINT4: 4-bit integers in [−7, 7], one UE4M3 scale per 16, one binary32 decode scale per tensor.</summary>
+    Nvint4,
 }
 
 /// <summary>The 8-bit element of <see cref="QuantFormat.Mxfp8"/>, <see cref="QuantFormat.Fp8PerTensor"/> and <see cref="QuantFormat.Fp8PerRow"/>.</summary>
@@ -97,8 +105,10 @@ public sealed record QuantizationOptions(QuantFormat Format)
             ThrowHelper.ThrowArgument(paramName, $"Scale rule {Rule} applies only to MX formats, not {Format}.");
         if (TwoDimensionalBlocks && Format != QuantFormat.Nvfp4)
             ThrowHelper.ThrowArgument(paramName, $"Two-dimensional 16x16 blocks apply only to Nvfp4, not {Format}.");
-        if (spec.ElementBits == 4 && Element != Fp8Element.E4M3)
+        if (!spec.HasFp8Element && Element != Fp8Element.E4M3)
             ThrowHelper.ThrowArgument(paramName, $"Element {Element} applies only to FP8 formats, not {Format}.");
+        if (spec.IsInteger && Rounding == RoundingMode.Stochastic)
+            ThrowHelper.ThrowArgument(paramName, $"Stochastic rounding is defined for the FP formats only, not {Format}.");
     }
 
     /// <summary>Short name used by the CLI and in reports, e.g. <c>mxfp4</c>, <c>fp8-row</c>, <c>fp8-tensor-e5m2</c>.</summary>

@@ -17,6 +17,8 @@ internal struct QuantizeParams
     public int Rule;
     public int Swizzled;
     public int Format;
+    /// <summary>Scale family: <see cref="ScaleRules.FamilyMx"/>, <see cref="ScaleRules.FamilyNv"/> or <see cref="ScaleRules.FamilyScaled"/>.</summary>
+    public int Family;
     public float DecodeScaleDivisor;
     /// <summary>Hadamard block g, 0 for no rotation.</summary>
     public int HadamardSize;
@@ -53,6 +55,7 @@ internal struct QuantizeParams
             Rule = o.Rule == MxScaleRule.Ceil ? ScaleRules.RuleCeil : ScaleRules.RuleFloor,
             Swizzled = o.Layout == ScaleLayout.Swizzled128x4 ? 1 : 0,
             Format = (int)spec.Format,
+            Family = spec.Family,
             DecodeScaleDivisor = spec.DecodeScaleDivisor,
             HadamardSize = g,
             HadamardScale = h?.Scale ?? 1.0f,
@@ -209,7 +212,7 @@ internal sealed class QuantizeKernels
                                             ArrayView<byte> scales, ArrayView<float> decodeScale, QuantizeParams p)
     {
         var local = LocalMemory.Allocate<float>(QuantizeParams.MaxChunk);
-        bool nv = p.Format == (int)QuantFormat.Nvfp4;
+        bool nv = p.Family == ScaleRules.FamilyNv;
         float g = nv ? decodeScale[0] : 1.0f;
         for (int item = Begin(thread, p); item < End(thread, p); item++)
         {
@@ -233,7 +236,7 @@ internal sealed class QuantizeKernels
                     TileAmax(x, row, chunkFirst + offset, p, ref amaxBits, ref nonFinite);
                 if (nv)
                 {
-                    scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(FloatBits.FromBits(amaxBits), g);
+                    scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(FloatBits.FromBits(amaxBits), g, p.ElementKind);
                     if (!nonFinite && scaleCode != 0)
                         factor = FloatBits.FromE4M3(scaleCode) * g;
                 }
@@ -292,8 +295,8 @@ internal sealed class QuantizeKernels
             uint codeLo = 0, codeHi = 0;
             if (factor != 0.0f)
             {
-                codeLo = StochasticRounding.EncodeElement(divide ? lo / factor : lo * factor, ElementKind.E2M1, p.Stochastic, p.Seed, index + i);
-                codeHi = StochasticRounding.EncodeElement(divide ? hi / factor : hi * factor, ElementKind.E2M1, p.Stochastic, p.Seed, index + i + 1);
+                codeLo = StochasticRounding.EncodeElement(divide ? lo / factor : lo * factor, p.ElementKind, p.Stochastic, p.Seed, index + i);
+                codeHi = StochasticRounding.EncodeElement(divide ? hi / factor : hi * factor, p.ElementKind, p.Stochastic, p.Seed, index + i + 1);
             }
             data[(index + i) >> 1] = (byte)(codeLo | (codeHi << 4));
         }
@@ -333,7 +336,7 @@ internal sealed class QuantizeKernels
         {
             int row = i / p.Columns;
             int column = i - row * p.Columns;
-            output[i] = QuantizedOperand.Decode(data, blockScales, decodeScales, row, column, p.Format, p.ElementKind, p.ElementBits,
+            output[i] = QuantizedOperand.Decode(data, blockScales, decodeScales, row, column, p.Family, p.PerRow, p.ElementKind, p.ElementBits,
                                                 p.BlockSize, p.PaddedColumns, p.ScaleColumns, p.Swizzled);
         }
     }
@@ -362,15 +365,15 @@ internal sealed class QuantizeKernels
 internal static class QuantizedOperand
 {
     public static float Decode(ArrayView<byte> data, ArrayView<byte> blockScales, ArrayView<float> decodeScales, int row, int column,
-                               int format, int elementKind, int elementBits, int blockSize, int paddedColumns, int scaleColumns, int swizzled)
+                               int family, int perRow, int elementKind, int elementBits, int blockSize, int paddedColumns, int scaleColumns, int swizzled)
     {
         long index = (long)row * paddedColumns + column;
         uint code = elementBits == 8 ? data[index] : (uint)(data[index >> 1] >> (int)(4 * (index & 1))) & 0xFu;
         float element = ElementKind.Decode(code, elementKind);
-        if (format == (int)QuantFormat.Mxfp4 || format == (int)QuantFormat.Mxfp8)
+        if (family == ScaleRules.FamilyMx)
             return element * FloatBits.FromE8M0(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, swizzled != 0)]);
-        if (format == (int)QuantFormat.Nvfp4)
+        if (family == ScaleRules.FamilyNv)
             return element * FloatBits.FromE4M3(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, swizzled != 0)]) * decodeScales[0];
-        return element * decodeScales[format == (int)QuantFormat.Fp8PerRow ? row : 0];
+        return element * decodeScales[perRow != 0 ? row : 0];
     }
 }

@@ -100,7 +100,7 @@ public sealed class QuantizedTensor : IDisposable
     /// <summary>The single per-tensor decode scale (NVFP4 g, FP8 per-tensor g).</summary>
     /// <exception cref="InvalidOperationException">The format has no single per-tensor scale, or the tensor lives on a device.</exception>
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
-    public float GlobalScale => Format is QuantFormat.Nvfp4 or QuantFormat.Fp8PerTensor
+    public float GlobalScale => Format is QuantFormat.Nvfp4 or QuantFormat.Nvint4 or QuantFormat.Fp8PerTensor
         ? DecodeScales[0]
         : throw new InvalidOperationException($"{Format} has no single per-tensor scale.");
 

@@ -14,8 +14,8 @@ internal static class ReferenceQuantizer
         var spec = FormatSpec.Of(options);
         if (spec.IsMx)
             QuantizeMx(x, rows, columns, spec, options, destination);
-        else if (spec.Format == QuantFormat.Nvfp4)
-            QuantizeNvfp4(x, rows, columns, spec, options, destination);
+        else if (spec.IsNv)
+            QuantizeNv(x, rows, columns, spec, options, destination);
         else
             QuantizeFp8(x, rows, columns, spec, options, destination);
     }
@@ -65,7 +65,7 @@ internal static class ReferenceQuantizer
         }
     }
 
-    private static void QuantizeNvfp4(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedTensor.Parts d)
+    private static void QuantizeNv(ReadOnlySpan<float> x, int rows, int columns, FormatSpec spec, QuantizationOptions o, QuantizedTensor.Parts d)
     {
         float tensorAmax = 0.0f;
         foreach (float v in x)
@@ -90,7 +90,7 @@ internal static class ReferenceQuantizer
                     nonFinite |= bad;
                 }
             }
-            uint scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(amax, g);
+            uint scaleCode = nonFinite ? ScaleRules.UE4M3Nan : ScaleRules.NvBlockScale(amax, g, spec.ElementKind);
             d.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, b, scaleColumns, o.Layout == ScaleLayout.Swizzled128x4)] = (byte)scaleCode;
 
             bool zeroBlock = nonFinite || scaleCode == 0;
@@ -98,7 +98,7 @@ internal static class ReferenceQuantizer
             for (int i = 0; i < spec.BlockSize; i++)
             {
                 int c = b * spec.BlockSize + i;
-                uint code = zeroBlock ? 0 : Round(Element(x, r, c, columns) / blockDecode, ElementKind.E2M1, o, (long)r * paddedColumns + c);
+                uint code = zeroBlock ? 0 : Round(Element(x, r, c, columns) / blockDecode, spec.ElementKind, o, (long)r * paddedColumns + c);
                 WriteCode(d.Data.HostSpan, spec, (long)r * paddedColumns + c, code);
             }
         }
@@ -172,15 +172,11 @@ internal static class ReferenceQuantizer
             long index = (long)r * paddedColumns + c;
             uint code = spec.ElementBits == 8 ? q.Data.HostSpan[(int)index] : (uint)(q.Data.HostSpan[(int)(index >> 1)] >> (int)(4 * (index & 1))) & 0xF;
             float element = ElementKind.Decode(code, spec.ElementKind);
-            float value = spec.Format switch
-            {
-                QuantFormat.Mxfp4 or QuantFormat.Mxfp8 =>
-                    element * FloatBits.FromE8M0(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]),
-                QuantFormat.Nvfp4 =>
-                    element * FloatBits.FromE4M3(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]) * q.DecodeScales.HostSpan[0],
-                QuantFormat.Fp8PerRow => element * q.DecodeScales.HostSpan[r],
-                _ => element * q.DecodeScales.HostSpan[0],
-            };
+            float value = spec.IsMx
+                ? element * FloatBits.FromE8M0(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)])
+                : spec.IsNv
+                    ? element * FloatBits.FromE4M3(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]) * q.DecodeScales.HostSpan[0]
+                    : element * q.DecodeScales.HostSpan[spec.Format == QuantFormat.Fp8PerRow ? r : 0];
             destination[r * columns + c] = value;
         }
     }

@@ -132,7 +132,7 @@ public sealed class CliGemmVerifyTests
         Assert.That(streamed, Is.EqualTo(results));
         Assert.That(results, Is.All.Matches<VerifyResult>(r => r.Passed));
         Assert.That(results.Single(r => r.Group == "golden").Measure, Is.EqualTo("skipped"));
-        Assert.That(results.Count(r => r.Group == "gemm"), Is.EqualTo(3 * 9), "3 shapes x 9 pair variants");
+        Assert.That(results.Count(r => r.Group == "gemm"), Is.EqualTo(3 * 11), "3 shapes x 11 pair variants");
     }
 
     [Test]

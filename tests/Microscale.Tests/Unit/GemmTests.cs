@@ -68,6 +68,9 @@ public sealed class GemmTests
             ("W8A8_MXFP8", new(QuantFormat.Mxfp8), new(QuantFormat.Mxfp8) { Layout = ScaleLayout.Swizzled128x4 }),
             ("W4A16_MXFP4", null, new(QuantFormat.Mxfp4)),
             ("W4A16_NVFP4", null, new(QuantFormat.Nvfp4) { Layout = ScaleLayout.Swizzled128x4 }),
+            ("MXINT8", new(QuantFormat.Mxint8) { Rule = MxScaleRule.Ceil }, new(QuantFormat.Mxint8) { Rule = MxScaleRule.Ceil }),
+            ("MXINT4", new(QuantFormat.Mxint4), new(QuantFormat.Mxint4) { Layout = ScaleLayout.Swizzled128x4 }),
+            ("NVINT4", new(QuantFormat.Nvint4), new(QuantFormat.Nvint4)),
         };
         foreach (var (name, a, b) in pairs)
         foreach (var backend in s_backends)
