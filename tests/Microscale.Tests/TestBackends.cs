@@ -24,6 +24,9 @@ internal static class TestBackends
     /// <summary>One case per backend, named after the method and the backend; for <c>[TestCaseSource(typeof(TestBackends), nameof(Each))]</c>.</summary>
     public static IEnumerable<TestCaseData> Each() => All.Select(b => Case("{m}_" + b, b, b));
 
+    /// <summary>Reference, Cpu and Cuda (ILGPU on every device), for features the native library leaves to the ILGPU kernels.</summary>
+    public static IEnumerable<TestCaseData> EachIlgpu() => All.Where(b => b != Backend.Native).Select(b => Case("{m}_" + b, b, b));
+
     /// <summary>Ignores the test, with the reason, when <paramref name="backend"/> cannot run here.</summary>
     public static void Require(Backend backend)
     {

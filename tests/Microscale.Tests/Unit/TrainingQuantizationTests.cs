@@ -6,11 +6,7 @@ namespace Microscale.Tests.Unit;
 [TestFixture]
 public sealed class TrainingQuantizationTests
 {
-    public static IEnumerable<TestCaseData> Backends() =>
-        from b in new[] { Backend.Reference, Backend.Cpu, Backend.Cuda }
-        select TestBackends.Case("{m}_" + b, b, b);
-
-    [TestCaseSource(nameof(Backends))]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.EachIlgpu))]
     public void TwoDimensionalNvfp4BlocksMatchGolden(Backend backend)
     {
         TestBackends.Require(backend);
@@ -25,7 +21,7 @@ public sealed class TrainingQuantizationTests
             Assert.That(q.BlockScales.Slice(r * 4, 4).ToArray(), Is.EqualTo(q.BlockScales.Slice((r & ~15) * 4, 4).ToArray()), $"row {r}");
     }
 
-    [TestCaseSource(nameof(Backends))]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.EachIlgpu))]
     public void TransposedQuantizationMatchesGoldenAndQuantizeOfTheTranspose(Backend backend)
     {
         TestBackends.Require(backend);
