@@ -61,7 +61,6 @@ internal static class GpuSweep
             var x = SeededGaussian.Create(m * k, seed: 1).Select(v => (BFloat16)v).ToArray();
             using var source = context.CreateTensor<BFloat16>(x, m, k);
             using var copy = context.AllocateTensor<BFloat16>(m, k);
-            var accelerator = ContextAccelerator(context);
             double copyUs = MedianMicroseconds(context, () => source.CopyDeviceTo(copy));
             foreach (var options in new[] { new QuantizationOptions(QuantFormat.Nvfp4), new QuantizationOptions(QuantFormat.Mxfp4), new QuantizationOptions(QuantFormat.Fp8PerRow) })
             {
@@ -73,12 +72,11 @@ internal static class GpuSweep
                 rows.Add(new Row("quantize", context.Backend.ToString(), $"{m}x{k}", options.ToString(), us, 0, bytes / us / 1e3,
                                  "d2d copy", copyUs, (bytes / us) / (copyBytes / copyUs)));
             }
-            _ = accelerator;
         }
     }
 
-    private static double FormatSpecBytes(QuantizedTensor q) => q.Rows * (double)q.PaddedColumns * (q.Format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4 ? 0.5 : 1)
-                                                                + q.Rows * (double)q.ScaleColumns;
+    private static double FormatSpecBytes(QuantizedTensor q) =>
+        q.Spec.DataBytes(q.Rows, q.Columns) + q.Spec.BlockScaleBytes(q.Rows, q.Columns, q.Layout);
 
     private static void Gemm(MicroscaleContext context, List<Row> rows)
     {

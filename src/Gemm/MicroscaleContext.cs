@@ -305,7 +305,6 @@ public sealed class MicroscaleContext : IDisposable
                                       HadamardTransform? rotation, QuantizedTensor.Parts parts)
     {
         var spec = FormatSpec.Of(options);
-        var accelerator = device.Accelerator;
         var kernels = device.QuantizeKernels;
         var p = QuantizeParams.For(spec, options, rows, columns, rotation);
         long items = (long)rows * p.ChunksPerRow;

@@ -81,9 +81,7 @@ internal static class GemmCommand
             DeviceTensor<float> Dense(string name, string option)
             {
                 var (values, rows, columns) = ReadDense(file!, name, option);
-                var tensor = Own(context.CreateTensor<float>(values, rows, columns));
-                rotation?.ThrowIfColumnsNotMultipleForCli(columns);
-                return tensor;
+                return Own(context.CreateTensor<float>(values, rows, columns)); // the library checks K against the Hadamard block
             }
 
             QuantizedTensor Quantized(string? name, FileInfo? quantized, QuantizationOptions options, string option)
@@ -152,14 +150,5 @@ internal static class GemmCommand
         else
             context.Gemm(qa, qb, c);
         writer.Add<TOut>("c", c.ToArray(), m, qb.Rows);
-    }
-}
-
-internal static class HadamardCliExtensions
-{
-    public static void ThrowIfColumnsNotMultipleForCli(this HadamardTransform rotation, int columns)
-    {
-        if (columns % rotation.BlockSize != 0)
-            throw new ArgumentException($"K ({columns}) must be a multiple of the Hadamard block ({rotation.BlockSize}).", "--hadamard");
     }
 }

@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-
 namespace Microscale;
 
 /// <summary>The members the narrow float value types share, so bulk conversions are written once.</summary>
@@ -47,7 +45,4 @@ public static class SmallFloat
 
     internal static string Format(float value, string? format, IFormatProvider? provider) =>
         value.ToString(format, provider ?? System.Globalization.CultureInfo.InvariantCulture);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float NaN() => float.NaN;
 }

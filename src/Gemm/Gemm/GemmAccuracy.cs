@@ -34,22 +34,10 @@ public static class GemmAccuracy
     public static (double[] C, double[] AbsProduct) Reference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int m, int n, int k,
                                                             float alpha = 1f, ReadOnlySpan<float> bias = default)
     {
-        var c = new double[(long)m * n];
-        var abs = new double[(long)m * n];
-        for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++)
-        {
-            double sum = 0, sumAbs = 0;
-            for (int l = 0; l < k; l++)
-            {
-                double t = (double)a[i * k + l] * b[j * k + l];
-                sum += t;
-                sumAbs += Math.Abs(t);
-            }
-            c[(long)i * n + j] = alpha * sum + (bias.IsEmpty ? 0 : bias[j]);
-            abs[(long)i * n + j] = sumAbs;
-        }
-        return (c, abs);
+        double[] c = ReferenceGemm.Product(a, b, m, n, k);
+        for (int i = 0; i < c.Length; i++)
+            c[i] = alpha * c[i] + (bias.IsEmpty ? 0 : bias[i % n]);
+        return (c, ReferenceGemm.Product(a, b, m, n, k, absolute: true));
     }
 
     /// <summary>
