@@ -1,25 +1,59 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
-using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 
 namespace Microscale.Bench;
 
 /// <summary>
-/// GPU sweep (`Microscale.Bench gpu-sweep OUT_DIR`): quantization against the device-to-device copy bandwidth, GEMM against
-/// cuBLASLt BF16, all measured in the same run on the same GPU. Times: median over batches of launches, each batch ended by a
-/// synchronize (host clock). Prints a table and writes gpu-sweep.csv / gpu-sweep.json.
+/// GPU sweep (`Microscale.Bench gpu-sweep [OUT_DIR] [--only PART[,PART...]]`): quantization against the device-to-device copy
+/// bandwidth, GEMM against cuBLASLt BF16, all measured in the same run on the same GPU. Times: median over batches of launches,
+/// each batch ended by a synchronize (host clock). Prints a table and writes gpu-sweep.csv / gpu-sweep.json. Then the FP8 GEMM
+/// sweep against cuBLASLt FP8 (<see cref="GemmFp8Sweep"/>, gemm-fp8.csv / gemm-fp8.json).
 /// </summary>
 internal static class GpuSweep
 {
     private sealed record Row(string Kind, string Backend, string Shape, string Config, double Microseconds, double Tflops, double GBps,
                               string Baseline, double BaselineMicroseconds, double Ratio);
 
-    public static int Run(string outputDirectory)
+    private const string QuantizePart = "quantize", GemmPart = "gemm";
+    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part];
+
+    /// <summary>Runs the parts named by <c>--only</c> (default: all) and writes their files into OUT_DIR (default artifacts/bench).</summary>
+    public static int Run(IReadOnlyList<string> args)
     {
+        string? outputDirectory = null;
+        var parts = new HashSet<string>(s_parts);
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] == "--only" && i + 1 < args.Count)
+                parts = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+            else if (outputDirectory is null && !args[i].StartsWith('-'))
+                outputDirectory = args[i];
+            else
+                return Usage($"unexpected argument '{args[i]}'");
+        }
+        if (parts.Count == 0)
+            return Usage("--only names no part");
+        if (parts.FirstOrDefault(p => !s_parts.Contains(p)) is { } unknown)
+            return Usage($"unknown part '{unknown}'");
+        outputDirectory ??= Path.Combine("artifacts", "bench");
         Directory.CreateDirectory(outputDirectory);
+        if (parts.Contains(QuantizePart) || parts.Contains(GemmPart))
+            SweepBackends(outputDirectory, parts.Contains(QuantizePart), parts.Contains(GemmPart));
+        if (parts.Contains(GemmFp8Sweep.Part))
+            GemmFp8Sweep.Run(outputDirectory);
+        return 0;
+    }
+
+    private static int Usage(string problem)
+    {
+        Console.Error.WriteLine($"gpu-sweep: {problem}");
+        Console.Error.WriteLine($"usage: Microscale.Bench gpu-sweep [OUT_DIR] [--only PART[,PART...]]   PART: {string.Join(", ", s_parts)}");
+        return 2;
+    }
+
+    private static void SweepBackends(string outputDirectory, bool quantize, bool gemm)
+    {
         var rows = new List<Row>();
         foreach (var backend in new[] { Backend.Native, Backend.Cuda })
         {
@@ -30,11 +64,12 @@ internal static class GpuSweep
                 continue;
             }
             using var context = MicroscaleContext.Create(backend);
-            Quantize(context, rows);
-            Gemm(context, rows);
+            if (quantize)
+                Quantize(context, rows);
+            if (gemm)
+                Gemm(context, rows);
         }
         Write(rows, outputDirectory);
-        return 0;
     }
 
     private static double MedianMicroseconds(MicroscaleContext context, Action run, int perBatch = 10, int batches = 7)
@@ -50,8 +85,7 @@ internal static class GpuSweep
             context.Synchronize();
             samples[b] = clock.Elapsed.TotalMicroseconds / perBatch;
         }
-        Array.Sort(samples);
-        return samples[batches / 2];
+        return Report.Median(samples);
     }
 
     private static void Quantize(MicroscaleContext context, List<Row> rows)
@@ -91,10 +125,8 @@ internal static class GpuSweep
             {
                 var accelerator = ContextAccelerator(context);
                 using var binding = accelerator.BindScoped();
-                using var workspace = accelerator.Allocate1D<byte>(32 << 20);
-                nint stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
-                baselineUs = MedianMicroseconds(context, () => Baselines.Gemm(0, m, n, k, a.DevicePointer(), b.DevicePointer(), c.DevicePointer(), 0, 0,
-                                                                                workspace.View.BaseView.LoadEffectiveAddressAsPtr(), (nuint)(32 << 20), stream));
+                using var cublas = new Baselines.Workspace(accelerator);
+                baselineUs = MedianMicroseconds(context, () => cublas.Gemm(0, m, n, k, a.DevicePointer(), b.DevicePointer(), c.DevicePointer()));
             }
             foreach (var (aOptions, bOptions) in new (QuantizationOptions?, QuantizationOptions)[]
                      {
@@ -114,21 +146,6 @@ internal static class GpuSweep
                 string pair = aOptions is null ? $"bf16 x {bOptions}" : $"{aOptions} x {bOptions}";
                 rows.Add(new Row("gemm", context.Backend.ToString(), $"{m}x{n}x{k}", $"{pair} [{context.LastGemmKernel}]", us, flops / us / 1e6, 0,
                                  "cuBLASLt bf16", baselineUs, baselineUs / us));
-                if (baselines && qa is not null && aOptions!.Format == QuantFormat.Fp8PerRow)
-                {
-                    // The same FP8 bytes through cuBLASLt's FP8 GEMM (per-tensor scales of 1): the like-for-like baseline.
-                    var accelerator = ContextAccelerator(context);
-                    using var binding = accelerator.BindScoped();
-                    using var workspace = accelerator.Allocate1D<byte>(32 << 20);
-                    using var one = accelerator.Allocate1D(new[] { 1.0f });
-                    nint stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
-                    nint onePtr = one.View.BaseView.LoadEffectiveAddressAsPtr();
-                    double fp8Us = MedianMicroseconds(context, () => Baselines.Gemm(1, m, n, k, qa.Storage.Data.View.LoadEffectiveAddressAsPtr(),
-                        qb.Storage.Data.View.LoadEffectiveAddressAsPtr(), c.DevicePointer(), onePtr, onePtr,
-                        workspace.View.BaseView.LoadEffectiveAddressAsPtr(), (nuint)(32 << 20), stream));
-                    rows.Add(new Row("gemm", context.Backend.ToString(), $"{m}x{n}x{k}", $"{pair} [{context.LastGemmKernel}]", us, flops / us / 1e6, 0,
-                                     "cuBLASLt fp8", fp8Us, fp8Us / us));
-                }
             }
         }
     }
@@ -143,13 +160,7 @@ internal static class GpuSweep
         foreach (var r in rows)
             Console.WriteLine(string.Format(inv, "{0,-9} {1,-7} {2,-16} {3,-62} {4,10:F1} {5,8:F2} {6,8:F0} {7,-14} {8,10:F1} {9,7:F3}",
                 r.Kind, r.Backend, r.Shape, r.Config.Length > 62 ? r.Config[..62] : r.Config, r.Microseconds, r.Tflops, r.GBps, r.Baseline, r.BaselineMicroseconds, r.Ratio));
-        using (var csv = new StreamWriter(Path.Combine(directory, "gpu-sweep.csv")))
-        {
-            csv.WriteLine("kind,backend,shape,config,us,tflops,gbps,baseline,baseline_us,ratio");
-            foreach (var r in rows)
-                csv.WriteLine(string.Join(',', r.Kind, r.Backend, r.Shape, '"' + r.Config + '"', r.Microseconds.ToString(inv), r.Tflops.ToString(inv),
-                                          r.GBps.ToString(inv), r.Baseline, r.BaselineMicroseconds.ToString(inv), r.Ratio.ToString(inv)));
-        }
-        File.WriteAllText(Path.Combine(directory, "gpu-sweep.json"), JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true }));
+        Report.Save(directory, "gpu-sweep", "kind,backend,shape,config,us,tflops,gbps,baseline,baseline_us,ratio", rows,
+                    r => [r.Kind, r.Backend, r.Shape, r.Config, r.Microseconds, r.Tflops, r.GBps, r.Baseline, r.BaselineMicroseconds, r.Ratio]);
     }
 }

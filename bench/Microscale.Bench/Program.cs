@@ -1,6 +1,6 @@
 using BenchmarkDotNet.Running;
 
 if (args.Length > 0 && args[0] == "gpu-sweep")
-    return Microscale.Bench.GpuSweep.Run(args.Length > 1 ? args[1] : Path.Combine("artifacts", "bench"));
+    return Microscale.Bench.GpuSweep.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Microscale.Bench.QuantizeBench).Assembly).Run(args);
 return 0;

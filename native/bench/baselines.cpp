@@ -27,7 +27,8 @@ int fail(const char* what, int status) {
 
 MSB_API const char* msb_last_error(void) { return t_error.c_str(); }
 
-// dtype: 0 bf16 x bf16 -> bf16; 1 fp8 e4m3 x e4m3 -> bf16 with per-tensor float scales a_scale, b_scale (device pointers).
+// dtype: 0 bf16 x bf16 -> bf16; 1 fp8 e4m3 x e4m3 -> bf16 with per-tensor float scales a_scale, b_scale (device pointers);
+// 2 the same with row-wise scales (a_scale [m], b_scale [n]: cuBLASLt's "outer vector" scaling, cuBLASLt >= 12.9).
 // Descriptors and the heuristic's algorithm of the last problem, so that repeated calls time only cublasLtMatmul.
 struct Cached {
   int dtype = -1, m = 0, n = 0, k = 0;
@@ -53,6 +54,7 @@ MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* 
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
   cudaDataType_t in = dtype == 0 ? CUDA_R_16BF : CUDA_R_8F_E4M3;
+  if (dtype < 0 || dtype > 2) return fail("dtype", -1);
   cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
   float alpha = 1.0f, beta = 0.0f;
   int status = 0;
@@ -61,9 +63,18 @@ MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* 
   if ((status = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F))) { fail("cublasLtMatmulDescCreate", status); goto done; }
   cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof transa);
   cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof transb);
-  if (dtype == 1) {
+  if (dtype >= 1) {  // cuBLASLt's A is our B and its B our A (see the layout note above)
     cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &b_scale, sizeof b_scale);
     cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale, sizeof a_scale);
+  }
+  if (dtype == 2) {
+#if CUBLAS_VER_MAJOR > 12 || (CUBLAS_VER_MAJOR == 12 && CUBLAS_VER_MINOR >= 9)
+    cublasLtMatmulMatrixScale_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &outer, sizeof outer);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &outer, sizeof outer);
+#else
+    status = -1; fail("row-wise scaling needs cuBLASLt 12.9", status); goto done;
+#endif
   }
   cublasLtMatrixLayoutCreate(&la, in, k, n, k);   // B buffer, col-major k x n
   cublasLtMatrixLayoutCreate(&lb, in, k, m, k);   // A buffer, col-major k x m

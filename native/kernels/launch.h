@@ -30,14 +30,15 @@ void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_i
 void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);
 void launch_dequantize(const ms_qtensor_t& q, int padded_cols, int scale_cols, int kind, int bits, int block, float* dst, cudaStream_t stream);
 
-// Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs.
+// Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs. Configs are named
+// ms_sm90_fp8_gemm_nt_<BM>x<BN>x<BK>_c1x1_s<stages>_ws[_variant]; the heuristic picks one from the problem and SM count.
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& desc);
-const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& desc);  // the tile config the heuristic picks
-void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors,
+bool sm90_fp8_gemm_has_config(const char* name);
+const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors);
+// Device workspace the config needs for this problem (0 when it needs none); without it the kernel still runs, slower.
+size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& desc, const char* config, int multiprocessors);
+void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
                           cudaStream_t stream);
-extern const char* const kSm90Fp8GemmName;       // 256x128x128_s4
-extern const char* const kSm90Fp8GemmSmallName;  // 128x128x128_s6
-extern const char* const kSm90Fp8GemmClusterName;  // 128x128x128, clusters of 2 sharing B by TMA multicast
 
 // The generic CUDA-core GEMM for every pair (any sm >= 80).
 void launch_gemm_generic(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, cudaStream_t stream);

@@ -154,8 +154,7 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   GemmFamily family = sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
   if (forced && *forced) {
     if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) family = GemmFamily::Generic;
-    else if (std::strcmp(forced, ms::kSm90Fp8GemmName) == 0 || std::strcmp(forced, ms::kSm90Fp8GemmSmallName) == 0 ||
-             std::strcmp(forced, ms::kSm90Fp8GemmClusterName) == 0) {
+    else if (ms::sm90_fp8_gemm_has_config(forced)) {
       if (!sm90) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
       family = GemmFamily::Sm90Fp8;
       name = forced;
@@ -163,7 +162,7 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
       ms::fail(MS_ERR_INVALID_ARGUMENT, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s names no GEMM config", forced);
     }
   }
-  if (name.empty()) name = family == GemmFamily::Sm90Fp8 ? ms::sm90_fp8_gemm_config(d) : ms::kGemmGenericName;
+  if (name.empty()) name = family == GemmFamily::Sm90Fp8 ? ms::sm90_fp8_gemm_config(d, ms::Driver::get().multiprocessors()) : ms::kGemmGenericName;
   const char* print = std::getenv("MS_PRINT_CONFIGS");
   if (print && *print == '1')
     std::fprintf(stderr, "microscale: gemm m=%d n=%d k=%d %s x %s -> %s\n", d.m, d.n, d.k, format_name(d.a_format), format_name(d.b_format), name.c_str());
@@ -301,13 +300,14 @@ MS_API ms_status_t ms_gemm_plan_workspace_size(const ms_gemm_plan* plan, size_t*
   MS_API_BEGIN
   MS_CHECK_ARG(plan != nullptr, "plan", "plan: must not be NULL");
   MS_CHECK_ARG(out_bytes != nullptr, "out_bytes", "out_bytes: must not be NULL");
-  *out_bytes = 0;
+  *out_bytes = plan->family == GemmFamily::Sm90Fp8
+                   ? ms::sm90_fp8_gemm_workspace_size(plan->desc, plan->name.c_str(), ms::Driver::get().multiprocessors())
+                   : 0;
   MS_API_END
 }
 
 MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_operands_t* ops, void* workspace, void* stream) {
   MS_API_BEGIN
-  (void)workspace;
   MS_CHECK_ARG(plan != nullptr, "plan", "plan: must not be NULL");
   MS_CHECK_ARG(ops != nullptr, "ops", "ops: must not be NULL");
   check_struct(ops->struct_size, sizeof(ms_gemm_operands_t), "ops");
@@ -322,9 +322,10 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   check_aligned(ops->out, dtype_size(d.out_dtype), "out");
   MS_CHECK_ARG(!d.has_bias || ops->bias != nullptr, "bias", "bias: must not be NULL when the plan has a bias");
   if (d.has_bias) check_aligned(ops->bias, 4, "bias");
+  if (workspace) check_aligned(workspace, 256, "workspace");
   ms::require_current_context();
   if (plan->family == GemmFamily::Sm90Fp8)
-    ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, ms::Driver::get().multiprocessors(), static_cast<cudaStream_t>(stream));
+    ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, ms::Driver::get().multiprocessors(), workspace, static_cast<cudaStream_t>(stream));
   else
     ms::launch_gemm_generic(d, *ops, static_cast<cudaStream_t>(stream));
   MS_API_END

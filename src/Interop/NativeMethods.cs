@@ -45,6 +45,9 @@ internal static unsafe partial class NativeMethods
     internal static partial MsStatus ms_gemm_plan_name(GemmPlanHandle plan, byte* name, nuint capacity);
 
     [LibraryImport(NativeLibraryName.Value)]
+    internal static partial MsStatus ms_gemm_plan_workspace_size(GemmPlanHandle plan, out nuint bytes);
+
+    [LibraryImport(NativeLibraryName.Value)]
     internal static partial MsStatus ms_gemm_plan_run(GemmPlanHandle plan, in MsGemmOperands ops, nint workspace, nint stream);
 
     [LibraryImport(NativeLibraryName.Value)]

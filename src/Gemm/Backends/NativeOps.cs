@@ -120,7 +120,10 @@ internal static class NativeOps
         {
             byte* name = stackalloc byte[256];
             NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_name(plan, name, 256));
-            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_run(plan, ops, 0, Stream(device)));
+            // The plan's workspace (the sm90 kernel splits a partial last wave of tiles along K in it) comes from the device scratch.
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_workspace_size(plan, out nuint bytes));
+            nint workspace = bytes == 0 ? 0 : device.Scratch.Ints(((long)bytes + 3) / 4).LoadEffectiveAddressAsPtr();
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_run(plan, ops, workspace, Stream(device)));
             return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)name) ?? "";
         }
     }

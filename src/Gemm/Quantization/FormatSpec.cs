@@ -42,7 +42,7 @@ internal static class ElementKind
         E4M3 => FloatBits.FromE4M3(code),
         E5M2 => FloatBits.FromE5M2(code),
         Int4 => ((int)(code << 28)) >> 28,
-        _ => (sbyte)(byte)code,
+        _ => ((int)(code << 24)) >> 24, // sign-extend with shifts: ILGPU's PTX backend decoded (sbyte)(byte)code wrongly (H100, 2026-11-23)
     };
 
     /// <summary>Largest finite element value.</summary>

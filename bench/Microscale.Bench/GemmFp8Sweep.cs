@@ -1,0 +1,162 @@
+using System.Globalization;
+using ILGPU.Runtime;
+using Microscale.Tensors;
+
+namespace Microscale.Bench;
+
+/// <summary>
+/// FP8 GEMM against cuBLASLt FP8, BF16 output, on the Native backend (`gpu-sweep OUT_DIR --only gemm-fp8`): per-tensor and per-row
+/// scales on random operands. The two libraries run interleaved on one stream, timed with CUDA events, so that both see the same
+/// clocks (an H100 runs power-limited on random data); the protocol is microscale_selftest's, so the numbers compare. Prints a
+/// table and the geometric mean of the ratio (cuBLASLt time / Microscale time, above 1: Microscale faster) per scaling mode, and
+/// writes gemm-fp8.csv / gemm-fp8.json.
+/// </summary>
+internal static class GemmFp8Sweep
+{
+    public const string Part = "gemm-fp8";
+
+    private const int OperandSets = 4; // rotated, so that no operand is still in L2 from the previous call
+    private const int Warmup = 10;
+    private const int Iterations = 50;
+
+    private static readonly (int M, int N, int K)[] s_shapes =
+    [
+        (8192, 8192, 8192), (4096, 4096, 4096), (16384, 8192, 8192), (4096, 14336, 4096), (4096, 4096, 14336), (1024, 8192, 8192),
+        (128, 8192, 8192),
+    ];
+
+    /// <summary>A scaling mode: Microscale's format for A and B, and msb_gemm's dtype with the same scales.</summary>
+    private sealed record Mode(string Name, QuantFormat Format, int BaselineDType);
+
+    private static readonly Mode[] s_modes = [new("per-tensor", QuantFormat.Fp8PerTensor, 1), new("per-row", QuantFormat.Fp8PerRow, 2)];
+
+    private sealed record Row(string Shape, string Scales, string Kernel, double Microseconds, double Tflops, double CublasMicroseconds,
+                              double CublasTflops, double Ratio);
+
+    /// <summary>A_i [M, K] and B_i [N, K] for i = 0..<see cref="OperandSets"/>−1, disposed together.</summary>
+    private sealed class Sets<T>(Func<int, T> a, Func<int, T> b) : IDisposable where T : IDisposable
+    {
+        public T[] A { get; } = Enumerable.Range(0, OperandSets).Select(a).ToArray();
+        public T[] B { get; } = Enumerable.Range(0, OperandSets).Select(b).ToArray();
+
+        public void Dispose()
+        {
+            foreach (var t in A.Concat(B))
+                t.Dispose();
+        }
+    }
+
+    public static void Run(string outputDirectory)
+    {
+        if (!Baselines.IsAvailable)
+        {
+            Console.WriteLine($"skip {Part}: microscale_baselines not found (build it with -DMICROSCALE_BUILD_BASELINES=ON, set MICROSCALE_BASELINES_PATH)");
+            return;
+        }
+        MicroscaleContext context;
+        try
+        {
+            context = MicroscaleContext.Create(Backend.Native);
+        }
+        catch (NotSupportedException e)
+        {
+            Console.WriteLine($"skip {Part}: {e.Message}");
+            return;
+        }
+        using (context)
+        {
+            var rows = Sweep(context);
+            foreach (var mode in s_modes)
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "geometric mean ratio cuBLASLt / Microscale, {0}: {1:F3}", mode.Name,
+                                                Report.GeometricMean(rows.Where(r => r.Scales == mode.Name).Select(r => r.Ratio))));
+            Report.Save(outputDirectory, Part, "shape,scales,kernel,us,tflops,cublaslt_us,cublaslt_tflops,ratio", rows,
+                        r => [r.Shape, r.Scales, r.Kernel, r.Microseconds, r.Tflops, r.CublasMicroseconds, r.CublasTflops, r.Ratio]);
+        }
+    }
+
+    private static List<Row> Sweep(MicroscaleContext context)
+    {
+        // Events, cuBLASLt and the fill kernel act on the current context: the accelerator's, bound for the whole sweep.
+        var accelerator = GpuSweep.ContextAccelerator(context);
+        using var binding = accelerator.BindScoped();
+        using var cublas = new Baselines.Workspace(accelerator);
+        using var events = new CudaEvents(3);
+        var random = new DeviceRandom(context);
+        var rows = new List<Row>();
+        Console.WriteLine($"FP8 GEMM vs cuBLASLt FP8, BF16 out, on {context.DeviceName}: median of {Iterations} (CUDA events), {OperandSets} rotating operand sets");
+        Console.WriteLine($"{"shape",-17} {"scales",-10} {"kernel",-46} {"us",10} {"TFLOPS",8} {"cuBLASLt us",12} {"cuBLASLt TFLOPS",15} {"ratio",7}");
+        foreach (var (m, n, k) in s_shapes)
+        {
+            // The same BF16 values for both modes; each mode quantizes them afresh.
+            using var sources = new Sets<DeviceTensor<BFloat16>>(i => random.Tensor(m, k, (ulong)(2 * i)), i => random.Tensor(n, k, (ulong)(2 * i + 1)));
+            using var c = context.AllocateTensor<BFloat16>(m, n);
+            foreach (var mode in s_modes)
+            {
+                var options = new QuantizationOptions(mode.Format);
+                using var operands = new Sets<QuantizedTensor>(i => context.Quantize(sources.A[i], options), i => context.Quantize(sources.B[i], options));
+                var row = Measure(context, cublas, events, operands, c, mode);
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-17} {1,-10} {2,-46} {3,10:F1} {4,8:F1} {5,12:F1} {6,15:F1} {7,7:F3}",
+                                                row.Shape, row.Scales, row.Kernel, row.Microseconds, row.Tflops, row.CublasMicroseconds, row.CublasTflops, row.Ratio));
+                rows.Add(row);
+            }
+        }
+        return rows;
+    }
+
+    /// <summary>Warm-up, then per iteration: e0, cuBLASLt on set i % 4, e1, Microscale on set i % 4, e2, wait for e2.</summary>
+    private static Row Measure(MicroscaleContext context, Baselines.Workspace cublas, CudaEvents events, Sets<QuantizedTensor> q,
+                               DeviceTensor<BFloat16> c, Mode mode)
+    {
+        int m = q.A[0].Rows, n = q.B[0].Rows, k = q.A[0].Columns;
+        string shape = $"{m}x{n}x{k}";
+        nint output = c.DevicePointer();
+        // msb_gemm keeps its cuBLASLt plan for one (shape, scale pointers); set 0's scales on every call keep it on that plan instead
+        // of a heuristic query per call (microscale_selftest shares one scale buffer too). Scale values do not change the time.
+        nint aScales = Address(q.A[0].Storage.DecodeScales);
+        nint bScales = Address(q.B[0].Storage.DecodeScales);
+        bool baseline = true;
+        void Cublas(int set)
+        {
+            if (!baseline)
+                return;
+            try
+            {
+                cublas.Gemm(mode.BaselineDType, m, n, k, Address(q.A[set].Storage.Data), Address(q.B[set].Storage.Data), output, aScales, bScales);
+            }
+            catch (InvalidOperationException e) // e.g. row-wise scales before cuBLASLt 12.9: no baseline, Microscale is still timed
+            {
+                Console.WriteLine($"cuBLASLt {mode.Name} {shape}: {e.Message}");
+                baseline = false;
+            }
+        }
+        void Microscale(int set) => context.Gemm(q.A[set], q.B[set], c);
+
+        for (int i = 0; i < Warmup; i++)
+        {
+            Cublas(i % OperandSets);
+            Microscale(i % OperandSets);
+        }
+        var cublasMs = new double[Iterations];
+        var ms = new double[Iterations];
+        for (int i = 0; i < Iterations; i++)
+        {
+            // An untimed launch first keeps the GPU busy while the timed pair is queued, so neither library's host launch
+            // overhead lands inside its measured interval (after the synchronize the queue would be empty).
+            Microscale((i + 1) % OperandSets);
+            events.Record(0, cublas.Stream);
+            Cublas(i % OperandSets);
+            events.Record(1, cublas.Stream);
+            Microscale(i % OperandSets);
+            events.Record(2, cublas.Stream);
+            events.Synchronize(2);
+            cublasMs[i] = events.ElapsedMilliseconds(0, 1);
+            ms[i] = events.ElapsedMilliseconds(1, 2);
+        }
+        double us = Report.Median(ms) * 1e3;
+        double cublasUs = baseline ? Report.Median(cublasMs) * 1e3 : double.NaN;
+        double flops = 2.0 * m * n * k;
+        return new Row(shape, mode.Name, context.LastGemmKernel, us, flops / us / 1e6, cublasUs, flops / cublasUs / 1e6, cublasUs / us);
+    }
+
+    private static nint Address<T>(TensorStorage<T> storage) where T : unmanaged => storage.View.LoadEffectiveAddressAsPtr();
+}

@@ -1,0 +1,120 @@
+using System.Runtime.InteropServices;
+using Microscale.Interop;
+
+namespace Microscale.Tests.Gpu;
+
+/// <summary>
+/// The Hopper FP8 GEMM (sm_90a wgmma, native/kernels/sm90_fp8_gemm_nt.cu) against the float64 reference within its
+/// NUMERICS.md §5 bound: per-tensor and per-row scales and their mixes, E4M3 and E5M2, FP32 / BF16 / FP16 outputs, alpha and
+/// bias, M = 1, M / N / K tails, both store paths (TMA store when a BF16/FP16 row is a multiple of 16 bytes, direct stores
+/// otherwise), more tiles than SMs, and every tile config forced through MS_FORCE_CONFIG. Runs only on an sm_90 device.
+/// </summary>
+[TestFixture]
+[Category("Gpu")]
+public sealed partial class Sm90Fp8GemmTests
+{
+    private static readonly string[] s_configs =
+    {
+        "ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws",
+        "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws", "ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws",
+    };
+
+    // M = 1; odd N (direct stores); N a multiple of 8 but not of the tile (TMA store clipping); K not a multiple of 128; an
+    // odd number of M tiles with several tiles per CTA at K = 4112.
+    private static readonly (int M, int N, int K)[] s_shapes = { (1, 128, 128), (7, 130, 272), (200, 264, 1040), (333, 776, 4112), (129, 136, 16) };
+
+    private MicroscaleContext _context = null!;
+
+    [SetUp]
+    public void Create()
+    {
+        TestBackends.Require(Backend.Native);
+        _context = MicroscaleContext.Create(Backend.Native);
+        using var device = Backends.IlgpuDevice.Create(cuda: true);
+        using var binding = device.Accelerator.BindScoped();
+        if (NativeRuntime.Query().Sm != 90)
+            Assert.Ignore("the sm90 FP8 kernel needs an sm_90 GPU");
+    }
+
+    [TearDown]
+    public void Dispose()
+    {
+        _context?.Dispose();
+        if (OperatingSystem.IsLinux())
+            UnsetEnvironment("MS_FORCE_CONFIG");
+    }
+
+    public static IEnumerable<TestCaseData> ScalingCases()
+    {
+        var e5m2 = Fp8Element.E5M2;
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerTensor), new QuantizationOptions(QuantFormat.Fp8PerTensor)).SetName("{m}_tensor_tensor");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerRow), new QuantizationOptions(QuantFormat.Fp8PerRow)).SetName("{m}_row_row");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerTensor), new QuantizationOptions(QuantFormat.Fp8PerRow)).SetName("{m}_tensor_row");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerRow) { Element = e5m2 }, new QuantizationOptions(QuantFormat.Fp8PerRow)).SetName("{m}_rowE5M2_row");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerRow), new QuantizationOptions(QuantFormat.Fp8PerTensor) { Element = e5m2 }).SetName("{m}_row_tensorE5M2");
+    }
+
+    /// <summary>The heuristic's config, every output type, alpha and bias.</summary>
+    [TestCaseSource(nameof(ScalingCases))]
+    public void WithinBoundForEveryScalingModeAndOutput(QuantizationOptions aOptions, QuantizationOptions bOptions)
+    {
+        foreach (var (m, n, k) in s_shapes)
+            RunAndCheck(aOptions, bOptions, m, n, k, expectedKernel: null, outputs: 3);
+    }
+
+    /// <summary>Every tile config (the heuristic may never pick some for these shapes): per-row scales, bias, FP32 and BF16.</summary>
+    [Test]
+    public void EveryTileConfigWithinBound()
+    {
+        if (!OperatingSystem.IsLinux())
+            Assert.Ignore("MS_FORCE_CONFIG is set through libc");
+        foreach (var config in s_configs)
+        {
+            SetEnvironment("MS_FORCE_CONFIG", config);
+            foreach (var (m, n, k) in s_shapes)
+                RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerRow), m, n, k, expectedKernel: config, outputs: 2);
+        }
+    }
+
+    /// <summary>More tiles than SMs (144 on a 132-SM H100): CTAs run several tiles, the last wave partly.</summary>
+    [Test]
+    public void MoreTilesThanMultiprocessorsWithinBound() =>
+        RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor), 1100, 1928, 1040, expectedKernel: null, outputs: 2);
+
+    private void RunAndCheck(QuantizationOptions aOptions, QuantizationOptions bOptions, int m, int n, int k, string? expectedKernel, int outputs)
+    {
+        const float alpha = 0.75f;
+        var biasValues = SeededGaussian.Create(n, seed: 5);
+        using var at = _context.CreateTensor<float>(SeededGaussian.Create(m * k, seed: m + 7 * k), m, k);
+        using var wt = _context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: n + 3 * k), n, k);
+        using var bias = _context.CreateTensor<float>(biasValues, 1, n);
+        using var qa = _context.Quantize(at, aOptions);
+        using var qb = _context.Quantize(wt, bOptions);
+        var options = new GemmOptions { Alpha = alpha, Bias = bias };
+        var (expected, abs) = GemmBounds.Reference(_context.Dequantize(qa).ToArray(), _context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
+        string what = $"{aOptions} x {bOptions} m={m},n={n},k={k}";
+
+        void Check<T>() where T : unmanaged
+        {
+            using var c = _context.AllocateTensor<T>(m, n);
+            _context.Gemm(qa, qb, c, options);
+            if (expectedKernel is null)
+                Assert.That(_context.LastGemmKernel, Does.StartWith("ms_sm90_fp8_gemm_nt_"), what);
+            else
+                Assert.That(_context.LastGemmKernel, Is.EqualTo(expectedKernel), what);
+            GemmBounds.AssertWithin<T>(expected, abs, c.ToArray(), n, k, alpha, $"{what} {typeof(T).Name}", _context.LastGemmKernel);
+        }
+
+        Check<float>();
+        Check<BFloat16>();
+        if (outputs > 2)
+            Check<Half>();
+    }
+
+    // The native library reads MS_FORCE_CONFIG with getenv: .NET's Environment.SetEnvironmentVariable does not reach it on Unix.
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnvironment(string name, string value, int overwrite = 1);
+
+    [LibraryImport("libc", EntryPoint = "unsetenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int UnsetEnvironment(string name);
+}
