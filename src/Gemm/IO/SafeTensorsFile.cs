@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.ObjectModel;
 using System.Diagnostics.CodeAnalysis;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
@@ -37,20 +36,12 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private readonly Dictionary<string, SafeTensorInfo> _byName;
     private readonly ReadOnlyDictionary<string, string> _metadata;
 
-    private byte[]? _bytes;                       // FromBytes
-    private MemoryMappedFile? _map;               // Open
-    private MemoryMappedViewAccessor? _view;
-    private byte* _base;                          // start of the mapped file
-    private int _disposed;
+    private readonly FileBytes _file;
 
-    private SafeTensorsFile(string? path, byte[]? bytes, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePtr,
-        long dataStart, List<SafeTensorInfo> tensors, OrderedDictionary<string, string> metadata)
+    private SafeTensorsFile(FileBytes file, long dataStart, List<SafeTensorInfo> tensors, OrderedDictionary<string, string> metadata)
     {
-        _path = path;
-        _bytes = bytes;
-        _map = map;
-        _view = view;
-        _base = basePtr;
+        _path = file.Path;
+        _file = file;
         _dataStart = dataStart;
         _tensors = [.. tensors];
         _tensorsView = Array.AsReadOnly(_tensors);
@@ -71,47 +62,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         SafeTensorsDTypeExtensions.EnsureLittleEndian();
 
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        byte* basePtr = null;
-        bool acquired = false;
-        try
-        {
-            long length;
-            var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-            try
-            {
-                length = stream.Length;
-                if (length < 8)
-                    throw new SafeTensorsFormatException($"the file is {length} bytes long, shorter than the 8-byte header length prefix.", path, null);
-                // The map owns the stream from here on (leaveOpen: false): the file stays open while it is mapped.
-                map = MemoryMappedFile.CreateFromFile(stream, mapName: null, capacity: 0, MemoryMappedFileAccess.Read,
-                    HandleInheritability.None, leaveOpen: false);
-            }
-            catch
-            {
-                stream.Dispose();
-                throw;
-            }
-
-            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-            acquired = true;
-            basePtr += view.PointerOffset;
-
-            long headerLength = ReadHeaderLength(new ReadOnlySpan<byte>(basePtr, 8), length, path);
-            var header = new ReadOnlySpan<byte>(basePtr + 8, (int)headerLength);
-            var (tensors, metadata) = ParseHeader(header, length - 8 - headerLength, path);
-            return new SafeTensorsFile(path, null, map, view, basePtr, 8 + headerLength, tensors, metadata);
-        }
-        catch
-        {
-            if (acquired)
-                view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            map?.Dispose();
-            throw;
-        }
+        return FileBytes.Open(path, Parse);
     }
 
     /// <summary>Parses and validates a file held in memory. The array is used in place, not copied: do not modify it
@@ -124,11 +75,17 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         ArgumentNullException.ThrowIfNull(bytes);
         SafeTensorsDTypeExtensions.EnsureLittleEndian();
-        if (bytes.Length < 8)
-            throw new SafeTensorsFormatException($"the data is {bytes.Length} bytes long, shorter than the 8-byte header length prefix.", null, null);
-        long headerLength = ReadHeaderLength(bytes.AsSpan(0, 8), bytes.Length, null);
-        var (tensors, metadata) = ParseHeader(bytes.AsSpan(8, (int)headerLength), bytes.Length - 8 - headerLength, null);
-        return new SafeTensorsFile(null, bytes, null, null, null, 8 + headerLength, tensors, metadata);
+        return Parse(FileBytes.Of(bytes));
+    }
+
+    private static SafeTensorsFile Parse(FileBytes file)
+    {
+        if (file.Length < 8)
+            throw new SafeTensorsFormatException(
+                $"the {(file.Path is null ? "data" : "file")} is {file.Length} bytes long, shorter than the 8-byte header length prefix.", file.Path, null);
+        long headerLength = ReadHeaderLength(file.Slice(0, 8), file.Length, file.Path);
+        var (tensors, metadata) = ParseHeader(file.Slice(8, (int)headerLength), file.Length - 8 - headerLength, file.Path);
+        return new SafeTensorsFile(file, 8 + headerLength, tensors, metadata);
     }
 
     /// <summary>The header's <c>"__metadata__"</c> entries, in file order; empty when there are none.</summary>
@@ -287,30 +244,17 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// spans returned by <see cref="GetBytes"/> must no longer be used.</summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-            return;
-        if (_view is not null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-            _view = null;
-        }
-        _map?.Dispose();
-        _map = null;
-        _base = null;
-        _bytes = null;
+        _file.Dispose();
     }
 
     // ------------------------------------------------------------------ data access
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_file.IsDisposed, this);
 
     private ReadOnlySpan<byte> Slice(long absoluteOffset, int length)
     {
         ThrowIfDisposed();
-        return _bytes is not null
-            ? _bytes.AsSpan((int)absoluteOffset, length)
-            : new ReadOnlySpan<byte>(_base + absoluteOffset, length);
+        return _file.Slice(absoluteOffset, length);
     }
 
     private T[] AllocateFor<T>(SafeTensorInfo info) where T : unmanaged
