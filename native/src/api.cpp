@@ -218,7 +218,7 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   MS_CHECK_ARG(workspace_bytes >= needed && (needed == 0 || workspace != nullptr), "workspace",
                "workspace: needs %zu bytes, got %zu", needed, workspace_bytes);
   if (needed) check_aligned(workspace, 4, "workspace");
-  ms::require_current_context();
+  ms::require_current_context(stream);
   ms::QuantizeLaunch q = launch_of(desc, src, dst, dst->rows, dst->cols);
   q.amax_workspace = static_cast<int*>(workspace);
   ms::launch_quantize(q, static_cast<cudaStream_t>(stream));
@@ -234,7 +234,7 @@ MS_API ms_status_t ms_find_first_nonfinite(const ms_quantize_desc_t* desc, const
   check_quantize_desc(desc, src, cols);
   MS_CHECK_ARG(workspace != nullptr && workspace_bytes >= 8, "workspace", "workspace: needs 8 bytes, got %zu", workspace_bytes);
   check_aligned(workspace, 8, "workspace");
-  ms::require_current_context();
+  ms::require_current_context(stream);
   auto s = static_cast<cudaStream_t>(stream);
   unsigned long long init = ULLONG_MAX, found = 0;
   ms::check_cuda(cudaMemcpyAsync(workspace, &init, 8, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync(workspace)");
@@ -251,7 +251,7 @@ MS_API ms_status_t ms_dequantize(const ms_qtensor_t* src, float* dst, void* stre
   MS_CHECK_ARG(src->format != MS_FMT_DENSE, "src", "src: must be a quantized format");
   MS_CHECK_ARG(dst != nullptr, "dst", "dst: must not be NULL");
   check_aligned(dst, 4, "dst");
-  ms::require_current_context();
+  ms::require_current_context(stream);
   int padded = padded_cols(src->format, src->cols), block = block_size(src->format);
   ms::launch_dequantize(*src, padded, block ? padded / block : 0, element_kind(src->format, src->element), is_fp4(src->format) ? 4 : 8,
                         block, dst, static_cast<cudaStream_t>(stream));
@@ -265,7 +265,7 @@ MS_API ms_status_t ms_hadamard_rotate(const ms_quantize_desc_t* desc, const void
   MS_CHECK_ARG(desc->hadamard_block != 0, "desc.hadamard_block", "desc.hadamard_block: a rotation needs a block size");
   MS_CHECK_ARG(dst != nullptr, "dst", "dst: must not be NULL");
   check_aligned(dst, 4, "dst");
-  ms::require_current_context();
+  ms::require_current_context(stream);
   ms::launch_rotate(launch_of(desc, src, nullptr, rows, cols), dst, static_cast<cudaStream_t>(stream));
   MS_API_END
 }
@@ -323,7 +323,7 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   MS_CHECK_ARG(!d.has_bias || ops->bias != nullptr, "bias", "bias: must not be NULL when the plan has a bias");
   if (d.has_bias) check_aligned(ops->bias, 4, "bias");
   if (workspace) check_aligned(workspace, 256, "workspace");
-  ms::require_current_context();
+  ms::require_current_context(stream);
   if (plan->family == GemmFamily::Sm90Fp8)
     ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, ms::Driver::get().multiprocessors(), workspace, static_cast<cudaStream_t>(stream));
   else

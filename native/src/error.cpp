@@ -1,4 +1,5 @@
 #include "error.h"
+#include <cstdint>
 
 #include <cuda_runtime_api.h>
 
@@ -46,6 +47,24 @@ void require_current_context() {
   if (result != 0 || context == nullptr)
     fail(MS_ERR_CUDA, "stream", "no current CUDA context on this thread (driver status %d): bind the caller's context "
          "(ILGPU: BindScoped) first", result);
+}
+
+void require_current_context(void* stream) {
+  require_current_context();
+  // The legacy and per-thread default streams (handles 0, 1, 2) always belong to the current context.
+  if (reinterpret_cast<uintptr_t>(stream) <= 2) return;
+  using StreamGetCtx = int (*)(void*, void**);
+  static StreamGetCtx stream_get_ctx = reinterpret_cast<StreamGetCtx>(Driver::get().symbol("cuStreamGetCtx"));
+  if (!stream_get_ctx) return;  // a driver without it: the launch itself will fail on a foreign stream
+  void* current = nullptr;
+  void* owner = nullptr;
+  Driver::get().ctx_get_current(&current);
+  int result = stream_get_ctx(stream, &owner);
+  if (result != 0)
+    fail(MS_ERR_INVALID_ARGUMENT, "stream", "stream: not a valid CUDA stream (cuStreamGetCtx status %d)", result);
+  if (owner != current)
+    fail(MS_ERR_INVALID_ARGUMENT, "stream", "stream: it belongs to another CUDA context (another device, or another context of "
+         "this one) than the one current on this thread; make the stream's context current first");
 }
 
 }  // namespace ms

@@ -35,6 +35,8 @@ void check_cuda(int cuda_status, const char* what);
 
 // Throws unless the calling thread has a current CUDA context (we never create one).
 void require_current_context();
+// The same, and `stream` (a CUstream / cudaStream_t, 0 for the legacy default) belongs to that context.
+void require_current_context(void* stream);
 
 }  // namespace ms
 

@@ -26,7 +26,11 @@ internal static class NativeOps
     private static nint Stream(IlgpuDevice device) => ((CudaStream)device.Accelerator.DefaultStream).StreamPtr;
 
     /// <summary>The C description of a quantized tensor's parts.</summary>
-    public static MsQTensor Describe(QuantizationOptions options, int rows, int columns, QuantizedTensor.Parts parts)
+    public static MsQTensor Describe(QuantizationOptions options, int rows, int columns, QuantizedTensor.Parts parts) =>
+        Describe(options, rows, columns, Pointer(parts.Data), Pointer(parts.BlockScales), Pointer(parts.DecodeScales));
+
+    /// <summary>The C description of a quantized tensor at device addresses.</summary>
+    public static MsQTensor Describe(QuantizationOptions options, int rows, int columns, nint data, nint blockScales, nint decodeScales)
     {
         var t = MsQTensor.Create();
         t.Format = (int)options.Format;
@@ -34,13 +38,25 @@ internal static class NativeOps
         t.Layout = options.Layout == ScaleLayout.Swizzled128x4 ? MsAbi.LayoutSwizzled : 0;
         t.Rows = rows;
         t.Cols = columns;
-        t.Data = Pointer(parts.Data);
-        t.BlockScales = Pointer(parts.BlockScales);
-        t.DecodeScales = Pointer(parts.DecodeScales);
+        t.Data = data;
+        t.BlockScales = blockScales;
+        t.DecodeScales = decodeScales;
         return t;
     }
 
-    private static MsQuantizeDesc QuantizeDesc(QuantizationOptions? options, int sourceKind, nint signs, HadamardTransform? rotation)
+    /// <summary>The C description of dense activations [rows, columns] of <paramref name="kind"/> (a native dtype).</summary>
+    public static MsQTensor DescribeDense(int rows, int columns, int kind, nint data)
+    {
+        var t = MsQTensor.Create();
+        t.Format = MsAbi.FormatDense;
+        t.Rows = rows;
+        t.Cols = columns;
+        t.DType = kind;
+        t.Dense = data;
+        return t;
+    }
+
+    public static MsQuantizeDesc QuantizeDesc(QuantizationOptions? options, int sourceKind, nint signs, HadamardTransform? rotation)
     {
         var desc = MsQuantizeDesc.Create();
         desc.Rule = options?.Rule == MxScaleRule.Ceil ? 1 : 0;
@@ -89,41 +105,35 @@ internal static class NativeOps
                                            QuantizedTensor b, TensorStorage<TOut> destination, int outputKind, GemmOptions options) where TOut : unmanaged
     {
         using var binding = device.Accelerator.BindScoped();
-        var ops = MsGemmOperands.Create();
-        if (quantizedA is null)
-        {
-            ops.A = MsQTensor.Create();
-            ops.A.Format = MsAbi.FormatDense;
-            ops.A.Rows = m;
-            ops.A.Cols = k;
-            ops.A.DType = denseKind;
-            ops.A.Dense = denseA;
-        }
-        else
-        {
-            ops.A = Describe(quantizedA.Options, m, k, quantizedA.Storage);
-        }
-        ops.B = Describe(b.Options, n, k, b.Storage);
-        ops.Alpha = options.Alpha;
-        ops.Out = Pointer(destination);
-        ops.Bias = options.Bias is null ? 0 : Pointer(options.Bias.Storage);
+        var a = quantizedA is null ? DescribeDense(m, k, denseKind, denseA) : Describe(quantizedA.Options, m, k, quantizedA.Storage);
+        var bias = options.Bias is null ? 0 : Pointer(options.Bias.Storage);
+        // The plan's workspace (0 bytes for every plan today) comes from the device scratch.
+        return RunGemm(a, Describe(b.Options, n, k, b.Storage), Pointer(destination), outputKind, options.Alpha, bias,
+                       bytes => device.Scratch.Ints((bytes + 3) / 4).LoadEffectiveAddressAsPtr(), Stream(device));
+    }
 
+    /// <summary>Plans and runs one native GEMM; <paramref name="workspace"/> supplies the plan's workspace when it needs one.
+    /// Returns the kernel's name.</summary>
+    public static unsafe string RunGemm(in MsQTensor a, in MsQTensor b, nint output, int outputKind, float alpha, nint bias,
+                                        Func<long, nint> workspace, nint stream)
+    {
+        var ops = MsGemmOperands.Create();
+        (ops.A, ops.B, ops.Out, ops.Alpha, ops.Bias) = (a, b, output, alpha, bias);
         var desc = MsGemmDesc.Create();
-        (desc.M, desc.N, desc.K) = (m, n, k);
-        (desc.AFormat, desc.AElement, desc.ALayout, desc.ADType) = (ops.A.Format, ops.A.Element, ops.A.Layout, ops.A.DType);
-        (desc.BFormat, desc.BElement, desc.BLayout) = (ops.B.Format, ops.B.Element, ops.B.Layout);
+        (desc.M, desc.N, desc.K) = (a.Rows, b.Rows, a.Cols);
+        (desc.AFormat, desc.AElement, desc.ALayout, desc.ADType) = (a.Format, a.Element, a.Layout, a.DType);
+        (desc.BFormat, desc.BElement, desc.BLayout) = (b.Format, b.Element, b.Layout);
         desc.OutDType = outputKind;
-        desc.HasBias = options.Bias is null ? 0 : 1;
+        desc.HasBias = bias == 0 ? 0 : 1;
 
         NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out var plan));
         using (plan)
         {
             byte* name = stackalloc byte[256];
             NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_name(plan, name, 256));
-            // The plan's workspace (the sm90 kernel splits a partial last wave of tiles along K in it) comes from the device scratch.
             NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_workspace_size(plan, out nuint bytes));
-            nint workspace = bytes == 0 ? 0 : device.Scratch.Ints(((long)bytes + 3) / 4).LoadEffectiveAddressAsPtr();
-            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_run(plan, ops, workspace, Stream(device)));
+            nint space = bytes == 0 ? 0 : workspace((long)bytes);
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_run(plan, ops, space, stream));
             return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)name) ?? "";
         }
     }
