@@ -111,6 +111,13 @@ MS_API ms_status_t ms_dequantize(const ms_qtensor_t* src, float* dst, void* stre
 MS_API ms_status_t ms_hadamard_rotate(const ms_quantize_desc_t* desc, const void* src, int32_t rows, int32_t cols, float* dst,
                                       void* stream);
 
+/* GGUF (ggml) blocks on the device -> dst in Microscale's layout: ggml_type 39 (MXFP4, 17-byte blocks of 32 values) into an
+   MXFP4 dst, 40 (NVFP4, 36-byte blocks of 64) into an NVFP4 dst whose decode scale becomes global_scale. dst->cols must be
+   a multiple of the block; src holds rows * cols / block blocks; dst->data 16-byte aligned. Values decode as ggml's
+   dequantize_row_* decodes them (E2M1 -0 becomes +0; UE4M3 scales lose bit 7, 0x7F reads as 0); scale bytes ggml rejects
+   (E8M0 0xFF, UE4M3 0xFF) become NaN scales. */
+MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_qtensor_t* dst, float global_scale, void* stream);
+
 /* GEMM C = alpha * A.B^T + bias: validate and pick a kernel once (plan), then run it many times. */
 MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan** out_plan);
 MS_API ms_status_t ms_gemm_plan_name(const ms_gemm_plan* plan, char* name, size_t capacity);

@@ -30,6 +30,10 @@ void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_i
 void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);
 void launch_dequantize(const ms_qtensor_t& q, int padded_cols, int scale_cols, int kind, int bits, int block, float* dst, cudaStream_t stream);
 
+// GGUF MXFP4 (32 values per block) / NVFP4 (64) blocks of a [rows, cols] tensor into dst (MXFP4 / NVFP4, data 16-byte aligned).
+void launch_gguf_repack(int values_per_block, const void* src, int rows, int cols, const ms_qtensor_t& dst, float global_scale, int multiprocessors,
+                        cudaStream_t stream);
+
 // Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs. Configs are named
 // ms_sm90_fp8_gemm_nt_<BM>x<BN>x<BK>_c1x1_s<stages>_ws[_variant]; the heuristic picks one from the problem and SM count.
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& desc);

@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -267,6 +268,25 @@ MS_API ms_status_t ms_hadamard_rotate(const ms_quantize_desc_t* desc, const void
   check_aligned(dst, 4, "dst");
   ms::require_current_context(stream);
   ms::launch_rotate(launch_of(desc, src, nullptr, rows, cols), dst, static_cast<cudaStream_t>(stream));
+  MS_API_END
+}
+
+MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_qtensor_t* dst, float global_scale, void* stream) {
+  MS_API_BEGIN
+  const int kMxfp4 = 39, kNvfp4 = 40;  // ggml_type values
+  MS_CHECK_ARG(ggml_type == kMxfp4 || ggml_type == kNvfp4, "ggml_type", "ggml_type: %d is neither MXFP4 (39) nor NVFP4 (40)", ggml_type);
+  check_qtensor(dst, "dst");
+  const int block = ggml_type == kMxfp4 ? 32 : 64;
+  MS_CHECK_ARG(dst->format == (ggml_type == kMxfp4 ? MS_FMT_MXFP4 : MS_FMT_NVFP4), "dst", "dst: GGUF %s blocks convert to %s, not %s",
+               ggml_type == kMxfp4 ? "MXFP4" : "NVFP4", ggml_type == kMxfp4 ? "mxfp4" : "nvfp4", format_name(dst->format));
+  MS_CHECK_ARG(dst->cols % block == 0, "dst", "dst: cols %d is not a multiple of the GGUF block of %d", dst->cols, block);
+  MS_CHECK_ARG(src != nullptr, "src", "src: must not be NULL");
+  check_aligned(dst->data, 16, "dst");
+  MS_CHECK_ARG(ggml_type == kMxfp4 || (std::isfinite(global_scale) && global_scale > 0), "global_scale",
+               "global_scale: must be positive and finite, got %g", (double)global_scale);
+  ms::require_current_context(stream);
+  ms::launch_gguf_repack(block, src, dst->rows, dst->cols, *dst, global_scale, ms::Driver::get().multiprocessors(),
+                         static_cast<cudaStream_t>(stream));
   MS_API_END
 }
 

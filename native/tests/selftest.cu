@@ -8,7 +8,7 @@
 // 50 after warm-up, rotating 4 random operand sets, cuBLASLt and Microscale launches interleaved so that both see the same
 // clocks (the H100 runs power-limited on random data); --sweep also times every config forced.
 //   microscale_selftest --soak M N K SECONDS [CONFIG]: Microscale then cuBLASLt, each back to back for SECONDS (watch the
-//   clocks with nvidia-smi meanwhile).
+//   clocks with nvidia-smi meanwhile). --quantize / --repack: the quantize and GGUF repack kernels against a device copy.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <cmath>
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 #include <random>
+#include <utility>
 #include <vector>
 #include "microscale.h"
 
@@ -182,6 +183,38 @@ static int soak(int m, int n, int k, double seconds, const char* config) {
   return 0;
 }
 
+// --repack: GGUF MXFP4 / NVFP4 blocks of a 8192x8192 and a 14336x4096 weight repacked on the device (ms_gguf_repack)
+// against a device-to-device copy of the same blocks; bytes moved = blocks read + codes and scales written.
+static void time_repack(cudaStream_t stream) {
+  std::printf("\n%-14s %-8s %10s %10s %8s\n", "gguf repack", "type", "us", "copy us", "vs copy");
+  for (auto [rows, cols] : {std::pair<int, int>{8192, 8192}, {14336, 4096}}) {
+    for (int type : {39, 40}) {
+      const int block = type == 39 ? 32 : 64, block_bytes = type == 39 ? 17 : 36;
+      const size_t blocks = (size_t)rows * cols / block, bytes = blocks * block_bytes;
+      void *src, *copy, *data, *scales; float* g;
+      CHECK_CUDA(cudaMalloc(&src, bytes)); CHECK_CUDA(cudaMalloc(&copy, bytes)); CHECK_CUDA(cudaMalloc(&data, (size_t)rows * cols / 2));
+      CHECK_CUDA(cudaMalloc(&scales, (size_t)rows * cols / 16)); CHECK_CUDA(cudaMalloc(&g, 4));
+      fill_random_fp8<<<1024, 256, 0, stream>>>((uint8_t*)src, bytes, 5);  // any bytes: scale checks do not branch on values
+      ms_qtensor_t q{}; q.struct_size = sizeof q; q.format = type == 39 ? MS_FMT_MXFP4 : MS_FMT_NVFP4; q.rows = rows; q.cols = cols;
+      q.data = data; q.block_scales = scales; q.decode_scales = type == 39 ? nullptr : g;
+      auto time = [&](auto&& body) {
+        for (int i = 0; i < 5; ++i) body();
+        cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+        std::vector<float> ms(30);
+        for (auto& t : ms) { cudaEventRecord(e0, stream); body(); cudaEventRecord(e1, stream); cudaEventSynchronize(e1); cudaEventElapsedTime(&t, e0, e1); }
+        cudaEventDestroy(e0); cudaEventDestroy(e1);
+        std::sort(ms.begin(), ms.end());
+        return ms[15] * 1000.0;
+      };
+      double copy_us = time([&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, bytes, cudaMemcpyDeviceToDevice, stream)); });
+      double us = time([&] { CHECK_MS(ms_gguf_repack(type, src, &q, 1.0f, stream)); });
+      char shape[32]; std::snprintf(shape, sizeof shape, "%dx%d", rows, cols);
+      std::printf("%-14s %-8s %10.1f %10.1f %8.3f\n", shape, type == 39 ? "mxfp4" : "nvfp4", us, copy_us, (2.0 * bytes / us) / (2.0 * bytes / copy_us));
+      cudaFree(src); cudaFree(copy); cudaFree(data); cudaFree(scales); cudaFree(g);
+    }
+  }
+}
+
 // Quantization of an 8192x8192 BF16 tensor (and 16x8192) against a device-to-device copy of the input, CUDA events.
 static void time_quantize(cudaStream_t stream) {
   std::printf("\n%-14s %-12s %10s %10s %8s\n", "quantize", "format", "us", "copy us", "vs copy");
@@ -220,6 +253,11 @@ static void time_quantize(cudaStream_t stream) {
 }
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--repack") == 0) {
+    cudaStream_t s; CHECK_CUDA(cudaFree(0)); CHECK_CUDA(cudaStreamCreate(&s));
+    time_repack(s);
+    return 0;
+  }
   if (argc >= 2 && std::strcmp(argv[1], "--quantize") == 0) {
     cudaStream_t s; CHECK_CUDA(cudaFree(0)); CHECK_CUDA(cudaStreamCreate(&s));
     time_quantize(s);
@@ -389,7 +427,7 @@ int main(int argc, char** argv) {
   }
   std::printf("geometric mean ratio vs cuBLASLt FP8: per-tensor %.3f, row-wise %.3f\n", std::exp(log_sum[0] / std::max(count[0], 1)),
               std::exp(log_sum[1] / std::max(count[1], 1)));
-  if (!quick) time_quantize(stream);
+  if (!quick) { time_quantize(stream); time_repack(stream); }
   std::printf("%d check failures\n", failures);
   return failures ? 1 : 0;
 }

@@ -143,6 +143,41 @@ public sealed class MicroscaleContext : IDisposable
         return Track(new QuantizedTensor(tensor.Options, tensor.Rows, tensor.Columns, device, this));
     }
 
+    /// <summary>
+    /// A device tensor from GGUF (ggml) MXFP4 or NVFP4 blocks of a [rows, columns] tensor, for example
+    /// <see cref="IO.GgufFile.GetBytes(string)"/> of a weight. On <see cref="Backend.Native"/> the raw blocks are copied to the
+    /// device and repacked there (one pass over them); elsewhere they are converted on the host (<see cref="IO.GgufQuantized"/>)
+    /// and uploaded. Either way the values decode as ggml decodes them.
+    /// </summary>
+    /// <param name="type"><see cref="IO.GgufTensorType.MXFP4"/> or <see cref="IO.GgufTensorType.NVFP4"/>.</param>
+    /// <param name="blocks">rows × columns / block size ggml blocks (17 bytes per 32 values, 36 per 64).</param>
+    /// <param name="rows">Rows, at least 1.</param>
+    /// <param name="columns">K, a multiple of the block (32, 64).</param>
+    /// <param name="globalScale">NVFP4 only: the decode scale g, positive and finite.</param>
+    /// <exception cref="ArgumentException">Wrong type, shape, length or global scale.</exception>
+    /// <exception cref="IO.GgufFormatException">Host conversion only: a scale byte ggml rejects.</exception>
+    /// <exception cref="ObjectDisposedException">The context was disposed.</exception>
+    public QuantizedTensor UploadGguf(IO.GgufTensorType type, ReadOnlySpan<byte> blocks, int rows, int columns, float globalScale = 1f)
+    {
+        ThrowIfDisposed();
+        if (Backend != Backend.Native)
+        {
+            using var host = IO.GgufQuantized.FromBlocks(type, blocks, rows, columns, globalScale);
+            return Upload(host);
+        }
+        IO.GgufQuantized.CheckBlocks(type, blocks.Length, rows, columns, globalScale);
+        var options = new QuantizationOptions(type == IO.GgufTensorType.MXFP4 ? QuantFormat.Mxfp4 : QuantFormat.Nvfp4);
+        var spec = FormatSpec.Of(options);
+        var parts = AllocateParts(spec.DataBytes(rows, columns), spec.BlockScaleBytes(rows, columns, options.Layout), spec.DecodeScaleCount(rows));
+        var raw = Allocate<byte>(blocks.Length, zero: false);
+        using (new FreeAfterQueuedWork(_device, raw))
+        {
+            raw.CopyFrom(blocks);
+            NativeOps.RepackGguf(_device!, (int)type, raw.View, options, rows, columns, globalScale, parts);
+        }
+        return Track(new QuantizedTensor(options, rows, columns, parts, this));
+    }
+
     // ------------------------------------------------------------------ quantization
 
     /// <summary>Quantizes a dense tensor on this context's device (NUMERICS.md §3, bit-exact on every backend).</summary>

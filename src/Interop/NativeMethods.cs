@@ -39,6 +39,9 @@ internal static unsafe partial class NativeMethods
     internal static partial MsStatus ms_hadamard_rotate(in MsQuantizeDesc desc, nint src, int rows, int cols, nint dst, nint stream);
 
     [LibraryImport(NativeLibraryName.Value)]
+    internal static partial MsStatus ms_gguf_repack(int ggmlType, nint src, in MsQTensor dst, float globalScale, nint stream);
+
+    [LibraryImport(NativeLibraryName.Value)]
     internal static partial MsStatus ms_gemm_plan_create(in MsGemmDesc desc, out GemmPlanHandle plan);
 
     [LibraryImport(NativeLibraryName.Value)]

@@ -85,6 +85,15 @@ internal static class NativeOps
         NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, src, dst, workspace.LoadEffectiveAddressAsPtr(), bytes, Stream(device)));
     }
 
+    /// <summary>GGUF MXFP4 / NVFP4 blocks already on the device into <paramref name="parts"/> (libmicroscale's repack kernel).</summary>
+    public static void RepackGguf(IlgpuDevice device, int ggmlType, ArrayView<byte> blocks, QuantizationOptions options, int rows, int columns,
+                                  float globalScale, QuantizedTensor.Parts parts)
+    {
+        using var binding = device.Accelerator.BindScoped();
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gguf_repack(ggmlType, blocks.LoadEffectiveAddressAsPtr(), Describe(options, rows, columns, parts),
+                                                                globalScale, Stream(device)));
+    }
+
     public static void Dequantize(IlgpuDevice device, QuantizedTensor source, TensorStorage<float> destination)
     {
         using var binding = device.Accelerator.BindScoped();

@@ -189,6 +189,29 @@ public static class ExternalCuda
         return RunGemm(NativeOps.DescribeDense(m, b.Columns, (int)aType, a.Address), b, output, outputType, stream, alpha, bias, workspace);
     }
 
+    /// <summary>Enqueues the repack of GGUF (ggml) MXFP4 / NVFP4 blocks already in device memory into <paramref name="destination"/>
+    /// (MXFP4 / NVFP4, any scale layout); values decode as ggml decodes them. Scale bytes ggml rejects become NaN scales.</summary>
+    /// <param name="type"><see cref="IO.GgufTensorType.MXFP4"/> or <see cref="IO.GgufTensorType.NVFP4"/>.</param>
+    /// <param name="blocks">destination.Rows × destination.Columns / block size ggml blocks.</param>
+    /// <param name="destination">Where the codes and scales go; its K must be a multiple of the ggml block.</param>
+    /// <param name="stream">A stream of the current context.</param>
+    /// <param name="globalScale">NVFP4: written as the destination's decode scale (llama.cpp keeps it beside the blocks).</param>
+    /// <exception cref="ArgumentException">Wrong type or format, a K that is not a multiple of the block, or a short or null range.</exception>
+    /// <exception cref="MicroscaleException">No current context, a foreign stream, or a native failure.</exception>
+    public static void RepackGguf(IO.GgufTensorType type, DeviceMemory blocks, ExternalQuantizedTensor destination, nint stream, float globalScale = 1f)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var format = type == IO.GgufTensorType.MXFP4 ? QuantFormat.Mxfp4 : QuantFormat.Nvfp4;
+        if (IO.GgufQuantized.IsSupported(type) && destination.Options.Format != format)
+            throw new ArgumentException($"GGUF {type} blocks repack into {format}, not {destination.Options.Format}.", nameof(destination));
+        int block = type == IO.GgufTensorType.MXFP4 ? 32 : 64, blockBytes = type == IO.GgufTensorType.MXFP4 ? 17 : 36;
+        long bytes = (long)destination.Rows * (destination.Columns / block) * blockBytes;
+        IO.GgufQuantized.CheckBlocks(type, bytes, destination.Rows, destination.Columns, globalScale);
+        blocks.Require(bytes, 1, nameof(blocks), $"{type} blocks of {destination.Rows}x{destination.Columns}");
+        RequireNative();
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gguf_repack((int)type, blocks.Address, destination.Describe(), globalScale, stream));
+    }
+
     private static string RunGemm(MsQTensor a, ExternalQuantizedTensor b, DeviceMemory output, DenseElement outputType, nint stream, float alpha,
                                   DeviceMemory bias, DeviceMemory workspace)
     {

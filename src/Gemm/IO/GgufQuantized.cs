@@ -123,22 +123,30 @@ public static class GgufQuantized
         return info;
     }
 
-    private static QuantizedTensor FromBlocks(GgufTensorType type, ReadOnlySpan<byte> blocks, int rows, int columns, float globalScale, string? tensorName)
+    /// <summary>Checks a block conversion's arguments (type, shape, byte length, global scale) as <see cref="FromBlocks(GgufTensorType, ReadOnlySpan{byte}, int, int, float)"/> does.</summary>
+    internal static void CheckBlocks(GgufTensorType type, long byteLength, int rows, int columns, float globalScale)
     {
         if (!IsSupported(type))
             throw new ArgumentException($"Only MXFP4 and NVFP4 convert, not {type}.", nameof(type));
         bool mx = type == GgufTensorType.MXFP4;
-        int block = mx ? MxBlock : NvBlock, blockBytes = mx ? MxBlockBytes : NvBlockBytes;
+        int block = mx ? MxBlock : NvBlock;
         ThrowHelper.ThrowIfNotPositive(rows, nameof(rows));
         ThrowHelper.ThrowIfNotPositive(columns, nameof(columns));
         if (columns % block != 0)
             throw new ArgumentException($"{type} rows must be a multiple of {block} values, got {columns}.", nameof(columns));
-        int blocksPerRow = columns / block;
-        ThrowHelper.ThrowIfLengthIsNot((long)rows * blocksPerRow * blockBytes, blocks.Length, nameof(blocks), "bytes");
+        ThrowHelper.ThrowIfLengthIsNot((long)rows * (columns / block) * (mx ? MxBlockBytes : NvBlockBytes), byteLength, "blocks", "bytes");
         if (!mx && !(float.IsFinite(globalScale) && globalScale > 0))
             throw new ArgumentOutOfRangeException(nameof(globalScale), globalScale, "The NVFP4 global scale must be positive and finite.");
         if (mx && globalScale != 1f)
             throw new ArgumentException("MXFP4 has no global scale.", nameof(globalScale));
+    }
+
+    private static QuantizedTensor FromBlocks(GgufTensorType type, ReadOnlySpan<byte> blocks, int rows, int columns, float globalScale, string? tensorName)
+    {
+        CheckBlocks(type, blocks.Length, rows, columns, globalScale);
+        bool mx = type == GgufTensorType.MXFP4;
+        int block = mx ? MxBlock : NvBlock, blockBytes = mx ? MxBlockBytes : NvBlockBytes;
+        int blocksPerRow = columns / block;
 
         int sub = mx ? MxBlock : NvSubBlock, subBlocks = block / sub;
         var data = new byte[(long)rows * columns / 2];

@@ -138,6 +138,24 @@ public sealed partial class ExternalCudaGpuTests
         GemmBounds.AssertWithin<BFloat16>(c, abs, Download<BFloat16>(output, (long)m * n), n, k, 1f, "bf16 x mxfp4", kernel);
     }
 
+    [TestCase(IO.GgufTensorType.MXFP4, ScaleLayout.Linear)]
+    [TestCase(IO.GgufTensorType.MXFP4, ScaleLayout.Swizzled128x4)]
+    [TestCase(IO.GgufTensorType.NVFP4, ScaleLayout.Linear)]
+    public void GgufBlocksRepackOnTheEnginesStream(IO.GgufTensorType type, ScaleLayout layout)
+    {
+        const int rows = 150, columns = 320;
+        var blocks = Unit.GgufTests.RandomBlocks(type, rows, columns, seed: 9);
+        var options = new QuantizationOptions(type == IO.GgufTensorType.MXFP4 ? QuantFormat.Mxfp4 : QuantFormat.Nvfp4) { Layout = layout };
+        var destination = AllocateQuantized(options, rows, columns);
+        float g = type == IO.GgufTensorType.NVFP4 ? 0.5f : 1f;
+        ExternalCuda.RepackGguf(type, Upload(blocks), destination, _stream, g);
+        Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+        using var got = DownloadQuantized(destination);
+        using var expected = IO.GgufQuantized.FromBlocks(type, blocks, rows, columns, g);
+        Assert.That(got.Data.ToArray(), Is.EqualTo(expected.Data.ToArray()), "codes");
+        Assert.That(got.Dequantize(Backend.Reference), Is.EqualTo(expected.Dequantize(Backend.Reference)), "values");
+    }
+
     [Test]
     public void AStreamOfAnotherContextIsRefused()
     {

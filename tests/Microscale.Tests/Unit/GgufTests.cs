@@ -65,7 +65,7 @@ public sealed class GgufTests
 
     // Random ggml blocks; scale bytes drawn from everything the converter accepts (E8M0 0..254; UE4M3 any byte but 0xFF,
     // so with bit 7 set and 0x7F too), plus the extremes.
-    private static byte[] RandomBlocks(GgufTensorType type, int rows, int columns, int seed)
+    internal static byte[] RandomBlocks(GgufTensorType type, int rows, int columns, int seed)
     {
         var random = new Random(seed);
         bool mx = type == GgufTensorType.MXFP4;
@@ -134,6 +134,28 @@ public sealed class GgufTests
                 result[i] &= 0x0F;
         }
         return result;
+    }
+
+    /// <summary>MicroscaleContext.UploadGguf on every backend present: the Native one repacks on the device (libmicroscale's
+    /// kernel), the others convert on the host; all must decode bit for bit as ggml.</summary>
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
+    public void UploadGgufDecodesAsGgml(Backend backend)
+    {
+        TestBackends.Require(backend);
+        using var context = MicroscaleContext.Create(backend);
+        foreach (var (type, rows, columns) in new[] { (GgufTensorType.MXFP4, 130, 96), (GgufTensorType.NVFP4, 33, 192), (GgufTensorType.MXFP4, 1, 32) })
+        {
+            var blocks = RandomBlocks(type, rows, columns, seed: rows + columns);
+            using var tensor = context.UploadGguf(type, blocks, rows, columns, type == GgufTensorType.NVFP4 ? 0.25f : 1f);
+            var expected = type == GgufTensorType.MXFP4 ? GgmlDequantizeMxfp4(blocks, rows * columns)
+                                                        : GgmlDequantizeNvfp4(blocks, rows * columns).Select(v => v * 0.25f).ToArray();
+            Exact.AssertFloats(expected, context.Dequantize(tensor).ToArray(), $"{type} {rows}x{columns} on {backend}", columns);
+            using var host = tensor.ToHost();
+            using var reference = GgufQuantized.FromBlocks(type, blocks, rows, columns, type == GgufTensorType.NVFP4 ? 0.25f : 1f);
+            Assert.That(host.Data.ToArray(), Is.EqualTo(reference.Data.ToArray()), $"{type} codes on {backend}");
+            Assert.That(host.BlockScales.ToArray(), Is.EqualTo(reference.BlockScales.ToArray()), $"{type} scales on {backend}");
+        }
+        Assert.Throws<ArgumentException>(() => context.UploadGguf(GgufTensorType.MXFP4, new byte[16], 1, 32));
     }
 
     [Test]
