@@ -706,6 +706,9 @@ public sealed class MicroscaleContext : IDisposable
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
+    /// <summary>Whether <see cref="Dispose"/> has run.</summary>
+    internal bool IsDisposed => _disposed;
+
     private void ThrowIfForeign<T>(DeviceTensor<T>? tensor, string paramName) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(tensor, paramName);
