@@ -11,6 +11,7 @@ internal static class CliApp
         QuantizeCommand.Create(),
         InfoCommand.Create(),
         DemoCommand.Create(),
+        MlpCommand.Create(),
         GemmCommand.Create(),
         VerifyCommand.Create(),
     };

@@ -625,6 +625,41 @@ public sealed class MicroscaleContext : IDisposable
         return operand;
     }
 
+    /// <summary>A new [rows, columns] tensor filled by <paramref name="write"/>; disposed if writing throws.</summary>
+    internal DeviceTensor<T> AllocateAndWrite<T>(int rows, int columns, Action<DeviceTensor<T>> write) where T : unmanaged
+    {
+        var output = AllocateTensor<T>(rows, columns);
+        try
+        {
+            write(output);
+            return output;
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>destination = SiLU(gate) · up, elementwise over tensors of one shape (the gated MLP's activation).</summary>
+    internal void SiluMultiply(DeviceTensor<float> gate, DeviceTensor<float> up, DeviceTensor<float> destination)
+    {
+        ThrowIfDisposed();
+        long total = gate.Storage.Length;
+        if (_device is null)
+        {
+            var g = gate.Storage.HostSpan;
+            var u = up.Storage.HostSpan;
+            var d = destination.Storage.HostSpan;
+            for (int i = 0; i < total; i++)
+                d[i] = QuantizeKernels.SiluTimes(g[i], u[i]);
+            return;
+        }
+        int perThread = _device.ItemsPerThread(total);
+        _device.QuantizeKernels.SiluMultiply((int)((total + perThread - 1) / perThread), gate.Storage.View, up.Storage.View, destination.Storage.View,
+                                             perThread, (int)total);
+    }
+
     // ------------------------------------------------------------------ plumbing
 
     /// <summary>Waits for every operation queued on this context.</summary>

@@ -162,17 +162,7 @@ public sealed class QuantizedLinear : IDisposable
     public DeviceTensor<T> Forward<T>(DeviceTensor<T> input) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(input);
-        var output = _context.AllocateTensor<T>(input.Rows, OutFeatures);
-        try
-        {
-            Forward(input, output);
-            return output;
-        }
-        catch
-        {
-            output.Dispose();
-            throw;
-        }
+        return _context.AllocateAndWrite<T>(input.Rows, OutFeatures, output => Forward(input, output));
     }
 
     // The quantized-activation buffer for this token count: reused, the least recently used of CachedTokenCounts evicted.

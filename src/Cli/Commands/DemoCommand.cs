@@ -77,7 +77,7 @@ internal static class DemoCommand
             }
 
         using var activations = context.CreateTensor<float>(a, tokens, k);
-        using var weights = context.CreateTensor<float>(w, n, k);
+        using var bf16 = context.CreateTensor<BFloat16>(a.Select(v => (BFloat16)v).ToArray(), tokens, k);
         var pairs = new (string Name, QuantizationOptions? A, QuantizationOptions B, int Rotation)[]
         {
             ("W4A4 MXFP4 (Hadamard g=32)", new(QuantFormat.Mxfp4), new(QuantFormat.Mxfp4), 32),
@@ -89,20 +89,16 @@ internal static class DemoCommand
         };
         var table = new Table().AddColumns("Pair", "Rel. error vs float", "Layer time (ms)");
         using var output = context.AllocateTensor<float>(tokens, n);
-        using var bf16 = context.CreateTensor<BFloat16>(a.Select(v => (BFloat16)v).ToArray(), tokens, k);
         foreach (var (name, aOptions, bOptions, g) in pairs)
         {
             var rotation = g > 0 ? HadamardTransform.CreateRandom(g, seed: 7) : null;
-            using var qw = rotation is null ? context.Quantize(weights, bOptions) : context.QuantizeRotated(weights, rotation, bOptions);
+            using var layer = QuantizedLinear.Quantize(context, w, n, k, bOptions, aOptions, rotation);
             void Run()
             {
                 if (aOptions is null)
-                {
-                    context.Gemm(bf16, qw, output);
-                    return;
-                }
-                using var qa = rotation is null ? context.Quantize(activations, aOptions) : context.QuantizeRotated(activations, rotation, aOptions);
-                context.Gemm(qa, qw, output);
+                    layer.Forward(bf16, output);
+                else
+                    layer.Forward(activations, output);
             }
             Run(); // warm-up: kernel compile
             context.Synchronize();
@@ -110,16 +106,21 @@ internal static class DemoCommand
             Run();
             context.Synchronize();
             double ms = clock.Elapsed.TotalMilliseconds;
-            float[] c = output.ToArray();
-            double num = 0, den = 0;
-            for (int i = 0; i < c.Length; i++)
-            {
-                num += (c[i] - exact[i]) * (c[i] - exact[i]);
-                den += exact[i] * exact[i];
-            }
-            table.AddRow(name, $"{Math.Sqrt(num / den):P2}", $"{ms:F1}");
+            table.AddRow(name, $"{RelativeError(output.ToArray(), exact):P2}", $"{ms:F1}");
         }
         AnsiConsole.MarkupLine($"Quantized linear layer: {tokens} tokens x K {k} -> N {n} on {context.Backend} ({Markup.Escape(context.DeviceName)})");
         AnsiConsole.Write(table);
+    }
+
+    /// <summary>‖c − exact‖ / ‖exact‖.</summary>
+    internal static double RelativeError(ReadOnlySpan<float> c, ReadOnlySpan<double> exact)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < c.Length; i++)
+        {
+            num += (c[i] - exact[i]) * (c[i] - exact[i]);
+            den += exact[i] * exact[i];
+        }
+        return Math.Sqrt(num / den);
     }
 }

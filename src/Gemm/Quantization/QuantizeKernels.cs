@@ -107,6 +107,7 @@ internal sealed class QuantizeKernels
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuantizeParams> Rotate;
     public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams> Dequantize;
     public readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int> Widen16;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> SiluMultiply;
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> Transpose;
 
     public QuantizeKernels(Accelerator a)
@@ -119,6 +120,7 @@ internal sealed class QuantizeKernels
         Rotate = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuantizeParams>(RotateKernel);
         Dequantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams>(DequantizeKernel);
         Widen16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int>(Widen16Kernel);
+        SiluMultiply = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(SiluMultiplyKernel);
         Transpose = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TransposeKernel);
     }
 
@@ -350,6 +352,16 @@ internal sealed class QuantizeKernels
             int r = i / columns, c = i - r * columns;
             destination[(long)c * rows + r] = source[i];
         }
+    }
+
+    /// <summary>destination = SiLU(gate) · up elementwise (the gated MLP's activation), SiLU(g) = g / (1 + e^−g).</summary>
+    public static float SiluTimes(float gate, float up) => gate / (1f + MathF.Exp(-gate)) * up;
+
+    private static void SiluMultiplyKernel(Index1D thread, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> destination, int perThread, int total)
+    {
+        int end = Math.Min(total, (thread + 1) * perThread);
+        for (int i = thread * perThread; i < end; i++)
+            destination[i] = SiluTimes(gate[i], up[i]);
     }
 
     /// <summary>BF16 (isHalf = 0) or FP16 (isHalf = 1) bits → binary32, exact; chunks of <paramref name="perThread"/> elements.</summary>

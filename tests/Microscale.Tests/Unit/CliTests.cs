@@ -17,6 +17,15 @@ public sealed class CliTests
 
     private static (int ExitCode, string Error) Run(params string[] args) => CliRunner.Run(args);
 
+    [Test]
+    public void MlpRunsEveryBlockAndRefusesBadSizes()
+    {
+        Assert.That(Run("mlp", "--hidden", "64", "--intermediate", "96", "--tokens", "1", "3", "--backend", "Cpu").ExitCode, Is.Zero);
+        var (exitCode, error) = Run("mlp", "--hidden", "48", "--backend", "Cpu");
+        Assert.That(exitCode, Is.Not.Zero);
+        Assert.That(error, Does.Contain("multiples of 32"));
+    }
+
     [TestCase("F32")]
     [TestCase("F16")]
     [TestCase("BF16")]
