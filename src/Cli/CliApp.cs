@@ -12,6 +12,7 @@ internal static class CliApp
         InfoCommand.Create(),
         DemoCommand.Create(),
         MlpCommand.Create(),
+        QuantizeModelCommand.Create(),
         GemmCommand.Create(),
         VerifyCommand.Create(),
     };

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microscale.IO;
 
 namespace Microscale.Tests.Unit;
@@ -16,6 +17,47 @@ public sealed class CliTests
     public void DeleteDirectory() => Directory.Delete(_dir, recursive: true);
 
     private static (int ExitCode, string Error) Run(params string[] args) => CliRunner.Run(args);
+
+    [TestCase("nvfp4", "modelopt", 0)]
+    [TestCase("nvfp4", "compressed-tensors", 16)]
+    [TestCase("mxfp4", "modelopt", 32)]
+    [TestCase("fp8", "modelopt", 0)]
+    public void QuantizeModelWritesALoadableCheckpoint(string format, string convention, int hadamard)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"microscale-qm-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var w = SeededGaussian.Create(48 * 128, seed: 3);
+            var norm = SeededGaussian.Create(128, seed: 4);
+            var model = new IO.SafeTensorsWriter();
+            model.Add<BFloat16>("model.layers.0.mlp.down_proj.weight", w.Select(v => (BFloat16)v).ToArray(), 48, 128);
+            model.Add<float>("model.layers.0.input_layernorm.weight", norm, 128);
+            model.Save(Path.Combine(directory, "model.safetensors"));
+            string output = Path.Combine(directory, "quantized.safetensors");
+            var (exitCode, error) = Run("quantize-model", "--input", directory, "--output", output, "--format", format, "--convention", convention,
+                                        "--hadamard", hadamard.ToString(CultureInfo.InvariantCulture), "--backend", "Cpu");
+            Assert.That(exitCode, Is.Zero, error);
+            using var checkpoint = IO.SafeTensorsCheckpoint.Open(output);
+            Assert.That(checkpoint.FileOf("model.layers.0.input_layernorm.weight").Read<float>("model.layers.0.input_layernorm.weight"), Is.EqualTo(norm));
+            var loaded = IO.QuantizedCheckpoint.Read(checkpoint, "model.layers.0.mlp.down_proj");
+            using var weight = loaded.Weight;
+            Assert.That((weight.Rows, weight.Columns), Is.EqualTo((48, 128)));
+            // Without a rotation the weight decodes close to the original; with one, close to the rotated original.
+            var expected = w.Select(v => ((BFloat16)v).ToSingle()).ToArray();
+            if (hadamard > 0)
+            {
+                var rotated = new float[expected.Length];
+                ReferenceHadamard.Rotate(expected, 48, 128, HadamardTransform.CreateRandom(hadamard, 20261123), rotated);
+                expected = rotated;
+            }
+            Assert.That(QuantizationMetrics.Qsnr(expected, weight.Dequantize(Backend.Reference)), Is.GreaterThan(format == "fp8" ? 28 : 15));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 
     [Test]
     public void MlpRunsEveryBlockAndRefusesBadSizes()

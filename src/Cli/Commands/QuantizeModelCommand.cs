@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.Globalization;
+using Microscale.IO;
+using Spectre.Console;
+
+namespace Microscale.Cli.Commands;
+
+/// <summary>
+/// <c>microscale quantize-model</c>: quantizes every linear weight of a Hugging Face checkpoint offline (rank-2 F32/F16/BF16
+/// <c>*.weight</c> tensors whose K fits the format, except embeddings, norms and the LM head) and writes a checkpoint in an
+/// engine convention (<see cref="CheckpointConvention"/>); other tensors are copied. Prints each layer's QSNR.
+/// </summary>
+internal static class QuantizeModelCommand
+{
+    public static Command Create()
+    {
+        var input = new Option<string>("--input") { Description = "A .safetensors file, an index .json or a checkpoint directory", Required = true };
+        var output = new Option<FileInfo>("--output") { Description = "Output .safetensors file", Required = true };
+        var format = new Option<string>("--format") { Description = "nvfp4 | mxfp4 | fp8", Required = true };
+        var convention = new Option<string>("--convention")
+        {
+            Description = "nvfp4: modelopt (default) | compressed-tensors; mxfp4 is written as gpt-oss blocks (one expert), fp8 per channel",
+            DefaultValueFactory = _ => "modelopt",
+        };
+        var hadamard = new Option<int>("--hadamard") { Description = "Rotate each weight row by a block Hadamard of this size first (0: none)", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the rotation's random signs", DefaultValueFactory = _ => 20261123 };
+        var exclude = new Option<string>("--exclude") { Description = "Comma-separated name fragments left unquantized", DefaultValueFactory = _ => "embed,norm,lm_head" };
+        var backend = new Option<Backend>("--backend") { Description = "Auto | Native | Cuda | Cpu | Reference", DefaultValueFactory = _ => Backend.Auto };
+        var command = new Command("quantize-model", "Quantize the linear weights of a checkpoint offline and report each layer's QSNR")
+        {
+            input, output, format, convention, hadamard, seed, exclude, backend,
+        };
+        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(format)!, r.GetValue(convention)!,
+                                                       r.GetValue(hadamard), r.GetValue(seed), r.GetValue(exclude)!, r.GetValue(backend))));
+        return command;
+    }
+
+    private static int Run(string inputPath, FileInfo outputFile, string formatName, string conventionName, int hadamardBlock, int seed, string exclude,
+                           Backend backend)
+    {
+        var (options, convention) = (formatName.ToLowerInvariant(), conventionName.ToLowerInvariant()) switch
+        {
+            ("nvfp4", "modelopt") => (new QuantizationOptions(QuantFormat.Nvfp4), CheckpointConvention.ModelOptNvfp4),
+            ("nvfp4", "compressed-tensors") => (new QuantizationOptions(QuantFormat.Nvfp4), CheckpointConvention.CompressedTensorsNvfp4),
+            ("mxfp4", _) => (new QuantizationOptions(QuantFormat.Mxfp4), CheckpointConvention.GptOssMxfp4),
+            ("fp8", _) => (new QuantizationOptions(QuantFormat.Fp8PerRow), CheckpointConvention.Fp8),
+            _ => throw new ArgumentException($"--format {formatName} --convention {conventionName}: use nvfp4 (modelopt | compressed-tensors), mxfp4 or fp8."),
+        };
+        var rotation = hadamardBlock > 0 ? HadamardTransform.CreateRandom(hadamardBlock, seed) : null;
+        string[] skipped = exclude.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        int block = Math.Max(options.Format == QuantFormat.Nvfp4 ? 16 : options.Format == QuantFormat.Mxfp4 ? 32 : 1, hadamardBlock);
+
+        using var checkpoint = SafeTensorsCheckpoint.Open(inputPath);
+        using var context = MicroscaleContext.Create(backend);
+        var writer = new SafeTensorsWriter();
+        var report = new Table().AddColumns("Weight", "Shape", "QSNR (dB)");
+        var names = checkpoint.TensorNames.Order(StringComparer.Ordinal).ToList();
+        int quantized = 0;
+        AnsiConsole.Progress().Start(progress =>
+        {
+            var task = progress.AddTask("quantizing", maxValue: names.Count);
+            foreach (string name in names)
+            {
+                var info = checkpoint.GetInfo(name);
+                bool linear = name.EndsWith(".weight", StringComparison.Ordinal) && info.Shape.Count == 2 && info.Shape[1] % block == 0
+                              && info.DType is SafeTensorsDType.F32 or SafeTensorsDType.F16 or SafeTensorsDType.BF16
+                              && !skipped.Any(s => name.Contains(s, StringComparison.Ordinal));
+                if (linear)
+                {
+                    int n = checked((int)info.Shape[0]), k = checked((int)info.Shape[1]);
+                    using var weights = context.CreateTensor<float>(checkpoint.FileOf(name).ReadAsSingle(name), n, k);
+                    using var q = rotation is null ? context.Quantize(weights, options) : context.QuantizeRotated(weights, rotation, options);
+                    using var reference = rotation is null ? null : context.HadamardRotate(weights, rotation);
+                    using var host = q.ToHost();
+                    using var back = context.Dequantize(q);
+                    double qsnr = QuantizationMetrics.Qsnr((reference ?? weights).ToArray(), back.ToArray());
+                    QuantizedCheckpoint.Add(writer, name[..^".weight".Length], convention, host);
+                    report.AddRow(Markup.Escape(name), $"{n} x {k}", qsnr.ToString("F2", CultureInfo.InvariantCulture));
+                    quantized++;
+                }
+                else
+                {
+                    writer.Add(name, info.DType, info.Shape.ToArray(), checkpoint.GetBytes(name));
+                }
+                task.Increment(1);
+            }
+        });
+        writer.Metadata["microscale.quantized"] = $"{options} ({convention})";
+        if (rotation is not null)
+            writer.Metadata["microscale.hadamard"] = $"g={hadamardBlock}, seed={seed}: weights rotated; rotate activations the same way";
+        writer.Save(outputFile.FullName);
+        AnsiConsole.Write(report);
+        AnsiConsole.MarkupLine($"{quantized} weights quantized to {Markup.Escape(options.ToString())} ({convention}), {names.Count - quantized} tensors copied, " +
+                               $"written to {Markup.Escape(outputFile.FullName)} on {context.Backend}.");
+        return 0;
+    }
+}
