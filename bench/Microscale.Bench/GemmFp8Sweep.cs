@@ -48,21 +48,8 @@ internal static class GemmFp8Sweep
 
     public static void Run(string outputDirectory)
     {
-        if (!Baselines.IsAvailable)
-        {
-            Console.WriteLine($"skip {Part}: microscale_baselines not found (build it with -DMICROSCALE_BUILD_BASELINES=ON, set MICROSCALE_BASELINES_PATH)");
+        if (GpuSweep.NativeWithBaselines(Part) is not { } context)
             return;
-        }
-        MicroscaleContext context;
-        try
-        {
-            context = MicroscaleContext.Create(Backend.Native);
-        }
-        catch (NotSupportedException e)
-        {
-            Console.WriteLine($"skip {Part}: {e.Message}");
-            return;
-        }
         using (context)
         {
             var rows = Sweep(context);

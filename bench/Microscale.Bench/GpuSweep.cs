@@ -8,7 +8,8 @@ namespace Microscale.Bench;
 /// GPU sweep (`Microscale.Bench gpu-sweep [OUT_DIR] [--only PART[,PART...]]`): quantization against the device-to-device copy
 /// bandwidth, GEMM against cuBLASLt BF16, all measured in the same run on the same GPU. Times: median over batches of launches,
 /// each batch ended by a synchronize (host clock). Prints a table and writes gpu-sweep.csv / gpu-sweep.json. Then the FP8 GEMM
-/// sweep against cuBLASLt FP8 (<see cref="GemmFp8Sweep"/>, gemm-fp8.csv / gemm-fp8.json).
+/// sweep against cuBLASLt FP8 (<see cref="GemmFp8Sweep"/>, gemm-fp8.csv / gemm-fp8.json), and the gated MLP block against cuBLASLt BF16
+/// (<see cref="MlpSweep"/>, mlp.csv / mlp.json).
 /// </summary>
 internal static class GpuSweep
 {
@@ -16,7 +17,7 @@ internal static class GpuSweep
                               string Baseline, double BaselineMicroseconds, double Ratio);
 
     private const string QuantizePart = "quantize", GemmPart = "gemm";
-    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part];
+    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part, MlpSweep.Part];
 
     /// <summary>Runs the parts named by <c>--only</c> (default: all) and writes their files into OUT_DIR (default artifacts/bench).</summary>
     public static int Run(IReadOnlyList<string> args)
@@ -42,6 +43,8 @@ internal static class GpuSweep
             SweepBackends(outputDirectory, parts.Contains(QuantizePart), parts.Contains(GemmPart));
         if (parts.Contains(GemmFp8Sweep.Part))
             GemmFp8Sweep.Run(outputDirectory);
+        if (parts.Contains(MlpSweep.Part))
+            MlpSweep.Run(outputDirectory);
         return 0;
     }
 
@@ -147,6 +150,25 @@ internal static class GpuSweep
                 rows.Add(new Row("gemm", context.Backend.ToString(), $"{m}x{n}x{k}", $"{pair} [{context.LastGemmKernel}]", us, flops / us / 1e6, 0,
                                  "cuBLASLt bf16", baselineUs, baselineUs / us));
             }
+        }
+    }
+
+    /// <summary>A Native context for a part that compares with cuBLASLt, or null (having said why) when either is missing.</summary>
+    internal static MicroscaleContext? NativeWithBaselines(string part)
+    {
+        if (!Baselines.IsAvailable)
+        {
+            Console.WriteLine($"skip {part}: microscale_baselines not found (build it with -DMICROSCALE_BUILD_BASELINES=ON, set MICROSCALE_BASELINES_PATH)");
+            return null;
+        }
+        try
+        {
+            return MicroscaleContext.Create(Backend.Native);
+        }
+        catch (NotSupportedException e)
+        {
+            Console.WriteLine($"skip {part}: {e.Message}");
+            return null;
         }
     }
 
