@@ -357,10 +357,10 @@ TensorMap make_map(const void* base, int rows, int cols, int element_bytes, int 
 template <int kA, int kB, class C>
 void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
   auto kernel = sm90_fp8_gemm_kernel<kA, kB, C>;
-  static bool configured = [&] {
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) == cudaSuccess;
-  }();
-  if (!configured) fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
+  // Set on every launch: the attribute belongs to the kernel as loaded in the current context, and a process may use several
+  // contexts (devices, or an engine's context beside ILGPU's); the call costs about a microsecond.
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) != cudaSuccess)
+    fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
   TensorMap ma = make_map(a, p.m, p.k, 1, kBK, kBM), mb = make_map(b, p.n, p.k, 1, kBK, C::kBN);
   TensorMap mo{};
   if (p.tma_store) mo = make_map(p.out, p.m, p.n, 2, 64, 64);
