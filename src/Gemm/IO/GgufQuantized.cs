@@ -31,11 +31,10 @@ public static class GgufQuantized
     {
         ArgumentNullException.ThrowIfNull(file);
         var info = CheckedInfo(file, name);
-        int rows = checked((int)Math.Min(info.Rows, int.MaxValue));
         if (info.Rows > int.MaxValue || info.ByteLength > int.MaxValue)
             throw new GgufFormatException($"{info.Rows} rows of {info.RowLength} ({info.ByteLength} bytes) are more than one tensor holds; read slices.",
                                           null, name);
-        return FromBlocks(info.Type, file.GetBytes(name), rows, (int)info.RowLength, globalScale, name);
+        return FromBlocks(info.Type, file.GetBytes(name), (int)info.Rows, (int)info.RowLength, globalScale, name);
     }
 
     /// <summary>Reads slice <paramref name="slice"/> along the last dimension of a tensor with 3 or more dimensions: for
