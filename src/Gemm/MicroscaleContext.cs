@@ -57,18 +57,30 @@ public sealed class MicroscaleContext : IDisposable
     /// device, else the ILGPU CPU accelerator, and says so in <see cref="SelectionReason"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="backend"/> is not defined.</exception>
     /// <exception cref="NotSupportedException"><paramref name="backend"/> is <see cref="Microscale.Backend.Cuda"/> and no CUDA device exists.</exception>
-    public static MicroscaleContext Create(Backend backend = Backend.Auto)
+    public static MicroscaleContext Create(Backend backend = Backend.Auto) => Create(backend, device: 0);
+
+    /// <summary>Creates a context on CUDA device <paramref name="device"/> (see <see cref="MicroscaleRuntime.CudaDevices"/>): one
+    /// context per GPU for engines that shard a model; tensors stay with the context that made them. The CPU backends have one
+    /// device, 0.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="backend"/> is not defined, or no device has that ordinal.</exception>
+    /// <exception cref="NotSupportedException">The backend is not available here.</exception>
+    public static MicroscaleContext Create(Backend backend, int device)
     {
         var (resolved, reason) = MicroscaleRuntime.Resolve(backend);
         ThrowIfUnavailable(resolved);
-        var device = resolved switch
+        if (resolved == Backend.Reference && device != 0)
+            throw new ArgumentOutOfRangeException(nameof(device), device, "The Reference backend has one device, 0.");
+        var ilgpu = resolved switch
         {
             Backend.Reference => null,
-            Backend.Cuda or Backend.Native => IlgpuDevice.Create(cuda: true),
-            _ => IlgpuDevice.Create(cuda: false),
+            Backend.Cuda or Backend.Native => IlgpuDevice.Create(cuda: true, device),
+            _ => IlgpuDevice.Create(cuda: false, device),
         };
-        return new MicroscaleContext(resolved, reason, device);
+        return new MicroscaleContext(resolved, reason, ilgpu) { DeviceOrdinal = device };
     }
+
+    /// <summary>The CUDA device ordinal of this context (0 for the CPU backends).</summary>
+    public int DeviceOrdinal { get; private init; }
 
     private static void ThrowIfUnavailable(Backend backend)
     {

@@ -43,14 +43,18 @@ internal sealed class IlgpuDevice : IDisposable
     public int ItemsPerThread(long totalItems) =>
         IsCpu ? (int)Math.Max(1, (totalItems + 255) / 256) : 1;
 
-    /// <summary>A new ILGPU context with the CPU accelerator, or the CUDA accelerator on the first CUDA device.</summary>
-    public static IlgpuDevice Create(bool cuda)
+    /// <summary>A new ILGPU context with the CPU accelerator, or the CUDA accelerator on CUDA device <paramref name="ordinal"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">No CUDA device has that ordinal.</exception>
+    public static IlgpuDevice Create(bool cuda, int ordinal = 0)
     {
         var context = Context.Create(builder => (cuda ? builder.Cuda() : builder.CPU()).EnableAlgorithms());
         try
         {
+            int count = cuda ? context.GetCudaDevices().Count : 1;
+            if (ordinal < 0 || ordinal >= count)
+                throw new ArgumentOutOfRangeException("device", ordinal, cuda ? $"ILGPU finds {count} CUDA device(s)." : "The CPU backends have one device, 0.");
             Accelerator accelerator = cuda
-                ? context.GetCudaDevice(0).CreateCudaAccelerator(context)
+                ? context.GetCudaDevice(ordinal).CreateCudaAccelerator(context)
                 : context.GetCPUDevice(0).CreateCPUAccelerator(context);
             return new IlgpuDevice(context, accelerator);
         }
@@ -59,6 +63,22 @@ internal sealed class IlgpuDevice : IDisposable
             context.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Every CUDA device ILGPU finds (empty without a driver or GPU).</summary>
+    public static IReadOnlyList<CudaDeviceInfo> ListCudaDevices()
+    {
+        if (!IsCudaAvailable)
+            return [];
+        using var probe = Context.Create(builder => builder.Cuda());
+        var devices = probe.GetCudaDevices();
+        var result = new List<CudaDeviceInfo>(devices.Count);
+        for (int i = 0; i < devices.Count; i++)
+        {
+            var d = devices[i];
+            result.Add(new CudaDeviceInfo(i, d.Name, d.Architecture?.Major ?? 0, d.Architecture?.Minor ?? 0, d.NumMultiprocessors, d.MemorySize));
+        }
+        return result;
     }
 
     /// <summary>Empty when a CUDA device is usable, else the reason it is not.</summary>

@@ -9,6 +9,15 @@ namespace Microscale;
 /// <param name="Detail">Why it is or is not available.</param>
 public sealed record BackendStatus(Backend Backend, bool IsAvailable, string Device, string Detail);
 
+/// <summary>One CUDA device: <see cref="MicroscaleContext.Create(Backend, int)"/> takes its ordinal.</summary>
+/// <param name="Ordinal">Its index among the visible CUDA devices (as CUDA_VISIBLE_DEVICES leaves them).</param>
+/// <param name="Name">The device name.</param>
+/// <param name="Major">Compute capability, major.</param>
+/// <param name="Minor">Compute capability, minor.</param>
+/// <param name="Multiprocessors">Streaming multiprocessors.</param>
+/// <param name="MemoryBytes">Device memory.</param>
+public sealed record CudaDeviceInfo(int Ordinal, string Name, int Major, int Minor, int Multiprocessors, long MemoryBytes);
+
 /// <summary>What this process can run on, and what <see cref="Backend.Auto"/> picks and why.</summary>
 public static class MicroscaleRuntime
 {
@@ -26,6 +35,9 @@ public static class MicroscaleRuntime
             : new BackendStatus(Backend.Native, true, MicroscaleContext.Shared(Backend.Native).DeviceName,
                                 $"libmicroscale {Interop.NativeRuntime.Version}"),
     };
+
+    /// <summary>The CUDA devices of this process (empty without a driver or GPU); create a context per device for several.</summary>
+    public static IReadOnlyList<CudaDeviceInfo> CudaDevices() => IlgpuDevice.ListCudaDevices();
 
     /// <summary>Why <see cref="Backend.Native"/> cannot run here, or empty when it can.</summary>
     internal static string NativeProblem() =>

@@ -33,6 +33,19 @@ public sealed class NativeGpuTests
     }
 
     [Test]
+    public void CudaDevicesAreListedAndOrdinalsChecked()
+    {
+        var devices = MicroscaleRuntime.CudaDevices();
+        Assert.That(devices, Is.Not.Empty);
+        Assert.That(devices.Select(d => d.Ordinal), Is.EqualTo(Enumerable.Range(0, devices.Count)));
+        Assert.That(devices.All(d => d.Multiprocessors > 0 && d.MemoryBytes > 0 && d.Major >= 8 && d.Name.Length > 0), string.Join("; ", devices));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => MicroscaleContext.Create(Backend.Native, devices.Count))!.ParamName, Is.EqualTo("device"));
+        using var last = MicroscaleContext.Create(Backend.Native, devices.Count - 1);
+        Assert.That(last.DeviceOrdinal, Is.EqualTo(devices.Count - 1));
+        TestContext.Out.WriteLine(string.Join(Environment.NewLine, devices));
+    }
+
+    [Test]
     public void MisalignedDevicePointerIsRefusedByName()
     {
         using var device = Backends.IlgpuDevice.Create(cuda: true);

@@ -149,4 +149,13 @@ public sealed class ContextTests
         Assert.That(Assert.Throws<ArgumentException>(() => context.Quantize(source, host))!.ParamName, Is.EqualTo("destination"));
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => context.AllocateQuantized(0, 4, new QuantizationOptions(QuantFormat.Mxfp4)))!.ParamName, Is.EqualTo("rows"));
     }
+
+    [Test]
+    public void DeviceOrdinalsAreChecked()
+    {
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => MicroscaleContext.Create(Backend.Cpu, 1))!.ParamName, Is.EqualTo("device"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => MicroscaleContext.Create(Backend.Reference, 2))!.ParamName, Is.EqualTo("device"));
+        using var cpu = MicroscaleContext.Create(Backend.Cpu, 0);
+        Assert.That(cpu.DeviceOrdinal, Is.Zero);
+    }
 }
