@@ -241,7 +241,16 @@ public sealed class MicroscaleContext : IDisposable
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="source"/> belongs to another context, or an option does not apply.</exception>
     /// <exception cref="ObjectDisposedException">The source or the context was disposed.</exception>
-    public QuantizedTensor QuantizeTransposed<T>(DeviceTensor<T> source, QuantizationOptions options) where T : unmanaged
+    public QuantizedTensor QuantizeTransposed<T>(DeviceTensor<T> source, QuantizationOptions options) where T : unmanaged =>
+        QuantizeTransposed(source, options, rotation: null);
+
+    /// <summary>
+    /// <see cref="QuantizeTransposed{T}(DeviceTensor{T}, QuantizationOptions)"/> with a block Hadamard rotation along the new
+    /// K (the source's rows): <c>QuantizeRotated(sourceᵀ, rotation)</c> byte for byte — the NVFP4 training recipe's random
+    /// Hadamard on the wgrad inputs.
+    /// </summary>
+    /// <exception cref="ArgumentException">The source's rows are not a multiple of the rotation's block; and as the overload without it.</exception>
+    public QuantizedTensor QuantizeTransposed<T>(DeviceTensor<T> source, QuantizationOptions options, HadamardTransform? rotation) where T : unmanaged
     {
         ThrowIfDisposed();
         ThrowIfForeign(source, nameof(source));
@@ -265,7 +274,7 @@ public sealed class MicroscaleContext : IDisposable
                                               perThread, (int)total);
         }
         var view = new DeviceTensor<float>(this, transposedStorage, source.Columns, source.Rows); // borrows the storage, freed below
-        return QuantizeCore(view, options, rotation: null);
+        return QuantizeCore(view, options, rotation);
     }
 
     /// <summary>A device-resident quantized tensor of [rows, columns] in <paramref name="options"/>' format, contents undefined:
