@@ -17,7 +17,7 @@ internal static class GpuSweep
                               string Baseline, double BaselineMicroseconds, double Ratio);
 
     private const string QuantizePart = "quantize", GemmPart = "gemm";
-    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part, MlpSweep.Part, MultiGpuSweep.Part];
+    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part, MlpSweep.Part, MultiGpuSweep.Part, TrainingSweep.Part];
 
     /// <summary>Runs the parts named by <c>--only</c> (default: all) and writes their files into OUT_DIR (default artifacts/bench).</summary>
     public static int Run(IReadOnlyList<string> args)
@@ -47,6 +47,8 @@ internal static class GpuSweep
             MlpSweep.Run(outputDirectory);
         if (parts.Contains(MultiGpuSweep.Part))
             MultiGpuSweep.Run(outputDirectory);
+        if (parts.Contains(TrainingSweep.Part))
+            TrainingSweep.Run(outputDirectory);
         return 0;
     }
 

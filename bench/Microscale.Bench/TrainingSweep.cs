@@ -1,0 +1,82 @@
+using System.Globalization;
+using Microscale.Tensors;
+
+namespace Microscale.Bench;
+
+/// <summary>
+/// One training step's three GEMMs of a 4096×4096 linear layer at 8192 tokens (`gpu-sweep OUT_DIR --only training`):
+/// <see cref="LinearTraining"/> forward + backward with each recipe (quantization included) against the same three GEMMs as
+/// cuBLASLt BF16. CUDA events around each side, medians; writes training.csv / training.json. Hopper has no FP4 tensor
+/// cores: FP4 recipes run the generic kernel there.
+/// </summary>
+internal static class TrainingSweep
+{
+    public const string Part = "training";
+
+    private const int Tokens = 8192, Features = 4096, Iterations = 5;
+
+    private sealed record Row(string Recipe, double Microseconds, double CublasBf16Microseconds, double Ratio);
+
+    public static void Run(string outputDirectory)
+    {
+        if (GpuSweep.NativeWithBaselines(Part) is not { } context)
+            return;
+        using (context)
+        {
+            var accelerator = GpuSweep.ContextAccelerator(context);
+            using var binding = accelerator.BindScoped();
+            using var cublas = new Baselines.Workspace(accelerator);
+            using var events = new CudaEvents(3);
+            var random = new DeviceRandom(context);
+            using var x16 = random.Tensor(Tokens, Features, 1);
+            using var w16 = random.Tensor(Features, Features, 2);
+            using var dy16 = random.Tensor(Tokens, Features, 3);
+            using var x = context.CreateTensor<float>(SeededGaussian.Create(Tokens * Features, 1), Tokens, Features);
+            using var w = context.CreateTensor<float>(SeededGaussian.Create(Features * Features, 2), Features, Features);
+            using var dy = context.CreateTensor<float>(SeededGaussian.Create(Tokens * Features, 3), Tokens, Features);
+            using var y16 = context.AllocateTensor<BFloat16>(Tokens, Features);
+            using var dx16 = context.AllocateTensor<BFloat16>(Tokens, Features);
+            using var dw16 = context.AllocateTensor<BFloat16>(Features, Features);
+            // cuBLASLt's TN GEMM takes both operands K-major: dgrad and wgrad read Wᵀ and dYᵀ, Xᵀ; BF16 copies of those stand in
+            // (transposes a framework keeps anyway), so only the GEMMs are timed.
+            void Cublas()
+            {
+                cublas.Gemm(0, Tokens, Features, Features, x16.DevicePointer(), w16.DevicePointer(), y16.DevicePointer());
+                cublas.Gemm(0, Tokens, Features, Features, dy16.DevicePointer(), w16.DevicePointer(), dx16.DevicePointer());
+                cublas.Gemm(0, Features, Features, Tokens, dy16.DevicePointer(), x16.DevicePointer(), dw16.DevicePointer());
+            }
+            var rows = new List<Row>();
+            Console.WriteLine($"Training step of a {Features}x{Features} layer at {Tokens} tokens (3 GEMMs) vs cuBLASLt BF16 on {context.DeviceName}");
+            foreach (var recipe in new[] { TrainingRecipe.Quartet(1), TrainingRecipe.Nvfp4(1) })
+            {
+                void Step()
+                {
+                    using var y = LinearTraining.Forward(context, recipe, x, w);
+                    var (dx, dw) = LinearTraining.Backward(context, recipe, x, w, dy);
+                    dx.Dispose();
+                    dw.Dispose();
+                }
+                Cublas();
+                Step();
+                var ms = new double[Iterations];
+                var cublasMs = new double[Iterations];
+                for (int i = 0; i < Iterations; i++)
+                {
+                    events.Record(0, cublas.Stream);
+                    Cublas();
+                    events.Record(1, cublas.Stream);
+                    Step();
+                    events.Record(2, cublas.Stream);
+                    events.Synchronize(2);
+                    cublasMs[i] = events.ElapsedMilliseconds(0, 1);
+                    ms[i] = events.ElapsedMilliseconds(1, 2);
+                }
+                double us = Report.Median(ms) * 1e3, cublasUs = Report.Median(cublasMs) * 1e3;
+                rows.Add(new Row(recipe.Name, us, cublasUs, cublasUs / us));
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-58} {1,10:F1} us  cuBLASLt BF16 {2,10:F1} us  ratio {3,6:F3}",
+                                                recipe.Name, us, cublasUs, cublasUs / us));
+            }
+            Report.Save(outputDirectory, Part, "recipe,us,cublaslt_bf16_us,ratio", rows, r => [r.Recipe, r.Microseconds, r.CublasBf16Microseconds, r.Ratio]);
+        }
+    }
+}
