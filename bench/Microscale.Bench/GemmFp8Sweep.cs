@@ -48,11 +48,11 @@ internal static class GemmFp8Sweep
 
     public static void Run(string outputDirectory)
     {
-        if (GpuSweep.NativeWithBaselines(Part) is not { } context)
+        if (CublasSession.Open(Part) is not { } session)
             return;
-        using (context)
+        using (session)
         {
-            var rows = Sweep(context);
+            var rows = Sweep(session);
             foreach (var mode in s_modes)
                 Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "geometric mean ratio cuBLASLt / Microscale, {0}: {1:F3}", mode.Name,
                                                 Report.GeometricMean(rows.Where(r => r.Scales == mode.Name).Select(r => r.Ratio))));
@@ -61,14 +61,9 @@ internal static class GemmFp8Sweep
         }
     }
 
-    private static List<Row> Sweep(MicroscaleContext context)
+    private static List<Row> Sweep(CublasSession session)
     {
-        // Events, cuBLASLt and the fill kernel act on the current context: the accelerator's, bound for the whole sweep.
-        var accelerator = GpuSweep.ContextAccelerator(context);
-        using var binding = accelerator.BindScoped();
-        using var cublas = new Baselines.Workspace(accelerator);
-        using var events = new CudaEvents(3);
-        var random = new DeviceRandom(context);
+        var (context, random) = (session.Context, session.Random);
         var rows = new List<Row>();
         Console.WriteLine($"FP8 GEMM vs cuBLASLt FP8, BF16 out, on {context.DeviceName}: median of {Iterations} (CUDA events), {OperandSets} rotating operand sets");
         Console.WriteLine($"{"shape",-17} {"scales",-10} {"kernel",-46} {"us",10} {"TFLOPS",8} {"cuBLASLt us",12} {"cuBLASLt TFLOPS",15} {"ratio",7}");
@@ -81,7 +76,7 @@ internal static class GemmFp8Sweep
             {
                 var options = new QuantizationOptions(mode.Format);
                 using var operands = new Sets<QuantizedTensor>(i => context.Quantize(sources.A[i], options), i => context.Quantize(sources.B[i], options));
-                var row = Measure(context, cublas, events, operands, c, mode);
+                var row = Measure(session, operands, c, mode);
                 Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-17} {1,-10} {2,-46} {3,10:F1} {4,8:F1} {5,12:F1} {6,15:F1} {7,7:F3}",
                                                 row.Shape, row.Scales, row.Kernel, row.Microseconds, row.Tflops, row.CublasMicroseconds, row.CublasTflops, row.Ratio));
                 rows.Add(row);
@@ -90,10 +85,10 @@ internal static class GemmFp8Sweep
         return rows;
     }
 
-    /// <summary>Warm-up, then per iteration: e0, cuBLASLt on set i % 4, e1, Microscale on set i % 4, e2, wait for e2.</summary>
-    private static Row Measure(MicroscaleContext context, Baselines.Workspace cublas, CudaEvents events, Sets<QuantizedTensor> q,
-                               DeviceTensor<BFloat16> c, Mode mode)
+    /// <summary>cuBLASLt and Microscale interleaved (<see cref="CublasSession.Interleaved"/>), iteration i on operand set i % 4.</summary>
+    private static Row Measure(CublasSession session, Sets<QuantizedTensor> q, DeviceTensor<BFloat16> c, Mode mode)
     {
+        var (context, cublas) = (session.Context, session.Cublas);
         int m = q.A[0].Rows, n = q.B[0].Rows, k = q.A[0].Columns;
         string shape = $"{m}x{n}x{k}";
         nint output = c.DevicePointer();
@@ -118,29 +113,9 @@ internal static class GemmFp8Sweep
         }
         void Microscale(int set) => context.Gemm(q.A[set], q.B[set], c);
 
-        for (int i = 0; i < Warmup; i++)
-        {
-            Cublas(i % OperandSets);
-            Microscale(i % OperandSets);
-        }
-        var cublasMs = new double[Iterations];
-        var ms = new double[Iterations];
-        for (int i = 0; i < Iterations; i++)
-        {
-            // An untimed launch first keeps the GPU busy while the timed pair is queued, so neither library's host launch
-            // overhead lands inside its measured interval (after the synchronize the queue would be empty).
-            Microscale((i + 1) % OperandSets);
-            events.Record(0, cublas.Stream);
-            Cublas(i % OperandSets);
-            events.Record(1, cublas.Stream);
-            Microscale(i % OperandSets);
-            events.Record(2, cublas.Stream);
-            events.Synchronize(2);
-            cublasMs[i] = events.ElapsedMilliseconds(0, 1);
-            ms[i] = events.ElapsedMilliseconds(1, 2);
-        }
-        double us = Report.Median(ms) * 1e3;
-        double cublasUs = baseline ? Report.Median(cublasMs) * 1e3 : double.NaN;
+        var (us, cublasUs) = session.Interleaved(i => Cublas(i % OperandSets), i => Microscale(i % OperandSets), Warmup, Iterations);
+        if (!baseline)
+            cublasUs = double.NaN;
         double flops = 2.0 * m * n * k;
         return new Row(shape, mode.Name, context.LastGemmKernel, us, flops / us / 1e6, cublasUs, flops / cublasUs / 1e6, cublasUs / us);
     }

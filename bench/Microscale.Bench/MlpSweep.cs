@@ -29,15 +29,11 @@ internal static class MlpSweep
 
     public static void Run(string outputDirectory)
     {
-        if (GpuSweep.NativeWithBaselines(Part) is not { } context)
+        if (CublasSession.Open(Part) is not { } session)
             return;
-        using (context)
+        using (session)
         {
-            var accelerator = GpuSweep.ContextAccelerator(context);
-            using var binding = accelerator.BindScoped();
-            using var cublas = new Baselines.Workspace(accelerator);
-            using var events = new CudaEvents(3);
-            var random = new DeviceRandom(context);
+            var (context, cublas, random) = (session.Context, session.Cublas, session.Random);
             using var gate16 = random.Tensor(Intermediate, Hidden, 1);
             using var up16 = random.Tensor(Intermediate, Hidden, 2);
             using var down16 = random.Tensor(Hidden, Intermediate, 3);
@@ -68,27 +64,7 @@ internal static class MlpSweep
                         cublas.Gemm(0, m, Intermediate, Hidden, x16.DevicePointer(), up16.DevicePointer(), u16.DevicePointer());
                         cublas.Gemm(0, m, Hidden, Intermediate, g16.DevicePointer(), down16.DevicePointer(), y16.DevicePointer());
                     }
-                    void Microscale() => mlp.Forward(x, y);
-                    for (int i = 0; i < Warmup; i++)
-                    {
-                        Cublas();
-                        Microscale();
-                    }
-                    var cublasMs = new double[Iterations];
-                    var ms = new double[Iterations];
-                    for (int i = 0; i < Iterations; i++)
-                    {
-                        Microscale(); // untimed: keeps the GPU busy while the timed pair is queued
-                        events.Record(0, cublas.Stream);
-                        Cublas();
-                        events.Record(1, cublas.Stream);
-                        Microscale();
-                        events.Record(2, cublas.Stream);
-                        events.Synchronize(2);
-                        cublasMs[i] = events.ElapsedMilliseconds(0, 1);
-                        ms[i] = events.ElapsedMilliseconds(1, 2);
-                    }
-                    double us = Report.Median(ms) * 1e3, cublasUs = Report.Median(cublasMs) * 1e3;
+                    var (us, cublasUs) = session.Interleaved(_ => Cublas(), _ => mlp.Forward(x, y), Warmup, Iterations);
                     var row = new Row(block.Name, m, us, us / m, cublasUs, cublasUs / us);
                     rows.Add(row);
                     Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-20} {1,5} {2,10:F1} {3,10:F2} {4,12:F1} {5,7:F3}",

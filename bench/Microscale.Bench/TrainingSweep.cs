@@ -19,15 +19,11 @@ internal static class TrainingSweep
 
     public static void Run(string outputDirectory)
     {
-        if (GpuSweep.NativeWithBaselines(Part) is not { } context)
+        if (CublasSession.Open(Part) is not { } session)
             return;
-        using (context)
+        using (session)
         {
-            var accelerator = GpuSweep.ContextAccelerator(context);
-            using var binding = accelerator.BindScoped();
-            using var cublas = new Baselines.Workspace(accelerator);
-            using var events = new CudaEvents(3);
-            var random = new DeviceRandom(context);
+            var (context, cublas, random) = (session.Context, session.Cublas, session.Random);
             using var x16 = random.Tensor(Tokens, Features, 1);
             using var w16 = random.Tensor(Features, Features, 2);
             using var dy16 = random.Tensor(Tokens, Features, 3);
@@ -56,22 +52,7 @@ internal static class TrainingSweep
                     dx.Dispose();
                     dw.Dispose();
                 }
-                Cublas();
-                Step();
-                var ms = new double[Iterations];
-                var cublasMs = new double[Iterations];
-                for (int i = 0; i < Iterations; i++)
-                {
-                    events.Record(0, cublas.Stream);
-                    Cublas();
-                    events.Record(1, cublas.Stream);
-                    Step();
-                    events.Record(2, cublas.Stream);
-                    events.Synchronize(2);
-                    cublasMs[i] = events.ElapsedMilliseconds(0, 1);
-                    ms[i] = events.ElapsedMilliseconds(1, 2);
-                }
-                double us = Report.Median(ms) * 1e3, cublasUs = Report.Median(cublasMs) * 1e3;
+                var (us, cublasUs) = session.Interleaved(_ => Cublas(), _ => Step(), warmup: 1, Iterations);
                 rows.Add(new Row(recipe.Name, us, cublasUs, cublasUs / us));
                 Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-58} {1,10:F1} us  cuBLASLt BF16 {2,10:F1} us  ratio {3,6:F3}",
                                                 recipe.Name, us, cublasUs, cublasUs / us));
