@@ -71,10 +71,9 @@ internal static class QuantizeModelCommand
                     using var weights = context.CreateTensor<float>(checkpoint.FileOf(name).ReadAsSingle(name), n, k);
                     using var q = rotation is null ? context.Quantize(weights, options) : context.QuantizeRotated(weights, rotation, options);
                     using var reference = rotation is null ? null : context.HadamardRotate(weights, rotation);
-                    using var host = q.ToHost();
                     using var back = context.Dequantize(q);
                     double qsnr = QuantizationMetrics.Qsnr((reference ?? weights).ToArray(), back.ToArray());
-                    QuantizedCheckpoint.Add(writer, name[..^".weight".Length], convention, host);
+                    QuantizedCheckpoint.Add(writer, name[..^".weight".Length], convention, q);
                     report.AddRow(Markup.Escape(name), $"{n} x {k}", qsnr.ToString("F2", CultureInfo.InvariantCulture));
                     quantized++;
                 }

@@ -91,27 +91,29 @@ public static class QuantizedCheckpoint
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(prefix);
         ArgumentNullException.ThrowIfNull(weight);
+        using var host = weight.IsOnDevice ? weight.ToHost() : null;
+        var w = host ?? weight;
         switch (convention)
         {
             case CheckpointConvention.GptOssMxfp4:
                 if (inputScale is not null)
                     throw new ArgumentException("gpt-oss MXFP4 records no activation scale.", nameof(inputScale));
-                AddGptOssExperts(writer, prefix, [weight]);
+                AddGptOssExperts(writer, prefix, [w]);
                 return;
             case CheckpointConvention.Fp8:
-                AddFp8(writer, prefix, weight, inputScale);
+                AddFp8(writer, prefix, w, inputScale);
                 return;
             case CheckpointConvention.ModelOptNvfp4:
             case CheckpointConvention.CompressedTensorsNvfp4:
-                AddNvfp4(writer, prefix, weight, inputScale, convention == CheckpointConvention.CompressedTensorsNvfp4);
+                AddNvfp4(writer, prefix, w, inputScale, convention == CheckpointConvention.CompressedTensorsNvfp4);
                 return;
             default:
                 throw new ArgumentOutOfRangeException(nameof(convention), convention, "Unknown convention.");
         }
     }
 
-    /// <summary>Adds gpt-oss MXFP4 experts (all [N, K], linear scales, K a multiple of 32) as <c>PREFIX_blocks</c> /
-    /// <c>PREFIX_scales</c>.</summary>
+    /// <summary>Adds gpt-oss MXFP4 experts (all [N, K], linear scales, K a multiple of 32; host or device tensors) as
+    /// <c>PREFIX_blocks</c> / <c>PREFIX_scales</c>.</summary>
     /// <exception cref="ArgumentException">No experts, differing shapes, or a weight that is not linear-scaled MXFP4 with K % 32 == 0.</exception>
     public static void AddGptOssExperts(SafeTensorsWriter writer, string prefix, IReadOnlyList<QuantizedTensor> experts)
     {
@@ -122,12 +124,21 @@ public static class QuantizedCheckpoint
         int n = experts[0].Rows, k = experts[0].Columns;
         foreach (var e in experts)
         {
-            RequireHostLinear(e, QuantFormat.Mxfp4, nameof(experts));
+            RequireLinear(e, QuantFormat.Mxfp4, nameof(experts));
             if (e.Rows != n || e.Columns != k || k % 32 != 0)
                 throw new ArgumentException($"gpt-oss experts share one [N, K] with K a multiple of 32; got [{e.Rows}, {e.Columns}] and [{n}, {k}].", nameof(experts));
         }
-        writer.Add(prefix + "_blocks", SafeTensorsDType.U8, [experts.Count, n, k / 32, 16], Concatenate(experts, e => e.Data));
-        writer.Add(prefix + "_scales", SafeTensorsDType.U8, [experts.Count, n, k / 32], Concatenate(experts, e => e.BlockScales));
+        var hosts = experts.Select(e => e.IsOnDevice ? e.ToHost() : null).ToList();
+        try
+        {
+            var parts = experts.Select((e, i) => hosts[i] ?? e).ToList();
+            writer.Add(prefix + "_blocks", SafeTensorsDType.U8, [experts.Count, n, k / 32, 16], Concatenate(parts, e => e.Data));
+            writer.Add(prefix + "_scales", SafeTensorsDType.U8, [experts.Count, n, k / 32], Concatenate(parts, e => e.BlockScales));
+        }
+        finally
+        {
+            hosts.ForEach(h => h?.Dispose());
+        }
     }
 
     // ------------------------------------------------------------------ readers
@@ -197,7 +208,7 @@ public static class QuantizedCheckpoint
 
     private static void AddNvfp4(SafeTensorsWriter writer, string prefix, QuantizedTensor w, float? inputScale, bool compressedTensors)
     {
-        RequireHostLinear(w, QuantFormat.Nvfp4, "weight");
+        RequireLinear(w, QuantFormat.Nvfp4, "weight");
         if (w.Columns % 16 != 0)
             throw new ArgumentException($"NVFP4 checkpoints store K = {w.Columns} padded to 16; write a weight with K a multiple of 16.", "weight");
         float g = w.GlobalScale;
@@ -221,13 +232,11 @@ public static class QuantizedCheckpoint
     {
         if (w.Format is not (QuantFormat.Fp8PerTensor or QuantFormat.Fp8PerRow) || w.Options.Element != Fp8Element.E4M3)
             throw new ArgumentException($"FP8 checkpoints hold E4M3 per-tensor or per-row weights, not {w.Options}.", "weight");
-        using var host = w.IsOnDevice ? w.ToHost() : null;
-        var t = host ?? w;
-        writer.Add(prefix + ".weight", SafeTensorsDType.F8_E4M3, [t.Rows, t.Columns], t.Data);
-        if (t.Format == QuantFormat.Fp8PerTensor)
-            writer.Add<float>(prefix + ".weight_scale", t.DecodeScales);
+        writer.Add(prefix + ".weight", SafeTensorsDType.F8_E4M3, [w.Rows, w.Columns], w.Data);
+        if (w.Format == QuantFormat.Fp8PerTensor)
+            writer.Add<float>(prefix + ".weight_scale", w.DecodeScales);
         else
-            writer.Add<float>(prefix + ".weight_scale", t.DecodeScales, t.Rows, 1);
+            writer.Add<float>(prefix + ".weight_scale", w.DecodeScales, w.Rows, 1);
         if (inputScale is not null)
             writer.Add<float>(prefix + ".input_scale", [inputScale.Value]);
     }
@@ -273,12 +282,10 @@ public static class QuantizedCheckpoint
 
     // ------------------------------------------------------------------ helpers
 
-    private static void RequireHostLinear(QuantizedTensor w, QuantFormat format, string paramName)
+    private static void RequireLinear(QuantizedTensor w, QuantFormat format, string paramName)
     {
         if (w.Format != format || w.Layout != ScaleLayout.Linear)
             throw new ArgumentException($"Expected a {format} weight with linear scales, got {w.Options}.", paramName);
-        if (w.IsOnDevice)
-            throw new ArgumentException("Write host tensors (ToHost() first).", paramName);
     }
 
     private static byte[] Concatenate(IReadOnlyList<QuantizedTensor> parts, Func<QuantizedTensor, ReadOnlySpan<byte>> bytes)
