@@ -179,15 +179,22 @@ public sealed class MicroscaleContext : IDisposable
         }
         IO.GgufQuantized.CheckBlocks(type, blocks.Length, rows, columns, globalScale);
         var options = new QuantizationOptions(type == IO.GgufTensorType.MXFP4 ? QuantFormat.Mxfp4 : QuantFormat.Nvfp4);
-        var spec = FormatSpec.Of(options);
-        var parts = AllocateParts(spec.DataBytes(rows, columns), spec.BlockScaleBytes(rows, columns, options.Layout), spec.DecodeScaleCount(rows));
-        var raw = Allocate<byte>(blocks.Length, zero: false);
-        using (new FreeAfterQueuedWork(_device, raw))
+        var destination = AllocateQuantized(rows, columns, options);
+        try
         {
-            raw.CopyFrom(blocks);
-            NativeOps.RepackGguf(_device!, (int)type, raw.View, options, rows, columns, globalScale, parts);
+            var raw = Allocate<byte>(blocks.Length, zero: false);
+            using (new FreeAfterQueuedWork(_device, raw))
+            {
+                raw.CopyFrom(blocks);
+                NativeOps.RepackGguf(_device!, (int)type, raw.View, options, rows, columns, globalScale, destination.Storage);
+            }
+            return destination;
         }
-        return Track(new QuantizedTensor(options, rows, columns, parts, this));
+        catch
+        {
+            destination.Dispose();
+            throw;
+        }
     }
 
     // ------------------------------------------------------------------ quantization
