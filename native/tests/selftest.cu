@@ -183,6 +183,18 @@ static int soak(int m, int n, int k, double seconds, const char* config) {
   return 0;
 }
 
+// Median of 30 CUDA-event timings of `body` on `stream` after 5 warm-up runs, in microseconds.
+template <class Body>
+static double median_us(cudaStream_t stream, Body&& body) {
+  for (int i = 0; i < 5; ++i) body();
+  cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+  std::vector<float> ms(30);
+  for (auto& t : ms) { cudaEventRecord(e0, stream); body(); cudaEventRecord(e1, stream); cudaEventSynchronize(e1); cudaEventElapsedTime(&t, e0, e1); }
+  cudaEventDestroy(e0); cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return ms[15] * 1000.0;
+}
+
 // --repack: GGUF MXFP4 / NVFP4 blocks of a 8192x8192 and a 14336x4096 weight repacked on the device (ms_gguf_repack)
 // against a device-to-device copy of the same blocks; bytes moved = blocks read + codes and scales written.
 static void time_repack(cudaStream_t stream) {
@@ -197,19 +209,10 @@ static void time_repack(cudaStream_t stream) {
       fill_random_fp8<<<1024, 256, 0, stream>>>((uint8_t*)src, bytes, 5);  // any bytes: scale checks do not branch on values
       ms_qtensor_t q{}; q.struct_size = sizeof q; q.format = type == 39 ? MS_FMT_MXFP4 : MS_FMT_NVFP4; q.rows = rows; q.cols = cols;
       q.data = data; q.block_scales = scales; q.decode_scales = type == 39 ? nullptr : g;
-      auto time = [&](auto&& body) {
-        for (int i = 0; i < 5; ++i) body();
-        cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
-        std::vector<float> ms(30);
-        for (auto& t : ms) { cudaEventRecord(e0, stream); body(); cudaEventRecord(e1, stream); cudaEventSynchronize(e1); cudaEventElapsedTime(&t, e0, e1); }
-        cudaEventDestroy(e0); cudaEventDestroy(e1);
-        std::sort(ms.begin(), ms.end());
-        return ms[15] * 1000.0;
-      };
-      double copy_us = time([&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, bytes, cudaMemcpyDeviceToDevice, stream)); });
-      double us = time([&] { CHECK_MS(ms_gguf_repack(type, src, &q, 1.0f, stream)); });
+      double copy_us = median_us(stream, [&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, bytes, cudaMemcpyDeviceToDevice, stream)); });
+      double us = median_us(stream, [&] { CHECK_MS(ms_gguf_repack(type, src, &q, 1.0f, stream)); });
       char shape[32]; std::snprintf(shape, sizeof shape, "%dx%d", rows, cols);
-      std::printf("%-14s %-8s %10.1f %10.1f %8.3f\n", shape, type == 39 ? "mxfp4" : "nvfp4", us, copy_us, (2.0 * bytes / us) / (2.0 * bytes / copy_us));
+      std::printf("%-14s %-8s %10.1f %10.1f %8.3f\n", shape, type == 39 ? "mxfp4" : "nvfp4", us, copy_us, copy_us / us);  // both move the same bytes
       cudaFree(src); cudaFree(copy); cudaFree(data); cudaFree(scales); cudaFree(g);
     }
   }
@@ -228,20 +231,12 @@ static void time_quantize(cudaStream_t stream) {
     std::mt19937 rng(3);
     for (auto& v : host) v = (uint16_t)(0x3C00 + (rng() & 0x3FF) - 0x200 + ((rng() & 1) << 15));  // bf16 around +-1
     CHECK_CUDA(cudaMemcpy(src, host.data(), n * 2, cudaMemcpyHostToDevice));
-    auto time = [&](auto&& body) {
-      for (int i = 0; i < 5; ++i) body();
-      cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
-      std::vector<float> ms(30);
-      for (auto& t : ms) { cudaEventRecord(e0, stream); body(); cudaEventRecord(e1, stream); cudaEventSynchronize(e1); cudaEventElapsedTime(&t, e0, e1); }
-      std::sort(ms.begin(), ms.end());
-      return ms[15] * 1000.0;
-    };
-    double copy_us = time([&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, n * 2, cudaMemcpyDeviceToDevice, stream)); });
+    double copy_us = median_us(stream, [&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, n * 2, cudaMemcpyDeviceToDevice, stream)); });
     for (int format : {MS_FMT_NVFP4, MS_FMT_MXFP4, MS_FMT_FP8_ROW}) {
       ms_qtensor_t q{}; q.struct_size = sizeof q; q.format = format; q.rows = rows; q.cols = cols; q.data = data;
       q.block_scales = format == MS_FMT_FP8_ROW ? nullptr : scales; q.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
       ms_quantize_desc_t d{}; d.struct_size = sizeof d; d.src_dtype = MS_DTYPE_BF16;
-      double us = time([&] { CHECK_MS(ms_quantize(&d, src, &q, workspace, rows * 4, stream)); });
+      double us = median_us(stream, [&] { CHECK_MS(ms_quantize(&d, src, &q, workspace, rows * 4, stream)); });
       // Bytes: read 2/value; write 0.5 (FP4) or 1 (FP8) per value plus scales; the copy moves 4 per value.
       double bytes = n * 2.0 + n * (format == MS_FMT_FP8_ROW ? 1.0 : 0.5) + (format == MS_FMT_NVFP4 ? n / 16.0 : format == MS_FMT_MXFP4 ? n / 32.0 : 0);
       char shape[32]; std::snprintf(shape, sizeof shape, "%dx%d", rows, cols);
