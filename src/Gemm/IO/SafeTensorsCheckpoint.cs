@@ -42,10 +42,7 @@ public sealed class SafeTensorsCheckpoint : IDisposable
         string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
-            var file = SafeTensorsFile.Open(path);
-            var single = new SafeTensorsCheckpoint(directory, file.Tensors.ToDictionary(t => t.Name, _ => Path.GetFileName(path), StringComparer.Ordinal));
-            single._open[Path.GetFileName(path)] = file;
-            return single;
+            return Wrap(directory, Path.GetFileName(path), SafeTensorsFile.Open(path));
         }
         var shardOf = new Dictionary<string, string>(StringComparer.Ordinal);
         try
@@ -76,9 +73,14 @@ public sealed class SafeTensorsCheckpoint : IDisposable
     public static SafeTensorsCheckpoint Of(SafeTensorsFile file)
     {
         ArgumentNullException.ThrowIfNull(file);
-        const string name = "(file)";
-        var checkpoint = new SafeTensorsCheckpoint("(in memory)", file.Tensors.ToDictionary(t => t.Name, _ => name, StringComparer.Ordinal));
-        checkpoint._open[name] = file;
+        return Wrap("(in memory)", "(file)", file);
+    }
+
+    // A checkpoint of one open file, every tensor mapped to it under `shard`.
+    private static SafeTensorsCheckpoint Wrap(string directory, string shard, SafeTensorsFile file)
+    {
+        var checkpoint = new SafeTensorsCheckpoint(directory, file.Tensors.ToDictionary(t => t.Name, _ => shard, StringComparer.Ordinal));
+        checkpoint._open[shard] = file;
         return checkpoint;
     }
 
