@@ -17,7 +17,7 @@ internal static class GpuSweep
                               string Baseline, double BaselineMicroseconds, double Ratio);
 
     private const string QuantizePart = "quantize", GemmPart = "gemm";
-    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part, MlpSweep.Part, MultiGpuSweep.Part, TrainingSweep.Part];
+    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part, DecodeSweep.Part, MlpSweep.Part, MultiGpuSweep.Part, TrainingSweep.Part];
 
     /// <summary>Runs the parts named by <c>--only</c> (default: all) and writes their files into OUT_DIR (default artifacts/bench).</summary>
     public static int Run(IReadOnlyList<string> args)
@@ -43,6 +43,8 @@ internal static class GpuSweep
             SweepBackends(outputDirectory, parts.Contains(QuantizePart), parts.Contains(GemmPart));
         if (parts.Contains(GemmFp8Sweep.Part))
             GemmFp8Sweep.Run(outputDirectory);
+        if (parts.Contains(DecodeSweep.Part))
+            DecodeSweep.Run(outputDirectory);
         if (parts.Contains(MlpSweep.Part))
             MlpSweep.Run(outputDirectory);
         if (parts.Contains(MultiGpuSweep.Part))

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <cuda_runtime_api.h>
 #include "microscale.h"
 
@@ -43,6 +44,16 @@ const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors
 size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& desc, const char* config, int multiprocessors);
 void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
                           cudaStream_t stream);
+
+// Decode GEMM (sm_80+, M <= 64): BF16 or FP8 activations x FP4 (MX / NV) or FP8 (per-tensor / per-row) weights, weights
+// streamed once (sm80_decode_gemm_nt.cu). The workspace (size from decode_gemm_workspace_size) lets it split K over CTAs;
+// it must be zero-filled before its first use and every run leaves its counter area zero.
+bool decode_gemm_can_implement(const ms_gemm_desc_t& desc);
+std::string decode_gemm_config(const ms_gemm_desc_t& desc);
+size_t decode_gemm_workspace_size(const ms_gemm_desc_t& desc, int multiprocessors);
+bool decode_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else the caller runs the generic kernel
+void launch_decode_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace, size_t workspace_bytes,
+                        cudaStream_t stream);
 
 // The generic CUDA-core GEMM for every pair (any sm >= 80).
 void launch_gemm_generic(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, cudaStream_t stream);

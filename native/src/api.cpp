@@ -115,7 +115,7 @@ size_t amax_bytes(const ms_qtensor_t* dst) {
 // The operand pairs of NUMERICS.md s5 (the same table as the managed GemmPairs).
 bool pair_supported(const ms_gemm_desc_t& d) {
   int a = d.a_format, b = d.b_format;
-  if (a == MS_FMT_DENSE) return is_fp4(b);
+  if (a == MS_FMT_DENSE) return is_fp4(b) || b == MS_FMT_FP8_TENSOR || b == MS_FMT_FP8_ROW;  // W4A16, W8A16
   if (a == MS_FMT_MXFP4 && b == MS_FMT_MXFP4) return true;
   if (a == MS_FMT_NVFP4 && b == MS_FMT_NVFP4) return true;
   if (is_fp4(b) && (a == MS_FMT_FP8_ROW || a == MS_FMT_FP8_TENSOR || a == MS_FMT_MXFP8) && d.a_element == MS_ELEM_E4M3) return true;
@@ -125,12 +125,13 @@ bool pair_supported(const ms_gemm_desc_t& d) {
 
 }  // namespace
 
-enum class GemmFamily { Generic, Sm90Fp8 };
+enum class GemmFamily { Generic, Sm90Fp8, Decode };
 
 struct ms_gemm_plan {
   ms_gemm_desc_t desc;
   GemmFamily family;
   std::string name;
+  size_t workspace_bytes;  // what ms_gemm_plan_workspace_size reported (runs never use more)
 };
 
 namespace {
@@ -151,11 +152,19 @@ int current_sm() {
 // ("generic" or a family's config name) and fails loudly when it cannot run.
 GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   const char* forced = std::getenv("MS_FORCE_CONFIG");
-  bool sm90 = current_sm() == 90 && ms::sm90_fp8_gemm_can_implement(d);
-  GemmFamily family = sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
+  const int sm = current_sm();
+  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
+  // Decode for small M; FP8 x FP8 on Hopper only up to 16 tokens (wgmma tiles take over above).
+  const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90);
+  GemmFamily family = decode ? GemmFamily::Decode : sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
   if (forced && *forced) {
-    if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) family = GemmFamily::Generic;
-    else if (ms::sm90_fp8_gemm_has_config(forced)) {
+    if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) {
+      family = GemmFamily::Generic;
+    } else if (std::strcmp(forced, "decode") == 0 || std::strncmp(forced, "ms_sm80_decode", 14) == 0) {
+      if (!(sm >= 80 && ms::decode_gemm_can_implement(d)))
+        ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
+      family = GemmFamily::Decode;
+    } else if (ms::sm90_fp8_gemm_has_config(forced)) {
       if (!sm90) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
       family = GemmFamily::Sm90Fp8;
       name = forced;
@@ -163,7 +172,13 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
       ms::fail(MS_ERR_INVALID_ARGUMENT, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s names no GEMM config", forced);
     }
   }
-  if (name.empty()) name = family == GemmFamily::Sm90Fp8 ? ms::sm90_fp8_gemm_config(d, ms::Driver::get().multiprocessors()) : ms::kGemmGenericName;
+  if (name.empty()) {
+    switch (family) {
+      case GemmFamily::Sm90Fp8: name = ms::sm90_fp8_gemm_config(d, ms::Driver::get().multiprocessors()); break;
+      case GemmFamily::Decode: name = ms::decode_gemm_config(d); break;
+      default: name = ms::kGemmGenericName; break;
+    }
+  }
   const char* print = std::getenv("MS_PRINT_CONFIGS");
   if (print && *print == '1')
     std::fprintf(stderr, "microscale: gemm m=%d n=%d k=%d %s x %s -> %s\n", d.m, d.n, d.k, format_name(d.a_format), format_name(d.b_format), name.c_str());
@@ -190,6 +205,7 @@ MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_cap
     ms::fail(MS_ERR_CUDA, "", "could not read the current device's compute capability");
   *out_sm = major * 10 + minor;
   std::string list = *out_sm >= 80 ? "quantize,hadamard,dequantize,gemm_generic" : "";
+  if (*out_sm >= 80) list += ",gemm_decode";
   if (*out_sm == 90) list += ",gemm_sm90_fp8";
   if (families && families_capacity) {
     std::strncpy(families, list.c_str(), families_capacity - 1);
@@ -303,7 +319,11 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
              desc->a_element, format_name(desc->b_format));
   std::string name;
   GemmFamily family = choose_family(*desc, name);
-  auto* plan = new ms_gemm_plan{*desc, family, name};
+  const int sms = ms::Driver::get().multiprocessors();
+  size_t workspace_bytes = family == GemmFamily::Sm90Fp8 ? ms::sm90_fp8_gemm_workspace_size(*desc, name.c_str(), sms)
+                           : family == GemmFamily::Decode ? ms::decode_gemm_workspace_size(*desc, sms)
+                                                          : 0;
+  auto* plan = new ms_gemm_plan{*desc, family, name, workspace_bytes};
   *out_plan = plan;
   MS_API_END
 }
@@ -320,9 +340,7 @@ MS_API ms_status_t ms_gemm_plan_workspace_size(const ms_gemm_plan* plan, size_t*
   MS_API_BEGIN
   MS_CHECK_ARG(plan != nullptr, "plan", "plan: must not be NULL");
   MS_CHECK_ARG(out_bytes != nullptr, "out_bytes", "out_bytes: must not be NULL");
-  *out_bytes = plan->family == GemmFamily::Sm90Fp8
-                   ? ms::sm90_fp8_gemm_workspace_size(plan->desc, plan->name.c_str(), ms::Driver::get().multiprocessors())
-                   : 0;
+  *out_bytes = plan->workspace_bytes;
   MS_API_END
 }
 
@@ -344,8 +362,11 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   if (d.has_bias) check_aligned(ops->bias, 4, "bias");
   if (workspace) check_aligned(workspace, 256, "workspace");
   ms::require_current_context(stream);
+  const int sms = ms::Driver::get().multiprocessors();
   if (plan->family == GemmFamily::Sm90Fp8)
-    ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, ms::Driver::get().multiprocessors(), workspace, static_cast<cudaStream_t>(stream));
+    ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
+  else if (plan->family == GemmFamily::Decode && ms::decode_gemm_operands_aligned(*ops))
+    ms::launch_decode_gemm(d, *ops, sms, workspace, workspace ? plan->workspace_bytes : 0, static_cast<cudaStream_t>(stream));
   else
     ms::launch_gemm_generic(d, *ops, static_cast<cudaStream_t>(stream));
   MS_API_END

@@ -9,6 +9,7 @@
 // clocks (the H100 runs power-limited on random data); --sweep also times every config forced.
 //   microscale_selftest --soak M N K SECONDS [CONFIG]: Microscale then cuBLASLt, each back to back for SECONDS (watch the
 //   clocks with nvidia-smi meanwhile). --quantize / --repack: the quantize and GGUF repack kernels against a device copy.
+//   --decode [quick | N K M]: the decode GEMM (M <= 64) checked against the generic kernel and timed against cuBLAS BF16 and a copy.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <cmath>
@@ -46,7 +47,7 @@ struct Workspace {
   explicit Workspace(const ms_gemm_plan* plan) {
     size_t bytes = 0;
     CHECK_MS(ms_gemm_plan_workspace_size(plan, &bytes));
-    if (bytes) CHECK_CUDA(cudaMalloc(&data, bytes));
+    if (bytes) { CHECK_CUDA(cudaMalloc(&data, bytes)); CHECK_CUDA(cudaMemset(data, 0, bytes)); }  // zero-filled before first use
   }
   ~Workspace() { if (data) cudaFree(data); }
   Workspace(const Workspace&) = delete;
@@ -247,11 +248,147 @@ static void time_quantize(cudaStream_t stream) {
   }
 }
 
+// --decode: W4A16 (MXFP4 / NVFP4) and W8A16 (E4M3 per-row) decode plans on random codes (block scales 2^-9..2^-1, UE4M3 scales
+// 0x20..0x4F) and BF16 activations. Check (first weight set): |C - C_generic| / ((2^-17 + (2K + 12) 2^-24) sum|a b| + 2^-126),
+// sum|a b| from the generic kernel on |A|, |B|. Timing: CUDA events, medians of 30, weight sets rotated (>= 100 MB), the
+// decode plan and cuBLAS BF16 alternately; weight GB/s = (codes + scales) / time against a 1 GiB device copy (read + write).
+__global__ void fill_bytes(uint8_t* p, size_t n, uint32_t seed, uint32_t lo, uint32_t span, uint32_t mask) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = (uint32_t)i * 0x9E3779B1u ^ seed;
+    h ^= h >> 15; h *= 0x2C1B3C6Du; h ^= h >> 12; h *= 0x297A2D39u; h ^= h >> 15;
+    p[i] = span ? (uint8_t)(lo + h % span) : (uint8_t)(h & mask);
+  }
+}
+
+static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 0) {
+  cudaStream_t s; CHECK_CUDA(cudaStreamCreate(&s));
+  void* ws32; CHECK_CUDA(cudaMalloc(&ws32, 32 << 20));
+  const size_t copy_bytes = (size_t)1 << 30;
+  void *c0, *c1; CHECK_CUDA(cudaMalloc(&c0, copy_bytes)); CHECK_CUDA(cudaMalloc(&c1, copy_bytes));
+  const double copy_gbps = 2.0 * copy_bytes / (median_us(s, [&] { CHECK_CUDA(cudaMemcpyAsync(c1, c0, copy_bytes, cudaMemcpyDeviceToDevice, s)); }) * 1e3);
+  cudaFree(c0); cudaFree(c1);
+  std::printf("\ndevice copy %.0f GB/s\n%-11s %3s %-7s %-40s %9s %8s %7s %9s %7s %10s\n", copy_gbps, "decode", "M", "weights", "kernel", "us", "GB/s",
+              "of copy", "BF16 us", "x BF16", "err/bound");
+  std::vector<std::pair<int, int>> shapes = {{8192, 8192}, {14336, 4096}, {4096, 14336}, {28672, 8192}};
+  std::vector<int> tokens = {1, 2, 4, 8, 16, 32, 64};
+  if (quick) { shapes.resize(1); tokens = {1, 16}; }
+  if (only_n) { shapes = {{only_n, only_k}}; tokens = {only_m}; }
+  int failures = 0;
+  for (auto shape : shapes) {
+    const int n = shape.first, k = shape.second;  // (lambdas cannot capture structured bindings in C++17)
+    const int sets = (int)std::max<size_t>(2, ((size_t)100 << 20) / ((size_t)n * k / 2) + 1);
+    std::vector<void*> bf16_w(2);
+    for (auto& w : bf16_w) { CHECK_CUDA(cudaMalloc(&w, (size_t)n * k * 2)); fill_bytes<<<1024, 256, 0, s>>>((uint8_t*)w, (size_t)n * k * 2, 9, 0, 0, 0xBF); }
+    for (int format : {MS_FMT_MXFP4, MS_FMT_NVFP4, MS_FMT_FP8_ROW}) {
+      const bool fp4 = format != MS_FMT_FP8_ROW;
+      const size_t data_bytes = fp4 ? (size_t)n * k / 2 : (size_t)n * k, scale_bytes = format == MS_FMT_MXFP4 ? (size_t)n * k / 32 : format == MS_FMT_NVFP4 ? (size_t)n * k / 16 : 0;
+      std::vector<void*> data(sets), scales(sets);
+      float* decode; CHECK_CUDA(cudaMalloc(&decode, 4 * (size_t)n));
+      std::vector<float> ones(n, 1.0f); CHECK_CUDA(cudaMemcpy(decode, ones.data(), 4 * (size_t)n, cudaMemcpyHostToDevice));
+      for (int i = 0; i < sets; ++i) {
+        CHECK_CUDA(cudaMalloc(&data[i], data_bytes));
+        if (fp4) fill_bytes<<<1024, 256, 0, s>>>((uint8_t*)data[i], data_bytes, 17 + i, 0, 0, 0xFF);
+        else fill_random_fp8<<<1024, 256, 0, s>>>((uint8_t*)data[i], data_bytes, 17 + i);
+        scales[i] = nullptr;
+        if (scale_bytes) {
+          CHECK_CUDA(cudaMalloc(&scales[i], scale_bytes));
+          fill_bytes<<<1024, 256, 0, s>>>((uint8_t*)scales[i], scale_bytes, 31 + i, format == MS_FMT_MXFP4 ? 118 : 0x20, format == MS_FMT_MXFP4 ? 9 : 0x30, 0);
+        }
+      }
+      for (int m : tokens) {
+        void *a, *a_abs, *out, *ref, *abs_out, *w_abs;
+        CHECK_CUDA(cudaMalloc(&a, (size_t)m * k * 2)); CHECK_CUDA(cudaMalloc(&a_abs, (size_t)m * k * 2));
+        CHECK_CUDA(cudaMalloc(&out, (size_t)m * n * 4)); CHECK_CUDA(cudaMalloc(&ref, (size_t)m * n * 4)); CHECK_CUDA(cudaMalloc(&abs_out, (size_t)m * n * 4));
+        CHECK_CUDA(cudaMalloc(&w_abs, data_bytes));
+        std::vector<uint16_t> ha((size_t)m * k), habs((size_t)m * k);
+        std::mt19937 rng(m + k);
+        for (size_t i = 0; i < ha.size(); ++i) { ha[i] = (uint16_t)(0x3C00 + (rng() & 0x7FF) - 0x400 + ((rng() & 1) << 15)); habs[i] = ha[i] & 0x7FFF; }
+        CHECK_CUDA(cudaMemcpy(a, ha.data(), ha.size() * 2, cudaMemcpyHostToDevice));
+        CHECK_CUDA(cudaMemcpy(a_abs, habs.data(), habs.size() * 2, cudaMemcpyHostToDevice));
+        std::vector<uint8_t> hw(data_bytes);
+        CHECK_CUDA(cudaMemcpy(hw.data(), data[0], data_bytes, cudaMemcpyDeviceToHost));
+        for (auto& v : hw) v &= fp4 ? 0x77 : 0x7F;
+        CHECK_CUDA(cudaMemcpy(w_abs, hw.data(), data_bytes, cudaMemcpyHostToDevice));
+        auto gemm = [&](const char* force, const void* act, void* wdata, void* wscales, void* dst, int out_dtype, char* name, bool with_workspace) {
+          if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
+          ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
+          d.a_format = MS_FMT_DENSE; d.a_dtype = MS_DTYPE_BF16; d.b_format = format; d.out_dtype = out_dtype;
+          ms_gemm_plan* plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &plan));
+          if (name) CHECK_MS(ms_gemm_plan_name(plan, name, 128));
+          ms_gemm_operands_t ops{}; ops.struct_size = sizeof ops; ops.alpha = 1.0f; ops.out = dst;
+          ops.a.struct_size = sizeof ops.a; ops.a.format = MS_FMT_DENSE; ops.a.dtype = MS_DTYPE_BF16; ops.a.rows = m; ops.a.cols = k; ops.a.dense = act;
+          ops.b.struct_size = sizeof ops.b; ops.b.format = format; ops.b.rows = n; ops.b.cols = k; ops.b.data = wdata; ops.b.block_scales = wscales;
+          ops.b.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
+          size_t need = 0; CHECK_MS(ms_gemm_plan_workspace_size(plan, &need));
+          if (need > (32u << 20)) { std::printf("workspace %zu > 32 MiB\n", need); std::exit(5); }
+          CHECK_MS(ms_gemm_plan_run(plan, &ops, with_workspace && need ? ws32 : nullptr, s));
+          ms_gemm_plan_destroy(plan);
+        };
+        char name[128];
+        CHECK_CUDA(cudaMemsetAsync(ws32, 0, 32 << 20, s));
+        gemm(nullptr, a, data[0], scales[0], out, MS_DTYPE_F32, name, true);
+        gemm("generic", a, data[0], scales[0], ref, MS_DTYPE_F32, nullptr, false);
+        gemm("generic", a_abs, w_abs, scales[0], abs_out, MS_DTYPE_F32, nullptr, false);
+        std::vector<float> ho((size_t)m * n), hr((size_t)m * n), hs((size_t)m * n);
+        CHECK_CUDA(cudaMemcpy(ho.data(), out, ho.size() * 4, cudaMemcpyDeviceToHost));
+        CHECK_CUDA(cudaMemcpy(hr.data(), ref, hr.size() * 4, cudaMemcpyDeviceToHost));
+        CHECK_CUDA(cudaMemcpy(hs.data(), abs_out, hs.size() * 4, cudaMemcpyDeviceToHost));
+        double worst = 0, eps = std::ldexp(1.0, -17) + (2.0 * k + 12) * std::ldexp(1.0, -24);
+        for (size_t i = 0; i < ho.size(); ++i) {
+          double r = std::fabs((double)ho[i] - hr[i]) / (eps * hs[i] + std::ldexp(1.0, -126));
+          if (!(r <= worst)) worst = std::isnan(r) ? INFINITY : r;
+        }
+        failures += !(worst <= 1.0);
+        // One plan, run 10 times per timing (rotating weight sets) so that host work overlaps the GPU; the plan shares ws32's
+        // first 16 MiB, cuBLAS gets the rest.
+        unsetenv("MS_FORCE_CONFIG");
+        ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
+        d.a_format = MS_FMT_DENSE; d.a_dtype = MS_DTYPE_BF16; d.b_format = format; d.out_dtype = MS_DTYPE_BF16;
+        ms_gemm_plan* plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &plan));
+        ms_gemm_operands_t ops{}; ops.struct_size = sizeof ops; ops.alpha = 1.0f; ops.out = out;
+        ops.a.struct_size = sizeof ops.a; ops.a.format = MS_FMT_DENSE; ops.a.dtype = MS_DTYPE_BF16; ops.a.rows = m; ops.a.cols = k; ops.a.dense = a;
+        ops.b.struct_size = sizeof ops.b; ops.b.format = format; ops.b.rows = n; ops.b.cols = k; ops.b.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
+        int i = 0;
+        auto ours = [&] {
+          for (int r = 0; r < 10; ++r, ++i) {
+            ops.b.data = data[i % sets]; ops.b.block_scales = scales[i % sets];
+            CHECK_MS(ms_gemm_plan_run(plan, &ops, ws32, s));
+          }
+        };
+        int j = 0;
+        auto cublas = [&] {
+          for (int r = 0; r < 10; ++r)
+            if (msb_gemm(0, m, n, k, a, bf16_w[j++ % 2], out, nullptr, nullptr, (uint8_t*)ws32 + (16 << 20), 16 << 20, s)) { std::printf("cuBLAS: %s\n", msb_last_error()); std::exit(4); }
+        };
+        double bf16_us = median_us(s, cublas) / 10, us = median_us(s, ours) / 10, bf16_us2 = median_us(s, cublas) / 10;
+        bf16_us = std::min(bf16_us, bf16_us2);
+        ms_gemm_plan_destroy(plan);
+        const double gbps = (data_bytes + scale_bytes) / (us * 1e3);
+        std::printf("%5dx%-5d %3d %-7s %-40s %9.1f %8.0f %7.3f %9.1f %7.2f %10.2e%s\n", n, k, m, format == MS_FMT_MXFP4 ? "mxfp4" : format == MS_FMT_NVFP4 ? "nvfp4" : "e4m3row",
+                    name, us, gbps, gbps / copy_gbps, bf16_us, bf16_us / us, worst, worst <= 1.0 ? "" : "  FAIL");
+        cudaFree(a); cudaFree(a_abs); cudaFree(out); cudaFree(ref); cudaFree(abs_out); cudaFree(w_abs);
+      }
+      for (int i = 0; i < sets; ++i) { cudaFree(data[i]); if (scales[i]) cudaFree(scales[i]); }
+      cudaFree(decode);
+    }
+    for (auto w : bf16_w) cudaFree(w);
+  }
+  unsetenv("MS_FORCE_CONFIG");
+  cudaFree(ws32);
+  std::printf("decode: %d failures\n", failures);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--repack") == 0) {
     cudaStream_t s; CHECK_CUDA(cudaFree(0)); CHECK_CUDA(cudaStreamCreate(&s));
     time_repack(s);
     return 0;
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "--decode") == 0) {
+    CHECK_CUDA(cudaFree(0));
+    if (argc >= 5) return time_decode(false, std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));  // one shape: N K M
+    return time_decode(argc > 2 && std::strcmp(argv[2], "quick") == 0);
   }
   if (argc >= 2 && std::strcmp(argv[1], "--quantize") == 0) {
     cudaStream_t s; CHECK_CUDA(cudaFree(0)); CHECK_CUDA(cudaStreamCreate(&s));

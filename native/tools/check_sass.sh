@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves from the SASS what the kernels claim: for every architecture in the library,
 #  - the quantize kernels exchange values with warp shuffles (the FWHT and block reductions);
-#  - the generic GEMM accumulates with FFMA.
+#  - the generic GEMM accumulates with FFMA;
+#  - the decode GEMM multiplies on BF16 tensor cores (HMMA) without local-memory traffic (LDL/STL = spills).
 # Usage: check_sass.sh path/to/libmicroscale.so   (exit 1 on any failed claim)
 set -uo pipefail
 lib="$1"
@@ -16,13 +17,16 @@ for arch in $archs; do
   ok=1
   [[ $n_shfl -gt 0 ]] || ok=0
   [[ $n_ffma -gt 0 ]] || ok=0
-  extra=""
+  decode=$(awk '/Function : .*decode_gemm/{on=1} /Function : /&&!/decode_gemm/{on=0} on' <<<"$sass")
+  n_hmma=$(grep -c "HMMA.16816.F32.BF16" <<<"$decode"); n_dlocal=$(grep -cE "\b(LDL|STL)\b" <<<"$decode")
+  [[ $n_hmma -gt 0 && $n_dlocal -eq 0 ]] || ok=0
+  extra=" | decode_gemm: $n_hmma HMMA.BF16 (want >0), $n_dlocal LDL/STL (want 0)"
   if [[ "$arch" == "sm_90a" ]]; then
     # The Hopper FP8 family: FP8 wgmma (QGMMA) and no local-memory traffic (LDL/STL = spills).
     fp8=$(awk '/Function : .*sm90_fp8/{on=1} /Function : /&&!/sm90_fp8/{on=0} on' <<<"$sass")
     n_qgmma=$(grep -c "QGMMA" <<<"$fp8"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$fp8")
     [[ $n_qgmma -gt 0 && $n_local -eq 0 ]] || ok=0
-    extra=" | sm90_fp8_gemm: $n_qgmma QGMMA (want >0), $n_local LDL/STL (want 0)"
+    extra+=" | sm90_fp8_gemm: $n_qgmma QGMMA (want >0), $n_local LDL/STL (want 0)"
   fi
   printf '%s %-8s quantize: %5d SHFL.BFLY (want >0) | gemm_generic: %5d FFMA (want >0)%s\n' \
     "$([[ $ok == 1 ]] && echo PASS || echo FAIL)" "$arch" "$n_shfl" "$n_ffma" "$extra"

@@ -15,6 +15,7 @@ internal sealed class DeviceScratch : IDisposable
     private readonly Dictionary<HadamardTransform, MemoryBuffer1D<float, Stride1D.Dense>> _signs = new(ReferenceEqualityComparer.Instance);
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _one;
     private MemoryBuffer1D<int, Stride1D.Dense> _ints;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _gemmWorkspace;
 
     public DeviceScratch(Accelerator accelerator)
     {
@@ -33,6 +34,26 @@ internal sealed class DeviceScratch : IDisposable
             _ints = _accelerator.Allocate1D<int>(Math.Max(count, 2 * _ints.Length));
         }
         return _ints.View.SubView(0, Math.Max(1, count)).AsContiguous();
+    }
+
+    /// <summary>
+    /// The native GEMM plans' workspace, at least <paramref name="bytes"/>: zero-filled when allocated and used by GEMM plans only,
+    /// which leave it reusable (microscale.h: split-K counters return to zero after every run).
+    /// </summary>
+    public ArrayView<int> GemmWorkspace(long bytes)
+    {
+        long count = Math.Max(64, (bytes + 3) / 4);
+        if (_gemmWorkspace is null || _gemmWorkspace.Length < count)
+        {
+            if (_gemmWorkspace is not null)
+            {
+                _accelerator.Synchronize(); // kernels in flight may still use the old buffer
+                _gemmWorkspace.Dispose();
+            }
+            _gemmWorkspace = _accelerator.Allocate1D<int>(Math.Max(count, 2 * (_gemmWorkspace?.Length ?? 0)));
+            _gemmWorkspace.MemSetToZero();
+        }
+        return _gemmWorkspace.View.AsContiguous();
     }
 
     /// <summary>The device copy of the transform's signs, or the placeholder [1.0] without a rotation.</summary>
@@ -54,6 +75,7 @@ internal sealed class DeviceScratch : IDisposable
             buffer.Dispose();
         _signs.Clear();
         _ints.Dispose();
+        _gemmWorkspace?.Dispose();
         _one.Dispose();
     }
 }

@@ -116,9 +116,32 @@ internal static class NativeOps
         using var binding = device.Accelerator.BindScoped();
         var a = quantizedA is null ? DescribeDense(m, k, denseKind, denseA) : Describe(quantizedA.Options, m, k, quantizedA.Storage);
         var bias = options.Bias is null ? 0 : Pointer(options.Bias.Storage);
-        // The plan's workspace (0 bytes for every plan today) comes from the device scratch.
+        // The plan's workspace (decode plans split K with it) is the scratch's zero-filled GEMM workspace.
         return RunGemm(a, Describe(b.Options, n, k, b.Storage), Pointer(destination), outputKind, options.Alpha, bias,
-                       bytes => device.Scratch.Ints((bytes + 3) / 4).LoadEffectiveAddressAsPtr(), Stream(device));
+                       bytes => device.Scratch.GemmWorkspace(bytes).LoadEffectiveAddressAsPtr(), Stream(device));
+    }
+
+    /// <summary>Bytes of workspace the plan for this problem can use (0: none).</summary>
+    public static long GemmWorkspaceBytes(in MsQTensor a, in MsQTensor b, int outputKind, bool hasBias)
+    {
+        var desc = Desc(a, b, outputKind, hasBias);
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out var plan));
+        using (plan)
+        {
+            NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_workspace_size(plan, out nuint bytes));
+            return (long)bytes;
+        }
+    }
+
+    private static MsGemmDesc Desc(in MsQTensor a, in MsQTensor b, int outputKind, bool hasBias)
+    {
+        var desc = MsGemmDesc.Create();
+        (desc.M, desc.N, desc.K) = (a.Rows, b.Rows, a.Cols);
+        (desc.AFormat, desc.AElement, desc.ALayout, desc.ADType) = (a.Format, a.Element, a.Layout, a.DType);
+        (desc.BFormat, desc.BElement, desc.BLayout) = (b.Format, b.Element, b.Layout);
+        desc.OutDType = outputKind;
+        desc.HasBias = hasBias ? 1 : 0;
+        return desc;
     }
 
     /// <summary>Plans and runs one native GEMM; <paramref name="workspace"/> supplies the plan's workspace when it needs one.
@@ -128,13 +151,7 @@ internal static class NativeOps
     {
         var ops = MsGemmOperands.Create();
         (ops.A, ops.B, ops.Out, ops.Alpha, ops.Bias) = (a, b, output, alpha, bias);
-        var desc = MsGemmDesc.Create();
-        (desc.M, desc.N, desc.K) = (a.Rows, b.Rows, a.Cols);
-        (desc.AFormat, desc.AElement, desc.ALayout, desc.ADType) = (a.Format, a.Element, a.Layout, a.DType);
-        (desc.BFormat, desc.BElement, desc.BLayout) = (b.Format, b.Element, b.Layout);
-        desc.OutDType = outputKind;
-        desc.HasBias = bias == 0 ? 0 : 1;
-
+        var desc = Desc(a, b, outputKind, bias != 0);
         NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out var plan));
         using (plan)
         {

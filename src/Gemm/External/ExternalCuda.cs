@@ -153,6 +153,19 @@ public static class ExternalCuda
         NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, source.Address, destination.Describe(), workspace.Address, (nuint)needed, stream));
     }
 
+    /// <summary>Bytes of workspace <see cref="Gemm(ExternalQuantizedTensor, ExternalQuantizedTensor, DeviceMemory, DenseElement, nint, float, DeviceMemory, DeviceMemory)"/>
+    /// can use for these operands (0: none); pass <paramref name="a"/> null for dense activations of <paramref name="denseType"/> with
+    /// <paramref name="m"/> rows. Needs the current context (the split depends on the device).</summary>
+    /// <exception cref="MicroscaleException">An unsupported pair or no current context.</exception>
+    public static long GemmWorkspaceBytes(ExternalQuantizedTensor? a, ExternalQuantizedTensor b, DenseElement outputType, bool hasBias = false,
+                                          int m = 1, DenseElement denseType = DenseElement.BFloat16)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        RequireNative();
+        var described = a is null ? NativeOps.DescribeDense(m, b.Columns, (int)denseType, 0) : a.Describe();
+        return NativeOps.GemmWorkspaceBytes(described, b.Describe(), (int)outputType, hasBias);
+    }
+
     /// <summary>Enqueues C [M, N] = alpha · A · Bᵀ (+ bias) for quantized A [M, K] and B [N, K]; returns the kernel's name.</summary>
     /// <param name="a">Activations [M, K].</param>
     /// <param name="b">Weights [N, K].</param>
@@ -161,7 +174,9 @@ public static class ExternalCuda
     /// <param name="stream">A stream of the current context.</param>
     /// <param name="alpha">The output scale.</param>
     /// <param name="bias">Null, or N binary32 values added to every row.</param>
-    /// <param name="workspace">The plan's workspace when it needs one (no plan does today; null is accepted).</param>
+    /// <param name="workspace">Null, or the plan's workspace: decode plans (M ≤ 64) split K over CTAs with it and run unsplit (slower)
+    /// without it. Zero-fill it once before its first use; every run leaves it reusable by any plan (its counters return to zero).
+    /// A workspace shorter than the plan asks for is refused.</param>
     /// <exception cref="ArgumentException">Mismatched K, or a null, short or misaligned range.</exception>
     /// <exception cref="MicroscaleException">An unsupported pair, no current context, a foreign stream, or a native failure.</exception>
     public static string Gemm(ExternalQuantizedTensor a, ExternalQuantizedTensor b, DeviceMemory output, DenseElement outputType, nint stream,

@@ -22,7 +22,9 @@ internal static class GemmPairs
         var bf = b.Format;
         bool bFp4 = bf is QuantFormat.Mxfp4 or QuantFormat.Nvfp4;
         if (a is null)
-            return bFp4 ? $"W4A16 ({bf} weights × dense activations)" : Unsupported("dense activations", b);
+            return bFp4 ? $"W4A16 ({bf} weights × dense activations)"
+                 : bf is QuantFormat.Fp8PerTensor or QuantFormat.Fp8PerRow ? $"W8A16 ({bf} weights × dense activations)"
+                 : Unsupported("dense activations", b);
         var af = a.Format;
         if (af == QuantFormat.Mxfp4 && bf == QuantFormat.Mxfp4) return "W4A4 MXFP4";
         if (af == QuantFormat.Nvfp4 && bf == QuantFormat.Nvfp4) return "W4A4 NVFP4";
@@ -38,5 +40,6 @@ internal static class GemmPairs
 
     private static string Unsupported(string a, QuantizationOptions b) => throw new NotSupportedException(
         $"No GEMM for activations {a} with weights {b}. Supported: MXFP4×MXFP4, NVFP4×NVFP4, FP8 E4M3 (per-row, per-tensor, MXFP8)×FP4 " +
-        "(W4A8), FP8 per-tensor/per-row×FP8 per-tensor/per-row, MXFP8×MXFP8, MXINTb×MXINTb, NVINT4×NVINT4, dense×FP4 (W4A16).");
+        "(W4A8), FP8 per-tensor/per-row×FP8 per-tensor/per-row, MXFP8×MXFP8, MXINTb×MXINTb, NVINT4×NVINT4, dense×FP4 (W4A16), " +
+        "dense×FP8 per-tensor/per-row (W8A16).");
 }

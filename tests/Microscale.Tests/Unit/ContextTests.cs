@@ -103,7 +103,8 @@ public sealed class ContextTests
         Assert.That(Assert.Throws<NotSupportedException>(() => _context.Gemm(a, nv))!.Message, Does.Contain("activations mxfp4").And.Contain("weights nvfp4"));
         Assert.Throws<NotSupportedException>(() => _context.Gemm(a, fp8));
         using var dense = _context.AllocateTensor<float>(2, 64);
-        Assert.Throws<NotSupportedException>(() => _context.Gemm(dense, fp8), "W8A16 is not a supported pair");
+        using var mxfp8 = Q(_context, 3, 64, QuantFormat.Mxfp8);
+        Assert.That(Assert.Throws<NotSupportedException>(() => _context.Gemm(dense, mxfp8))!.Message, Does.Contain("dense activations"));
     }
 
     [Test]

@@ -68,6 +68,8 @@ public sealed class GemmTests
             ("W8A8_MXFP8", new(QuantFormat.Mxfp8), new(QuantFormat.Mxfp8) { Layout = ScaleLayout.Swizzled128x4 }),
             ("W4A16_MXFP4", null, new(QuantFormat.Mxfp4)),
             ("W4A16_NVFP4", null, new(QuantFormat.Nvfp4) { Layout = ScaleLayout.Swizzled128x4 }),
+            ("W8A16_FP8row", null, new(QuantFormat.Fp8PerRow)),
+            ("W8A16_FP8tensor_E5M2", null, new(QuantFormat.Fp8PerTensor) { Element = Fp8Element.E5M2 }),
             ("MXINT8", new(QuantFormat.Mxint8) { Rule = MxScaleRule.Ceil }, new(QuantFormat.Mxint8) { Rule = MxScaleRule.Ceil }),
             ("MXINT4", new(QuantFormat.Mxint4), new(QuantFormat.Mxint4) { Layout = ScaleLayout.Swizzled128x4 }),
             ("NVINT4", new(QuantFormat.Nvint4), new(QuantFormat.Nvint4)),
@@ -98,7 +100,7 @@ public sealed class GemmTests
             using var c = context.AllocateTensor<float>(m, n);
             if (aOptions is null)
             {
-                // W4A16: dense BF16 activations.
+                // W4A16 / W8A16: dense BF16 activations.
                 var bf = a.Select(v => (BFloat16)v).ToArray();
                 using var abf = context.CreateTensor<BFloat16>(bf, m, k);
                 context.Gemm(abf, qb, c, options);

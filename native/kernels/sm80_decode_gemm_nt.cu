@@ -1,0 +1,522 @@
+// Decode GEMM (sm_80+; M <= 64 tokens): C[m, n] = alpha * sum_k deq(a)[m, k] * deq(w)[n, k] (+ bias[n]), bound by reading
+// the weights w [N, K] once. Weights: MXFP4, NVFP4 (W4A16 / W4A8) or FP8 per-tensor / per-row (W8A16 / W8A8); activations:
+// BF16 or FP8 E4M3/E5M2 with per-tensor / per-token scales.
+// Study: Marlin (FP4 -> BF16 by bit placement, weights as the MMA's M side), TensorRT-LLM weight-only GEMV (split over K).
+//  - A CTA of 8 warps owns 128 weight rows (16 per warp: the M side of mma.sync m16n8k16) and a range of K chunks (64 bytes
+//    of every row: 128 FP4 or 64 FP8 values). Each lane of a quad streams 16 contiguous bytes of rows g and g+8 per chunk
+//    with 16-byte loads, kPrefetch chunks in flight, no L1 allocation.
+//  - Dequantization is exact into BF16 registers: FP4 nibbles are placed into BF16 bit fields (value x 2^-126, Marlin's trick)
+//    and multiplied (fma.rn.bf16x2) by the block scale times 2^126 (MX: 2^(e-1), a second factor when e > 128; NVFP4: the
+//    UE4M3 scale x 2^118, the remaining 2^8 and the tensor scale in the epilogue); FP8 goes through cvt to F16 and FP32.
+//    Every product of the MMA is then exact and the accumulation is FP32.
+//  - Activations of the CTA's K range are staged once in shared memory as BF16 (FP8 converted exactly), tokens padded to 8
+//    per mma.sync N tile with zeros, and for FP4 weights permuted within each 8-value group to match the order the
+//    nibble extraction produces (the reduction order over K is free; A and B fragments only have to agree), with an XOR
+//    swizzle against bank conflicts. Lane (g, t) reads token g's values at the K offsets its own weights cover.
+//  - Split-K over CTAs when N alone cannot fill the GPU: partial sums go to the workspace, the last CTA of a row tile
+//    (arrival counter) adds them in split order, so results do not depend on timing, resets the counter and runs the
+//    epilogue. Without a workspace the kernel runs unsplit.
+// Tile config names: ms_sm80_decode_gemm_nt_128x<8*T>_<weights>: 128 weight rows per CTA, 8*T token columns (T mma tiles).
+// Error bound (GemmAccuracy): exact products, FP32 accumulation inside the tensor core (aligned, truncated sums of 16
+// products) and across chunks and splits, scales in FP32: eps = 2^-17 + (K + 8) 2^-24; the Gpu tests measure the real ratio.
+#include <cuda_runtime_api.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include "common/formats.cuh"
+#include "launch.h"
+#include "../src/error.h"
+
+namespace ms {
+
+namespace {
+
+constexpr int kWarps = 8, kThreads = kWarps * 32;
+constexpr int kRowsPerCta = kWarps * 16;
+constexpr int kChunkBytes = 64;        // bytes of one weight row per chunk (16 per lane of a quad)
+constexpr int kCounterBytes = 16384;   // split-K arrival counters (one int per 128-row tile) at the start of the workspace
+constexpr int kMaxSplitTiles = kCounterBytes / 4;
+constexpr int kMaxStagedBytes = 46 * 1024;  // with the static shared bytes under the 48 KB that needs no opt-in
+
+enum WeightKind { kWMx4 = 0, kWNv4 = 1, kWE4M3 = 2, kWE5M2 = 3 };
+enum ActKind { kABf16 = 0, kAE4M3 = 1, kAE5M2 = 2 };
+
+template <int W> struct WeightTraits {
+  static constexpr bool kFp4 = W == kWMx4 || W == kWNv4;
+  static constexpr int kChunkK = kFp4 ? 128 : 64;  // K values of one chunk
+  static constexpr int kLaneK = kChunkK / 4;       // K values one lane covers per chunk
+  static constexpr int kRowPad = kFp4 ? 64 : 8;  // bytes added to a staged token row against bank conflicts
+};
+
+struct DecodeParams {
+  int m, n, k;
+  int chunks, chunks_per_cta, ksplit;
+  int staged_chunks, staged_row_bytes;  // activations are staged for this many chunks at a time
+  const uint8_t* __restrict__ w;
+  int64_t w_row_bytes;
+  const uint8_t* __restrict__ w_scales;
+  int w_scale_cols, w_swizzled;
+  const float* __restrict__ w_decode;  // NVFP4 g / FP8 [1] or [n]; null for MX
+  int w_per_row;
+  const void* __restrict__ a;
+  int a_kind;
+  const float* __restrict__ a_decode;  // FP8 activations: [1] or [m]; null for BF16
+  int a_per_row;
+  float alpha;
+  const float* __restrict__ bias;
+  void* out;
+  int out_dtype;
+  float* partials;  // [ksplit][n_pad][8T]
+  int* counters;    // [row tiles], zero between runs
+};
+
+// ---------------------------------------------------------------------------------------------------------------- device
+
+__device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ uint32_t bf16x2_fma(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+constexpr uint32_t kNegZeroX2 = 0x80008000u;  // x * s + (-0) == x * s exactly, also for x * s == +0
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Eight E2M1 nibbles of q (nibble j = bits 4j..4j+3) -> four BF16 pairs holding value x 2^-126 (exact; 0.5 becomes the
+// BF16 subnormal 2^-127): p[j] = (nibble j, nibble j + 4).
+__device__ __forceinline__ void fp4x8_to_bf16(uint32_t q, uint32_t (&p)[4]) {
+  p[3] = (q & 0x80008000u) | ((q & 0x70007000u) >> 6);
+  q <<= 4;
+  p[2] = (q & 0x80008000u) | ((q & 0x70007000u) >> 6);
+  q <<= 4;
+  p[1] = (q & 0x80008000u) | ((q & 0x70007000u) >> 6);
+  q <<= 4;
+  p[0] = (q & 0x80008000u) | ((q & 0x70007000u) >> 6);
+}
+
+// Two FP8 codes (low byte first) -> a BF16 pair, exactly (every E4M3 / E5M2 value, NaN included, is a BF16 value).
+template <int kKind> __device__ __forceinline__ uint32_t fp8x2_to_bf16(uint32_t v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  uint32_t h;
+  if (kKind == kE4M3) asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((uint16_t)v));
+  else asm("cvt.rn.f16x2.e5m2x2 %0, %1;" : "=r"(h) : "h"((uint16_t)v));
+  return pack_bf16x2(__half2float(__ushort_as_half((unsigned short)(h & 0xFFFFu))), __half2float(__ushort_as_half((unsigned short)(h >> 16))));
+#else
+  return pack_bf16x2(decode(v & 0xFFu, kKind), decode((v >> 8) & 0xFFu, kKind));
+#endif
+}
+
+// The BF16 multiplier of an MX block: value x 2^-126 times it is value x 2^(e-127). Exponents above 128 need a second
+// factor 2^(e-128) (returned in `second`, else 1.0); e = 255 (NaN scale) gives NaN.
+__device__ __forceinline__ uint32_t mx_multiplier(uint32_t e, uint32_t& second) {
+  second = e > 128u && e != 255u ? (e - 1u) << 7 : 0x3F80u;
+  return e == 255u ? 0x7FC0u : ((e > 128u ? 128u : e) + 126u) << 7;
+}
+
+// The BF16 multiplier of an NVFP4 block: UE4M3 scale s x 2^118 (value x 2^-126 times it is value x s x 2^-8, a normal
+// BF16; the epilogue multiplies by 2^8). Exact: s has at most 4 significant bits.
+__device__ __forceinline__ uint32_t nv_multiplier(uint32_t c) {
+  if (c == 0x7Fu) return 0x7FC0u;
+  if (c >= 8u) return (c << 4) + 0x7700u;           // (E + 238) << 7 | m << 4
+  return f2u((float)c * 0x1p109f) >> 16;           // subnormal: c x 2^-9 x 2^118
+}
+
+__device__ __forceinline__ uint32_t splat(uint32_t bf16) { return bf16 | (bf16 << 16); }
+
+// Byte offset of 16-byte unit `unit` (8 staged K values) in a token row. FP4 weights: within each chunk (16 units), lane t
+// reads natural units 4t + i (i = 0..3, one per word); they are stored at i * 4 + t, so a quad reads 64 contiguous bytes
+// per word and its four words sit at immediate offsets (with the 64-byte row pad, two tokens of a quarter-warp phase hit
+// distinct banks). FP8 weights keep the natural order (a lane reads 8 bytes per word; the 8-byte pad spreads tokens).
+template <int W> __device__ __forceinline__ int staged_offset(int unit) {
+  if (WeightTraits<W>::kFp4) unit = (unit & ~15) | ((unit & 3) << 2) | ((unit >> 2) & 3);
+  return unit * 16;
+}
+
+__device__ __forceinline__ uint4 lds128(uint32_t address) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(address));
+  return v;
+}
+__device__ __forceinline__ uint2 lds64(uint32_t address) {
+  uint2 v;
+  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "r"(address));
+  return v;
+}
+
+// Stages the activations of p.staged_chunks chunks from K offset k0 as BF16 (k >= K as zeros): a row per token < m, and
+// on the first piece (`zero_row`) row min(m, 8T) of zeros, which lanes of tokens >= m read.
+template <int W, int T> __device__ void stage_activations(const DecodeParams& p, int k0, uint8_t* smem, bool zero_row) {
+  const int tokens = p.m < 8 * T ? p.m : 8 * T;
+  const int units_per_row = p.staged_chunks * WeightTraits<W>::kChunkK / 8;
+  const int units = (tokens + (zero_row && tokens < 8 * T ? 1 : 0)) * units_per_row;
+  for (int u = threadIdx.x; u < units; u += kThreads) {
+    const int token = u / units_per_row, unit = u % units_per_row, k = k0 + unit * 8;
+    uint32_t x[4] = {0, 0, 0, 0};  // natural order: x[j] = values (2j, 2j+1)
+    if (token < tokens && k < p.k) {
+      const int64_t index = (int64_t)token * p.k + k;
+      if (p.a_kind == kABf16) {
+        uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.a) + index);
+        x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
+      } else {
+        uint2 v = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(p.a) + index);
+        for (int j = 0; j < 4; ++j) {
+          uint32_t pair = ((j < 2 ? v.x : v.y) >> (16 * (j & 1))) & 0xFFFFu;
+          x[j] = p.a_kind == kAE4M3 ? fp8x2_to_bf16<kE4M3>(pair) : fp8x2_to_bf16<kE5M2>(pair);
+        }
+      }
+    }
+    uint8_t* row = smem + token * p.staged_row_bytes;
+    if (WeightTraits<W>::kFp4) {
+      // Pairs (v0, v4), (v1, v5), (v2, v6), (v3, v7): the order fp4x8_to_bf16 produces.
+      uint4 s;
+      s.x = __byte_perm(x[0], x[2], 0x5410);
+      s.y = __byte_perm(x[0], x[2], 0x7632);
+      s.z = __byte_perm(x[1], x[3], 0x5410);
+      s.w = __byte_perm(x[1], x[3], 0x7632);
+      *reinterpret_cast<uint4*>(row + staged_offset<W>(unit)) = s;
+    } else {
+      uint2* dst = reinterpret_cast<uint2*>(row + unit * 16);  // rows are 8-byte aligned (pad 8)
+      dst[0] = make_uint2(x[0], x[1]);
+      dst[1] = make_uint2(x[2], x[3]);
+    }
+  }
+}
+
+template <int W, int T>
+__global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 4 ? 2 : 1) decode_gemm_kernel(const DecodeParams p) {
+  using Traits = WeightTraits<W>;
+  constexpr int kPrefetch = T >= 4 ? 2 : T == 1 ? 4 : 3;  // chunks per warp in flight, within the register budget
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ int s_last;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int tile = blockIdx.x, split = blockIdx.y;
+  const int chunk0 = split * p.chunks_per_cta;
+  const int nchunks = min(p.chunks_per_cta, p.chunks - chunk0);
+  const int row0 = tile * kRowsPerCta + warp * 16 + g, row1 = row0 + 8;
+  const bool row0_ok = row0 < p.n, row1_ok = row1 < p.n;
+
+  // This lane's 16 bytes of row0 in chunk c are at w_next + 64 (c - next) (row1: + row8); its block scales (FP4) at s_next
+  // + scale_step (c - next) (row1: + scale8): one E8M0 byte (MX, block 4c + t) or two UE4M3 bytes (NVFP4, blocks 8c + 2t
+  // and 8c + 2t + 1). In the 128x4 layout a chunk's scales of one row are one (MX) or two (NVFP4) 4-byte groups 512 bytes
+  // apart, and rows r and r + 8 are 128 bytes apart. Loads past K or past N give zeros (chunks0 / chunks1: valid chunks).
+  const uint8_t* w_next = p.w + (int64_t)(row0_ok ? row0 : 0) * p.w_row_bytes + (int64_t)chunk0 * kChunkBytes + t * 16;
+  const int64_t row8 = 8 * p.w_row_bytes;
+  const int scale_step = W == kWMx4 ? (p.w_swizzled ? 512 : 4) : (p.w_swizzled ? 1024 : 8);
+  const int scale8 = p.w_swizzled ? 128 : 8 * p.w_scale_cols;
+  const uint8_t* s_next = nullptr;
+  if (Traits::kFp4)
+    s_next = p.w_scales + scale_offset(row0_ok ? row0 : 0, W == kWMx4 ? t : 2 * t, p.w_scale_cols, p.w_swizzled) + (int64_t)chunk0 * scale_step;
+  const int lane_k0 = chunk0 * Traits::kChunkK + t * Traits::kLaneK;
+  const int lane_chunks = p.k > lane_k0 ? min(nchunks, (p.k - lane_k0 + Traits::kChunkK - 1) / Traits::kChunkK) : 0;
+  const int chunks0 = row0_ok ? lane_chunks : 0, chunks1 = row1_ok ? lane_chunks : 0;
+  uint4 wr[kPrefetch][2];
+  uint32_t sr[kPrefetch][2];
+  auto load_chunk = [&](int c, int slot) {  // c: the chunk at w_next / s_next
+    wr[slot][0] = c < chunks0 ? load_stream(w_next) : make_uint4(0, 0, 0, 0);
+    wr[slot][1] = c < chunks1 ? load_stream(w_next + row8) : make_uint4(0, 0, 0, 0);
+    if (W == kWMx4) {
+      sr[slot][0] = c < chunks0 ? (uint32_t)s_next[0] : 0u;
+      sr[slot][1] = c < chunks1 ? (uint32_t)s_next[scale8] : 0u;
+    } else if (W == kWNv4) {
+      sr[slot][0] = c < chunks0 ? (uint32_t)*reinterpret_cast<const uint16_t*>(s_next) : 0u;
+      sr[slot][1] = c < chunks1 ? (uint32_t)*reinterpret_cast<const uint16_t*>(s_next + scale8) : 0u;
+    }
+    w_next += kChunkBytes;
+    if (Traits::kFp4) s_next += scale_step;
+  };
+#pragma unroll
+  for (int s = 0; s < kPrefetch; ++s) load_chunk(s, s);  // chunks past nchunks load nothing (c >= chunks0, chunks1)
+
+  stage_activations<W, T>(p, chunk0 * Traits::kChunkK, smem, true);
+  __syncthreads();
+
+  // Shared address of this lane's activations for token tile tt (tokens >= m read the zero row) at chunk 0 of the piece.
+  const int staged_tokens = p.m < 8 * T ? p.m : 8 * T;
+  uint32_t x_base[T];
+#pragma unroll
+  for (int tt = 0; tt < T; ++tt) {
+    const int row = tt * 8 + g < staged_tokens ? tt * 8 + g : staged_tokens;
+    x_base[tt] = static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + row * p.staged_row_bytes + (Traits::kFp4 ? t * 16 : t * 32);
+  }
+
+  float acc[T][4];
+#pragma unroll
+  for (int i = 0; i < T; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+
+  int cs = 0;  // chunk within the staged activations
+  for (int c0 = 0; c0 < nchunks; c0 += kPrefetch) {
+#pragma unroll
+    for (int s = 0; s < kPrefetch; ++s) {
+      const int c = c0 + s;
+      if (c >= nchunks) break;
+      if (cs == p.staged_chunks) {  // the next piece of activations (uniform across the CTA)
+        __syncthreads();
+        stage_activations<W, T>(p, (chunk0 + c) * Traits::kChunkK, smem, false);
+        __syncthreads();
+        cs = 0;
+      }
+      const uint32_t* q0 = reinterpret_cast<const uint32_t*>(&wr[s][0]);
+      const uint32_t* q1 = reinterpret_cast<const uint32_t*>(&wr[s][1]);
+      if (Traits::kFp4) {
+        // Multipliers: MX one block per lane and row; NVFP4 two (words 0-1 and 2-3).
+        uint32_t m0[2], m1[2], second0 = 0x3F80u, second1 = 0x3F80u;
+        if (W == kWMx4) {
+          m0[0] = m0[1] = splat(mx_multiplier(sr[s][0], second0));
+          m1[0] = m1[1] = splat(mx_multiplier(sr[s][1], second1));
+        } else {
+          m0[0] = splat(nv_multiplier(sr[s][0] & 0xFFu)), m0[1] = splat(nv_multiplier(sr[s][0] >> 8));
+          m1[0] = splat(nv_multiplier(sr[s][1] & 0xFFu)), m1[1] = splat(nv_multiplier(sr[s][1] >> 8));
+        }
+        const bool wide = W == kWMx4 && __any_sync(0xFFFFFFFFu, (second0 | second1) != 0x3F80u);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          uint32_t a[4], b[4];
+          fp4x8_to_bf16(q0[i], a);
+          fp4x8_to_bf16(q1[i], b);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            a[j] = bf16x2_fma(a[j], m0[i / 2], kNegZeroX2);
+            b[j] = bf16x2_fma(b[j], m1[i / 2], kNegZeroX2);
+          }
+          if (wide) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              a[j] = bf16x2_fma(a[j], splat(second0), kNegZeroX2);
+              b[j] = bf16x2_fma(b[j], splat(second1), kNegZeroX2);
+            }
+          }
+#pragma unroll
+          for (int tt = 0; tt < T; ++tt) {
+            const uint4 x = lds128(x_base[tt] + cs * 256 + i * 64);  // staged_offset: unit 16 cs + 4 t + i at 16 (16 cs + 4 i + t)
+            mma_bf16(acc[tt], a[0], b[0], a[1], b[1], x.x, x.y);
+            mma_bf16(acc[tt], a[2], b[2], a[3], b[3], x.z, x.w);
+          }
+        }
+      } else {
+        constexpr int kKind = W == kWE4M3 ? kE4M3 : kE5M2;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const uint32_t a_lo = fp8x2_to_bf16<kKind>(q0[i]), a_hi = fp8x2_to_bf16<kKind>(q0[i] >> 16);
+          const uint32_t b_lo = fp8x2_to_bf16<kKind>(q1[i]), b_hi = fp8x2_to_bf16<kKind>(q1[i] >> 16);
+#pragma unroll
+          for (int tt = 0; tt < T; ++tt) {
+            const uint2 x = lds64(x_base[tt] + cs * 128 + i * 8);  // K cs * 64 + 16 t + 4 i, 2 bytes each
+            mma_bf16(acc[tt], a_lo, b_lo, a_hi, b_hi, x.x, x.y);
+          }
+        }
+      }
+      ++cs;
+      load_chunk(c + kPrefetch, s);  // predicated off past the last chunk
+    }
+  }
+
+  // Split-K: publish the partial sums; the last CTA of the row tile adds all splits in order and finishes.
+  const int tokens = 8 * T;
+  const int64_t n_pad = (int64_t)gridDim.x * kRowsPerCta;
+  if (p.ksplit > 1) {
+#pragma unroll
+    for (int tt = 0; tt < T; ++tt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = tile * kRowsPerCta + warp * 16 + g + 8 * h;
+        float2* dst = reinterpret_cast<float2*>(p.partials + ((int64_t)split * n_pad + row) * tokens + tt * 8 + 2 * t);
+        __stcg(dst, make_float2(acc[tt][2 * h], acc[tt][2 * h + 1]));
+      }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const int arrived = atomicAdd(p.counters + tile, 1);
+      s_last = arrived == p.ksplit - 1;
+      if (s_last) p.counters[tile] = 0;  // ready for the next run
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+#pragma unroll
+    for (int tt = 0; tt < T; ++tt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = tile * kRowsPerCta + warp * 16 + g + 8 * h;
+        float sum0 = 0.0f, sum1 = 0.0f;
+        for (int s = 0; s < p.ksplit; ++s) {
+          const float2 v = __ldcg(reinterpret_cast<const float2*>(p.partials + ((int64_t)s * n_pad + row) * tokens + tt * 8 + 2 * t));
+          sum0 += v.x, sum1 += v.y;
+        }
+        acc[tt][2 * h] = sum0, acc[tt][2 * h + 1] = sum1;
+      }
+  }
+
+  // Epilogue: C[m, n] = alpha * a_scale[m] * w_scale[n] * acc + bias[n].
+  const float w_factor = W == kWNv4 ? 256.0f : 1.0f;  // NVFP4 multipliers carried 2^-8
+#pragma unroll
+  for (int tt = 0; tt < T; ++tt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = tile * kRowsPerCta + warp * 16 + g + 8 * h;
+      if (row >= p.n) continue;
+      float w_scale = w_factor;
+      if (p.w_decode) w_scale *= p.w_decode[p.w_per_row ? row : 0];
+      const float bias = p.bias ? p.bias[row] : 0.0f;
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int m = tt * 8 + 2 * t + j;
+        if (m >= p.m) continue;
+        float scale = p.alpha * w_scale;
+        if (p.a_decode) scale *= p.a_decode[p.a_per_row ? m : 0];
+        const float value = acc[tt][2 * h + j] * scale + bias;
+        const int64_t index = (int64_t)m * p.n + row;
+        if (p.out_dtype == MS_DTYPE_F32) static_cast<float*>(p.out)[index] = value;
+        else static_cast<uint16_t*>(p.out)[index] = p.out_dtype == MS_DTYPE_BF16 ? to_bf16(value) : to_f16(value);
+      }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------------ host
+
+int weight_kind(const ms_gemm_desc_t& d) {
+  if (d.b_format == MS_FMT_MXFP4) return kWMx4;
+  if (d.b_format == MS_FMT_NVFP4) return kWNv4;
+  return d.b_element == MS_ELEM_E5M2 ? kWE5M2 : kWE4M3;
+}
+
+int token_tiles(int m) { return m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8; }
+
+const char* weight_name(int kind) {
+  static const char* const names[] = {"mxfp4", "nvfp4", "e4m3", "e5m2"};
+  return names[kind];
+}
+
+using Kernel = void (*)(DecodeParams);
+template <int W> Kernel kernel_for_tiles(int tiles) {
+  switch (tiles) {
+    case 1: return decode_gemm_kernel<W, 1>;
+    case 2: return decode_gemm_kernel<W, 2>;
+    case 4: return decode_gemm_kernel<W, 4>;
+    default: return decode_gemm_kernel<W, 8>;
+  }
+}
+Kernel kernel_for(int kind, int tiles) {
+  switch (kind) {
+    case kWMx4: return kernel_for_tiles<kWMx4>(tiles);
+    case kWNv4: return kernel_for_tiles<kWNv4>(tiles);
+    case kWE4M3: return kernel_for_tiles<kWE4M3>(tiles);
+    default: return kernel_for_tiles<kWE5M2>(tiles);
+  }
+}
+
+int chunk_k(int kind) { return kind == kWMx4 || kind == kWNv4 ? 128 : 64; }
+int row_pad(int kind) { return kind == kWMx4 || kind == kWNv4 ? WeightTraits<kWMx4>::kRowPad : WeightTraits<kWE4M3>::kRowPad; }
+
+// How a problem is cut: K chunks per CTA, splits over K, chunks staged at a time, and the resulting launch shape.
+struct Split {
+  int chunks, chunks_per_cta, ksplit, staged_chunks, staged_row_bytes, smem_bytes;
+  size_t workspace_bytes;  // counters + partial sums (0 unsplit)
+};
+
+// The GEMM is bound by each SM's share of the weight stream, so the estimated time is the busiest SM's work: ceil(CTAs /
+// SMs) x (chunks per CTA + 1 for staging and the epilogue), times 1.5 when fewer than two CTAs per SM leave too few warps
+// to keep loads in flight. The cheapest split wins (ties: fewer splits). Splitting needs a workspace and at most
+// kMaxSplitTiles row tiles (the counter area).
+Split choose_split(const ms_gemm_desc_t& d, int sms, bool can_split) {
+  const int kind = weight_kind(d), tt = token_tiles(d.m), ck = chunk_k(kind), tokens = 8 * tt;
+  const int tiles = (d.n + kRowsPerCta - 1) / kRowsPerCta, chunks = (d.k + ck - 1) / ck;
+  const int max_staged = kMaxStagedBytes / (tokens + 1) / (ck * 2 + row_pad(kind));  // >= 2 for 64 tokens (+ the zero row)
+  const long sm_count = sms > 0 ? sms : 1;
+  int best_ksplit = 1;
+  double best_cost = -1;
+  for (int ksplit = 1; ksplit <= chunks; ++ksplit) {
+    const int cpc = (chunks + ksplit - 1) / ksplit;
+    if (ksplit > 1 && (!can_split || tiles > kMaxSplitTiles)) break;
+    if ((chunks + cpc - 1) / cpc != ksplit) continue;  // the same cut as a smaller ksplit
+    const long ctas = (long)tiles * ksplit;
+    const double cost = (double)((ctas + sm_count - 1) / sm_count) * (cpc + 1) * (ctas < 2 * sm_count ? 1.5 : 1.0);
+    if (best_cost < 0 || cost < best_cost) { best_ksplit = ksplit; best_cost = cost; }
+  }
+  Split s{};
+  s.chunks = chunks;
+  s.chunks_per_cta = (chunks + best_ksplit - 1) / best_ksplit;
+  s.ksplit = best_ksplit;
+  s.staged_chunks = s.chunks_per_cta < max_staged ? s.chunks_per_cta : max_staged;
+  s.staged_row_bytes = s.staged_chunks * ck * 2 + row_pad(kind);
+  s.smem_bytes = ((d.m < tokens ? d.m : tokens) + 1) * s.staged_row_bytes;  // + the zero row
+  s.workspace_bytes = s.ksplit > 1 ? kCounterBytes + (size_t)s.ksplit * tiles * kRowsPerCta * tokens * sizeof(float) : 0;
+  return s;
+}
+
+}  // namespace
+
+bool decode_gemm_can_implement(const ms_gemm_desc_t& d) {
+  const bool fp4_w = d.b_format == MS_FMT_MXFP4 || d.b_format == MS_FMT_NVFP4;
+  const bool fp8_w = d.b_format == MS_FMT_FP8_TENSOR || d.b_format == MS_FMT_FP8_ROW;
+  const bool bf16_a = d.a_format == MS_FMT_DENSE && d.a_dtype == MS_DTYPE_BF16;
+  const bool fp8_a = d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW;
+  return d.m <= 64 && (fp4_w || fp8_w) && (bf16_a || fp8_a) && d.k % 32 == 0;
+}
+
+std::string decode_gemm_config(const ms_gemm_desc_t& d) {
+  char name[96];
+  std::snprintf(name, sizeof name, "ms_sm80_decode_gemm_nt_128x%d_%s", 8 * token_tiles(d.m), weight_name(weight_kind(d)));
+  return name;
+}
+
+size_t decode_gemm_workspace_size(const ms_gemm_desc_t& d, int sms) { return choose_split(d, sms, true).workspace_bytes; }
+
+void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, int sms, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  const int kind = weight_kind(d), tiles = (d.n + kRowsPerCta - 1) / kRowsPerCta;
+  Split s = choose_split(d, sms, workspace != nullptr);
+  if (s.ksplit > 1 && workspace_bytes < s.workspace_bytes) s = choose_split(d, sms, false);
+
+  DecodeParams p{};
+  p.m = d.m, p.n = d.n, p.k = d.k;
+  p.chunks = s.chunks, p.chunks_per_cta = s.chunks_per_cta, p.ksplit = s.ksplit;
+  p.staged_chunks = s.staged_chunks, p.staged_row_bytes = s.staged_row_bytes;
+  const bool fp4 = kind == kWMx4 || kind == kWNv4;
+  p.w = static_cast<const uint8_t*>(ops.b.data);
+  p.w_row_bytes = fp4 ? d.k / 2 : d.k;
+  p.w_scales = static_cast<const uint8_t*>(ops.b.block_scales);
+  p.w_scale_cols = fp4 ? d.k / (kind == kWMx4 ? 32 : 16) : 0;
+  p.w_swizzled = ops.b.layout == MS_LAYOUT_SWIZZLED_128X4;
+  p.w_decode = kind == kWMx4 ? nullptr : ops.b.decode_scales;
+  p.w_per_row = d.b_format == MS_FMT_FP8_ROW;
+  if (d.a_format == MS_FMT_DENSE) {
+    p.a = ops.a.dense, p.a_kind = kABf16;
+  } else {
+    p.a = ops.a.data, p.a_kind = d.a_element == MS_ELEM_E5M2 ? kAE5M2 : kAE4M3;
+    p.a_decode = ops.a.decode_scales, p.a_per_row = d.a_format == MS_FMT_FP8_ROW;
+  }
+  p.alpha = ops.alpha;
+  p.bias = d.has_bias ? ops.bias : nullptr;
+  p.out = ops.out, p.out_dtype = d.out_dtype;
+  if (s.ksplit > 1) {
+    p.counters = static_cast<int*>(workspace);
+    p.partials = reinterpret_cast<float*>(static_cast<uint8_t*>(workspace) + kCounterBytes);
+  }
+  dim3 grid(tiles, s.ksplit);
+  kernel_for(kind, token_tiles(d.m))<<<grid, kThreads, s.smem_bytes, stream>>>(p);
+  check_cuda(cudaGetLastError(), "decode GEMM launch");
+}
+
+bool decode_gemm_operands_aligned(const ms_gemm_operands_t& ops) {
+  const void* a = ops.a.format == MS_FMT_DENSE ? ops.a.dense : ops.a.data;
+  return reinterpret_cast<uintptr_t>(a) % 16 == 0 && reinterpret_cast<uintptr_t>(ops.b.data) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(ops.b.block_scales) % 2 == 0;
+}
+
+}  // namespace ms

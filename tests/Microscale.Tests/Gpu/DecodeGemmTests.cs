@@ -1,0 +1,161 @@
+namespace Microscale.Tests.Gpu;
+
+/// <summary>
+/// The decode GEMM (native/kernels/sm80_decode_gemm_nt.cu, M ≤ 64) against the float64 reference within its NUMERICS.md §5
+/// bound: every M of the decode list, odd N with a partial 128-row tile, K with a partial chunk, every weight format (MXFP4 and
+/// NVFP4 in both scale layouts, FP8 per-tensor / per-row, E4M3 and E5M2) with BF16 and FP8 activations, alpha, bias, every output
+/// type, split-K (large N x K) run twice for identical bytes; and exactness: one-hot activations read every weight code and scale
+/// (extreme MX exponents, every UE4M3 scale, every FP8 code) back bit for bit.
+/// </summary>
+[TestFixture]
+[Category("Gpu")]
+public sealed class DecodeGemmTests
+{
+    private static readonly int[] s_tokens = { 1, 2, 4, 8, 16, 32, 64 };
+    private const string DecodePrefix = "ms_sm80_decode_gemm_nt_";
+
+    private MicroscaleContext _context = null!;
+
+    [SetUp]
+    public void Create()
+    {
+        TestBackends.Require(Backend.Native);
+        _context = MicroscaleContext.Create(Backend.Native);
+    }
+
+    [TearDown]
+    public void Dispose() => _context?.Dispose();
+
+    public static IEnumerable<TestCaseData> WeightFormats()
+    {
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp4)).SetName("{m}_mxfp4");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp4) { Layout = ScaleLayout.Swizzled128x4 }).SetName("{m}_mxfp4_swizzled");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Nvfp4)).SetName("{m}_nvfp4");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Nvfp4) { Layout = ScaleLayout.Swizzled128x4 }).SetName("{m}_nvfp4_swizzled");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerTensor)).SetName("{m}_fp8_tensor");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerRow)).SetName("{m}_fp8_row");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerRow) { Element = Fp8Element.E5M2 }).SetName("{m}_fp8_row_e5m2");
+    }
+
+    /// <summary>BF16 activations (W4A16 / W8A16), FP8 per-token and per-tensor activations (W4A8 / W8A8) for every M.</summary>
+    [TestCaseSource(nameof(WeightFormats))]
+    public void WithinBoundForEveryTokenCount(QuantizationOptions weights)
+    {
+        const int n = 333, k = 1088; // 3 row tiles, the last partial; 8.5 FP4 chunks
+        var activations = new QuantizationOptions?[] { null, new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor) };
+        foreach (int m in s_tokens)
+            foreach (var a in activations)
+                RunAndCheck(a, weights, m, n, k, repeat: false);
+    }
+
+    /// <summary>N x K large enough that the heuristic splits K over CTAs: the partial sums add in split order, so two runs
+    /// give the same bytes.</summary>
+    [TestCaseSource(nameof(WeightFormats))]
+    public void SplitKWithinBoundAndDeterministic(QuantizationOptions weights)
+    {
+        RunAndCheck(null, weights, 3, 1000, 8192, repeat: true);
+        RunAndCheck(new QuantizationOptions(QuantFormat.Fp8PerRow), weights, 16, 520, 4096, repeat: true);
+    }
+
+    private void RunAndCheck(QuantizationOptions? aOptions, QuantizationOptions bOptions, int m, int n, int k, bool repeat)
+    {
+        const float alpha = 0.75f;
+        var biasValues = SeededGaussian.Create(n, seed: 5);
+        var aValues = SeededGaussian.Create(m * k, seed: m + 7 * k);
+        using var weightSource = _context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: n + 3 * k), n, k);
+        using var qb = _context.Quantize(weightSource, bOptions);
+        using var bias = _context.CreateTensor<float>(biasValues, 1, n);
+        var options = new GemmOptions { Alpha = alpha, Bias = bias };
+        string what = $"{aOptions?.ToString() ?? "bf16"} x {bOptions} m={m},n={n},k={k}";
+
+        // Dense activations are BF16 (what the kernel reads); the reference gets the same BF16 values.
+        var aBf16 = aValues.Select(v => (BFloat16)v).ToArray();
+        using var dense = _context.CreateTensor<BFloat16>(aBf16, m, k);
+        using var qa = aOptions is null ? null : _context.Quantize(dense, aOptions);
+        float[] aReference = qa is null ? aBf16.Select(v => (float)v).ToArray() : _context.Dequantize(qa).ToArray();
+        var (expected, abs) = GemmBounds.Reference(aReference, _context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
+
+        T[] Run<T>() where T : unmanaged
+        {
+            using var c = _context.AllocateTensor<T>(m, n);
+            if (qa is null)
+                _context.Gemm(dense, qb, c, options);
+            else
+                _context.Gemm(qa, qb, c, options);
+            // FP8 x FP8 above 16 tokens goes to the Hopper wgmma kernel on sm_90 (Sm90Fp8GemmTests covers it).
+            bool w8a8 = aOptions?.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor && bOptions.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor;
+            if (!(w8a8 && m > 16))
+                Assert.That(_context.LastGemmKernel, Does.StartWith(DecodePrefix), what);
+            return c.ToArray();
+        }
+
+        void Check<T>() where T : unmanaged
+        {
+            var first = Run<T>();
+            GemmBounds.AssertWithin<T>(expected, abs, first, n, k, alpha, $"{what} {typeof(T).Name}", _context.LastGemmKernel);
+            if (repeat)
+                Assert.That(Run<T>(), Is.EqualTo(first), $"{what}: a second run differs");
+        }
+
+        Check<BFloat16>();
+        Check<float>();
+        if (m == 1 || repeat)
+            Check<Half>();
+        var (worst, _) = GemmAccuracy.Check(expected, abs, Run<float>(), k, alpha, _context.LastGemmKernel);
+        TestContext.Out.WriteLine($"{what}: worst |err| / bound {worst:E2} [{_context.LastGemmKernel}]");
+    }
+
+    public static IEnumerable<TestCaseData> ExactWeights()
+    {
+        yield return new TestCaseData(QuantFormat.Mxfp4, Fp8Element.E4M3).SetName("{m}_mxfp4");
+        yield return new TestCaseData(QuantFormat.Nvfp4, Fp8Element.E4M3).SetName("{m}_nvfp4");
+        yield return new TestCaseData(QuantFormat.Fp8PerRow, Fp8Element.E4M3).SetName("{m}_fp8_row_e4m3");
+        yield return new TestCaseData(QuantFormat.Fp8PerTensor, Fp8Element.E5M2).SetName("{m}_fp8_tensor_e5m2");
+    }
+
+    /// <summary>
+    /// Token m's activations are 1 at k = m and 0 elsewhere, so C[m, n] = deq(W)[n, m], one exact product: the result must
+    /// equal the reference dequantization bit for bit, NaN where the reference has NaN (a NaN scale, or 0 x Inf from an
+    /// exponent that overflows). MX scales cover exponent codes 0 … 255 (the kernel's two-factor path above 128), NVFP4
+    /// every UE4M3 code 0x00 … 0x7F with a tensor scale that is not a power of two, FP8 every code.
+    /// </summary>
+    [TestCaseSource(nameof(ExactWeights))]
+    public void OneHotActivationsReadEveryWeightCodeExactly(QuantFormat format, Fp8Element element)
+    {
+        const int m = 64, k = 64, n = 256;
+        var options = new QuantizationOptions(format) { Element = element };
+        var spec = FormatSpec.Of(options);
+        var random = new Random(11);
+        var data = new byte[spec.DataBytes(n, k)];
+        random.NextBytes(data);
+        var scales = new byte[spec.BlockScaleBytes(n, k, ScaleLayout.Linear)];
+        for (int i = 0; i < scales.Length; i++)
+            scales[i] = format == QuantFormat.Mxfp4 ? (byte)(i * 7 % 256) : (byte)(i % 128);
+        var decode = new float[spec.DecodeScaleCount(n)];
+        for (int i = 0; i < decode.Length; i++)
+            decode[i] = format == QuantFormat.Nvfp4 ? 0.3f : MathF.ScaleB(1.5f, i % 9 - 4);
+        using var host = QuantizedTensor.FromParts(options, n, k, data, scales, decode);
+        using var weights = _context.Upload(host);
+
+        var oneHot = new BFloat16[m * k];
+        for (int i = 0; i < m; i++)
+            oneHot[i * k + i] = (BFloat16)1f;
+        using var a = _context.CreateTensor<BFloat16>(oneHot, m, k);
+        using var c = _context.AllocateTensor<float>(m, n);
+        _context.Gemm(a, weights, c);
+        Assert.That(_context.LastGemmKernel, Does.StartWith(DecodePrefix));
+
+        var (expected, _) = GemmBounds.Reference(oneHot.Select(v => (float)v).ToArray(), host.Dequantize(Backend.Reference), m, n, k);
+        var got = c.ToArray();
+        int nan = 0;
+        for (int i = 0; i < got.Length; i++)
+        {
+            float want = (float)expected[i];
+            if (float.IsNaN(want))
+                nan++;
+            if (!(float.IsNaN(want) ? float.IsNaN(got[i]) : BitConverter.SingleToInt32Bits(got[i]) == BitConverter.SingleToInt32Bits(want)))
+                Assert.Fail($"{options}: C[{i / n}, {i % n}] = {got[i]:R}, the weight dequantizes to {want:R}");
+        }
+        TestContext.Out.WriteLine($"{options}: {got.Length} values exact, {nan} NaN");
+    }
+}
