@@ -39,7 +39,9 @@ constexpr int kRowsPerCta = kWarps * 16;
 constexpr int kChunkBytes = 64;        // bytes of one weight row per chunk (16 per lane of a quad)
 constexpr int kCounterBytes = 16384;   // split-K arrival counters (one int per 128-row tile) at the start of the workspace
 constexpr int kMaxSplitTiles = kCounterBytes / 4;
-constexpr int kMaxStagedBytes = 46 * 1024;  // with the static shared bytes under the 48 KB that needs no opt-in
+// Staged activations per CTA: up to 16 tokens within the 48 KB that needs no opt-in (3 CTAs per SM); 32 and 64 tokens
+// take 100 KB (2 CTAs per SM) so that a CTA restages rarely (each restage reads 32-64 token rows from L2).
+constexpr int max_staged_bytes(int tiles) { return tiles <= 2 ? 46 * 1024 : 100 * 1024; }
 
 enum WeightKind { kWMx4 = 0, kWNv4 = 1, kWE4M3 = 2, kWE5M2 = 3 };
 enum ActKind { kABf16 = 0, kAE4M3 = 1, kAE5M2 = 2 };
@@ -123,12 +125,13 @@ template <int kKind> __device__ __forceinline__ uint32_t fp8x2_to_bf16(uint32_t 
 #endif
 }
 
-// The BF16 multiplier of an MX block: value x 2^-126 times it is value x 2^(e-127). Exponents above 128 need a second
-// factor 2^(e-128) (returned in `second`, else 1.0); e = 255 (NaN scale) gives NaN.
-__device__ __forceinline__ uint32_t mx_multiplier(uint32_t e, uint32_t& second) {
-  second = e > 128u && e != 255u ? (e - 1u) << 7 : 0x3F80u;
-  return e == 255u ? 0x7FC0u : ((e > 128u ? 128u : e) + 126u) << 7;
+// The BF16 multiplier of an MX block, in both halves: value x 2^-126 times it is value x 2^(e-127) for e <= 128 (2^(e-1));
+// above, it is 2^127 and mx_second_x2 holds the rest, 2^(e-128); e = 255 (NaN scale) gives NaN.
+__device__ __forceinline__ uint32_t mx_multiplier_x2(uint32_t e) {
+  return e == 255u ? 0x7FC07FC0u : ((e > 128u ? 128u : e) + 126u) * 0x00800080u;
 }
+__device__ __forceinline__ bool mx_needs_second(uint32_t e) { return e > 128u && e != 255u; }
+__device__ __forceinline__ uint32_t mx_second_x2(uint32_t e) { return mx_needs_second(e) ? (e - 1u) * 0x00800080u : 0x3F803F80u; }
 
 // The BF16 multiplier of an NVFP4 block: UE4M3 scale s x 2^118 (value x 2^-126 times it is value x s x 2^-8, a normal
 // BF16; the epilogue multiplies by 2^8). Exact: s has at most 4 significant bits.
@@ -199,10 +202,42 @@ template <int W, int T> __device__ void stage_activations(const DecodeParams& p,
   }
 }
 
+// One chunk of FP4 weights: for each of the lane's four words, dequantize 8 values of rows g and g + 8, scale them (when
+// `second`, also by the second MX factor of exponents e0 / e1), and multiply with the staged activations of every token tile.
+template <int T>
+__device__ __forceinline__ void fp4_chunk(float (&acc)[T][4], const uint32_t* q0, const uint32_t* q1, const uint32_t (&m0)[2], const uint32_t (&m1)[2],
+                                          bool second, uint32_t e0, uint32_t e1, const uint32_t (&x_base)[T], int cs) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    uint32_t a[4], b[4];
+    fp4x8_to_bf16(q0[i], a);
+    fp4x8_to_bf16(q1[i], b);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      a[j] = bf16x2_fma(a[j], m0[i / 2], kNegZeroX2);
+      b[j] = bf16x2_fma(b[j], m1[i / 2], kNegZeroX2);
+    }
+    if (second) {  // warp-uniform, rare
+      const uint32_t f0 = mx_second_x2(e0), f1 = mx_second_x2(e1);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        a[j] = bf16x2_fma(a[j], f0, kNegZeroX2);
+        b[j] = bf16x2_fma(b[j], f1, kNegZeroX2);
+      }
+    }
+#pragma unroll
+    for (int tt = 0; tt < T; ++tt) {
+      const uint4 x = lds128(x_base[tt] + cs * 256 + i * 64);  // staged_offset: unit 16 cs + 4 t + i at 16 (16 cs + 4 i + t)
+      mma_bf16(acc[tt], a[0], b[0], a[1], b[1], x.x, x.y);
+      mma_bf16(acc[tt], a[2], b[2], a[3], b[3], x.z, x.w);
+    }
+  }
+}
+
 template <int W, int T>
-__global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 4 ? 2 : 1) decode_gemm_kernel(const DecodeParams p) {
+__global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 1 : 2) decode_gemm_kernel(const DecodeParams p) {
   using Traits = WeightTraits<W>;
-  constexpr int kPrefetch = T >= 4 ? 2 : T == 1 ? 4 : 3;  // chunks per warp in flight, within the register budget
+  constexpr int kPrefetch = T >= 4 || (T == 2 && W == kWNv4) ? 2 : T == 1 ? 4 : 3;  // chunks per warp in flight, within the register budget
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int s_last;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -275,40 +310,18 @@ __global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 4 ? 2 : 1) decode_
       const uint32_t* q0 = reinterpret_cast<const uint32_t*>(&wr[s][0]);
       const uint32_t* q1 = reinterpret_cast<const uint32_t*>(&wr[s][1]);
       if (Traits::kFp4) {
-        // Multipliers: MX one block per lane and row; NVFP4 two (words 0-1 and 2-3).
-        uint32_t m0[2], m1[2], second0 = 0x3F80u, second1 = 0x3F80u;
+        // Multipliers (BF16 pairs): MX one block per lane and row; NVFP4 two (words 0-1 and 2-3). MX exponents above 128
+        // (scales above 2) need a second factor; a chunk that has one anywhere in the warp takes the two-factor copy.
+        uint32_t m0[2], m1[2];
         if (W == kWMx4) {
-          m0[0] = m0[1] = splat(mx_multiplier(sr[s][0], second0));
-          m1[0] = m1[1] = splat(mx_multiplier(sr[s][1], second1));
+          m0[0] = m0[1] = mx_multiplier_x2(sr[s][0]);
+          m1[0] = m1[1] = mx_multiplier_x2(sr[s][1]);
         } else {
           m0[0] = splat(nv_multiplier(sr[s][0] & 0xFFu)), m0[1] = splat(nv_multiplier(sr[s][0] >> 8));
           m1[0] = splat(nv_multiplier(sr[s][1] & 0xFFu)), m1[1] = splat(nv_multiplier(sr[s][1] >> 8));
         }
-        const bool wide = W == kWMx4 && __any_sync(0xFFFFFFFFu, (second0 | second1) != 0x3F80u);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          uint32_t a[4], b[4];
-          fp4x8_to_bf16(q0[i], a);
-          fp4x8_to_bf16(q1[i], b);
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            a[j] = bf16x2_fma(a[j], m0[i / 2], kNegZeroX2);
-            b[j] = bf16x2_fma(b[j], m1[i / 2], kNegZeroX2);
-          }
-          if (wide) {
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-              a[j] = bf16x2_fma(a[j], splat(second0), kNegZeroX2);
-              b[j] = bf16x2_fma(b[j], splat(second1), kNegZeroX2);
-            }
-          }
-#pragma unroll
-          for (int tt = 0; tt < T; ++tt) {
-            const uint4 x = lds128(x_base[tt] + cs * 256 + i * 64);  // staged_offset: unit 16 cs + 4 t + i at 16 (16 cs + 4 i + t)
-            mma_bf16(acc[tt], a[0], b[0], a[1], b[1], x.x, x.y);
-            mma_bf16(acc[tt], a[2], b[2], a[3], b[3], x.z, x.w);
-          }
-        }
+        const bool second = W == kWMx4 && __any_sync(0xFFFFFFFFu, mx_needs_second(sr[s][0]) || mx_needs_second(sr[s][1]));
+        fp4_chunk<T>(acc, q0, q1, m0, m1, second, sr[s][0], sr[s][1], x_base, cs);
       } else {
         constexpr int kKind = W == kWE4M3 ? kE4M3 : kE5M2;
 #pragma unroll
@@ -437,7 +450,7 @@ struct Split {
 Split choose_split(const ms_gemm_desc_t& d, int sms, bool can_split) {
   const int kind = weight_kind(d), tt = token_tiles(d.m), ck = chunk_k(kind), tokens = 8 * tt;
   const int tiles = (d.n + kRowsPerCta - 1) / kRowsPerCta, chunks = (d.k + ck - 1) / ck;
-  const int max_staged = kMaxStagedBytes / (tokens + 1) / (ck * 2 + row_pad(kind));  // >= 2 for 64 tokens (+ the zero row)
+  const int max_staged = max_staged_bytes(tt) / (tokens + 1) / (ck * 2 + row_pad(kind));  // (+ the zero row)
   const long sm_count = sms > 0 ? sms : 1;
   int best_ksplit = 1;
   double best_cost = -1;
@@ -509,7 +522,10 @@ void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, 
     p.partials = reinterpret_cast<float*>(static_cast<uint8_t*>(workspace) + kCounterBytes);
   }
   dim3 grid(tiles, s.ksplit);
-  kernel_for(kind, token_tiles(d.m))<<<grid, kThreads, s.smem_bytes, stream>>>(p);
+  Kernel kernel = kernel_for(kind, token_tiles(d.m));
+  if (s.smem_bytes > 46 * 1024)  // per launch: the attribute belongs to the current context
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, s.smem_bytes), "cudaFuncSetAttribute(decode)");
+  kernel<<<grid, kThreads, s.smem_bytes, stream>>>(p);
   check_cuda(cudaGetLastError(), "decode GEMM launch");
 }
 
