@@ -26,6 +26,11 @@ struct QuantizeLaunch {
 };
 
 void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream);
+// The bandwidth-bound BF16 activation quantizer (smxx_quantize_bf16.cu); false when the launch is not one it takes (then
+// launch_quantize uses the generic kernels). Rows: FP8 per-row, one pass. Segments: MX, NVFP4 and FP8 per-tensor, after
+// the tensor scale is in q.decode_scales.
+bool launch_quantize_bf16_rows(const QuantizeLaunch& q, cudaStream_t stream);
+bool launch_quantize_bf16_segments(const QuantizeLaunch& q, cudaStream_t stream);
 // Writes the first non-finite row-major index (or INT64_MAX) of the (rotated) source to *device_index.
 void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_index, cudaStream_t stream);
 void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);

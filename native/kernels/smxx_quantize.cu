@@ -194,6 +194,7 @@ void launch_mode(const QuantizeParams& p, const void* src, cudaStream_t stream) 
 }  // namespace
 
 void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream) {
+  if (launch_quantize_bf16_rows(q, stream)) return;  // FP8 per-row from BF16: row amax and codes in one pass
   QuantizeParams p = params_for(q);
   bool mx = q.format == kFmtMxfp4 || q.format == kFmtMxfp8;
   if (q.block_scales && q.swizzled) {
@@ -208,6 +209,7 @@ void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream) {
     decode_scales_kernel<<<(count + 255) / 256, 256, 0, stream>>>(q.amax_workspace, q.decode_scales, count, divisor);
     check_cuda(cudaGetLastError(), "decode scale kernel launch");
   }
+  if (launch_quantize_bf16_segments(q, stream)) return;
   if (q.format == kFmtFp8Tensor || q.format == kFmtFp8Row) launch_mode<kFp8Quantize>(p, q.src, stream);
   else launch_mode<kBlockQuantize>(p, q.src, stream);
 }

@@ -233,16 +233,24 @@ static void time_quantize(cudaStream_t stream) {
     for (auto& v : host) v = (uint16_t)(0x3C00 + (rng() & 0x3FF) - 0x200 + ((rng() & 1) << 15));  // bf16 around +-1
     CHECK_CUDA(cudaMemcpy(src, host.data(), n * 2, cudaMemcpyHostToDevice));
     double copy_us = median_us(stream, [&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, n * 2, cudaMemcpyDeviceToDevice, stream)); });
-    for (int format : {MS_FMT_NVFP4, MS_FMT_MXFP4, MS_FMT_FP8_ROW}) {
+    struct Case { int format, hadamard; };
+    for (Case c : {Case{MS_FMT_NVFP4, 0}, Case{MS_FMT_MXFP4, 0}, Case{MS_FMT_MXFP8, 0}, Case{MS_FMT_FP8_ROW, 0}, Case{MS_FMT_FP8_TENSOR, 0},
+                   Case{MS_FMT_MXFP4, 32}, Case{MS_FMT_NVFP4, 16}, Case{MS_FMT_MXFP4, 128}, Case{MS_FMT_FP8_ROW, 128}}) {
+      const int format = c.format;
+      const bool mx = format == MS_FMT_MXFP4 || format == MS_FMT_MXFP8;
       ms_qtensor_t q{}; q.struct_size = sizeof q; q.format = format; q.rows = rows; q.cols = cols; q.data = data;
-      q.block_scales = format == MS_FMT_FP8_ROW ? nullptr : scales; q.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
-      ms_quantize_desc_t d{}; d.struct_size = sizeof d; d.src_dtype = MS_DTYPE_BF16;
+      q.block_scales = mx || format == MS_FMT_NVFP4 ? scales : nullptr; q.decode_scales = mx ? nullptr : decode;
+      ms_quantize_desc_t d{}; d.struct_size = sizeof d; d.src_dtype = MS_DTYPE_BF16; d.hadamard_block = c.hadamard;
       double us = median_us(stream, [&] { CHECK_MS(ms_quantize(&d, src, &q, workspace, rows * 4, stream)); });
       // Bytes: read 2/value; write 0.5 (FP4) or 1 (FP8) per value plus scales; the copy moves 4 per value.
-      double bytes = n * 2.0 + n * (format == MS_FMT_FP8_ROW ? 1.0 : 0.5) + (format == MS_FMT_NVFP4 ? n / 16.0 : format == MS_FMT_MXFP4 ? n / 32.0 : 0);
-      char shape[32]; std::snprintf(shape, sizeof shape, "%dx%d", rows, cols);
-      std::printf("%-14s %-12s %10.1f %10.1f %8.3f\n", shape, format == MS_FMT_NVFP4 ? "nvfp4" : format == MS_FMT_MXFP4 ? "mxfp4" : "fp8-row",
-                  us, copy_us, (bytes / us) / (n * 4.0 / copy_us));
+      const bool fp4 = format == MS_FMT_MXFP4 || format == MS_FMT_NVFP4;
+      double bytes = n * 2.0 + n * (fp4 ? 0.5 : 1.0) + (format == MS_FMT_NVFP4 ? n / 16.0 : mx ? n / 32.0 : 0);
+      char shape[32], name[32];
+      std::snprintf(shape, sizeof shape, "%dx%d", rows, cols);
+      std::snprintf(name, sizeof name, "%s%s%d", format == MS_FMT_NVFP4 ? "nvfp4" : format == MS_FMT_MXFP4 ? "mxfp4" : format == MS_FMT_MXFP8 ? "mxfp8"
+                    : format == MS_FMT_FP8_ROW ? "fp8-row" : "fp8-tensor", c.hadamard ? "+h" : "", c.hadamard);
+      if (!c.hadamard) name[std::strlen(name) - 1] = '\0';  // no "0" suffix
+      std::printf("%-14s %-12s %10.1f %10.1f %8.3f\n", shape, name, us, copy_us, (bytes / us) / (n * 4.0 / copy_us));
     }
     cudaFree(src); cudaFree(copy); cudaFree(data); cudaFree(scales); cudaFree(decode); cudaFree(workspace);
   }

@@ -25,15 +25,10 @@ __device__ __forceinline__ float load_source(const void* src, int dtype, int64_t
   return dtype == 1 ? from_bf16(bits) : from_f16(bits);
 }
 
+// The rotation of a loaded segment (lane L holds values L*E .. L*E+E-1; `in_k`: this lane's values lie inside K, whose
+// g-blocks are rotated; the zero padding past K never is).
 template <int E>
-__device__ __forceinline__ void load_segment(const SegmentParams& p, const void* src, int row, int first, int lane, float (&v)[E]) {
-  const int base = first + lane * E;
-#pragma unroll
-  for (int e = 0; e < E; ++e) {
-    int col = base + e;
-    v[e] = col < p.cols ? load_source(src, p.src_dtype, (int64_t)row * p.cols + col) : 0.0f;
-  }
-  if (p.g == 0) return;
+__device__ __forceinline__ void rotate_segment(const SegmentParams& p, int lane, bool in_k, float (&v)[E]) {
   float r[E];
 #pragma unroll
   for (int e = 0; e < E; ++e) r[e] = v[e] * (p.signs ? p.signs[(lane * E + e) % p.g] : 1.0f);
@@ -55,11 +50,22 @@ __device__ __forceinline__ void load_segment(const SegmentParams& p, const void*
       r[e] = lower ? __fadd_rn(r[e], other) : __fsub_rn(other, r[e]);
     }
   }
-  // A g-block lies wholly inside K or wholly in the zero padding, which is never rotated.
-  if (base < p.cols) {
+  if (in_k) {
 #pragma unroll
     for (int e = 0; e < E; ++e) v[e] = __fmul_rn(r[e], p.c);
   }
+}
+
+template <int E>
+__device__ __forceinline__ void load_segment(const SegmentParams& p, const void* src, int row, int first, int lane, float (&v)[E]) {
+  const int base = first + lane * E;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    int col = base + e;
+    v[e] = col < p.cols ? load_source(src, p.src_dtype, (int64_t)row * p.cols + col) : 0.0f;
+  }
+  // A g-block lies wholly inside K or wholly in the zero padding, which is never rotated.
+  if (p.g != 0) rotate_segment<E>(p, lane, base < p.cols, v);
 }
 
 }  // namespace ms

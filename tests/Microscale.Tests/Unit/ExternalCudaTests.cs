@@ -77,6 +77,8 @@ public sealed class ExternalCudaTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ExternalCuda.Gemm(Range(1 << 20), bf16, 0, b, Range(1 << 20), bf16, 0));
         // Everything valid: only now is the missing library reported.
         Assert.That(Assert.Throws<InvalidOperationException>(() => ExternalCuda.Gemm(a, b, Range(1 << 20), bf16, 0))!.Message, Does.Contain("libmicroscale"));
+        Assert.That(Assert.Throws<InvalidOperationException>(() => ExternalCuda.GemmWorkspaceBytes(a, b, bf16))!.Message, Does.Contain("libmicroscale"));
+        Assert.Throws<ArgumentNullException>(() => ExternalCuda.GemmWorkspaceBytes(a, null!, bf16));
     }
 
     [Test]

@@ -55,6 +55,48 @@ public sealed class QuantizerAgreementTests
         }
     }
 
+    /// <summary>
+    /// BF16 activations with K a multiple of 8, the shapes the native BF16 activation quantizer takes (smxx_quantize_bf16.cu):
+    /// every format, rule, layout and element unrotated, the FP4 / FP8 activation formats after every rotation size, rows up
+    /// to and past 16384 values (FP8 per-row keeps a row in registers up to there), against the reference on the exactly
+    /// widened values, bit for bit.
+    /// </summary>
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
+    public void Bf16ActivationsMatchReferenceWithAndWithoutRotation(Backend backend)
+    {
+        TestBackends.Require(backend);
+        using var context = MicroscaleContext.Create(backend);
+        using var reference = MicroscaleContext.Create(Backend.Reference);
+        var rotated = new[]
+        {
+            new QuantizationOptions(QuantFormat.Mxfp4), new QuantizationOptions(QuantFormat.Nvfp4) { Layout = ScaleLayout.Swizzled128x4 },
+            new QuantizationOptions(QuantFormat.Mxfp8) { Rule = MxScaleRule.Ceil }, new QuantizationOptions(QuantFormat.Fp8PerRow),
+            new QuantizationOptions(QuantFormat.Fp8PerTensor) { Element = Fp8Element.E5M2 },
+        };
+        var cases = new List<(int Rows, int Columns, int Rotation, QuantizationOptions Options)>();
+        foreach (var o in Cli.Verify.Verifier.AllOptions())
+        foreach (var (rows, columns) in new[] { (1, 8), (7, 264), (3, 1024) })
+            cases.Add((rows, columns, 0, o));
+        foreach (var o in rotated)
+        foreach (var (rows, columns, g) in new[] { (3, 1024, 16), (2, 512, 32), (5, 768, 64), (4, 1024, 128), (3, 2048, 256), (2, 16384, 0), (1, 16392, 0) })
+            cases.Add((rows, columns, g, o));
+        foreach (var (rows, columns, g, options) in cases)
+        {
+            var x = Input(rows, columns, rows * 1000 + columns).Select(v => (BFloat16)v).ToArray();
+            var rotation = g == 0 ? null : HadamardTransform.CreateRandom(g, seed: g);
+            using var source = context.CreateTensor<BFloat16>(x, rows, columns);
+            using var expectedSource = reference.CreateTensor<float>(x.Select(v => v.ToSingle()).ToArray(), rows, columns);
+            using var actual = rotation is null ? context.Quantize(source, options) : context.QuantizeRotated(source, rotation, options);
+            using var expected = rotation is null ? reference.Quantize(expectedSource, options) : reference.QuantizeRotated(expectedSource, rotation, options);
+            using var actualHost = actual.ToHost();
+            using var expectedHost = expected.ToHost();
+            string what = $"{options} {rows}x{columns} g={g}";
+            Exact.AssertBytes(expectedHost.Data, actualHost.Data, what + " data");
+            Exact.AssertBytes(expectedHost.BlockScales, actualHost.BlockScales, what + " block scales");
+            Exact.AssertFloats(expectedHost.DecodeScales, actualHost.DecodeScales, what + " decode scales");
+        }
+    }
+
     [Test]
     public void ExactValuesRoundTripThroughEveryFormat()
     {

@@ -1,0 +1,272 @@
+// The activation quantizer: BF16 rows (K a multiple of 8, 16-byte aligned) to MXFP4, MXFP8, NVFP4 and FP8 per-tensor /
+// per-row, optionally rotated first (block Hadamard, NUMERICS.md s4), bit-identical to the generic quantizer
+// (smxx_quantize.cu) and so to the reference, but built for bandwidth:
+//  - a lane loads 8 BF16 values with one 16-byte load (a warp: one 256-value segment), rotates them in registers with the
+//    same operation order (segment.cuh), and writes its codes with one 4-byte (FP4) or 8-byte (FP8) store;
+//  - E2M1 rounding is the binary32 rounding of |x| * {2, 1, 1/2} + 1.5 * 2^23 (no integer codec), FP8 is cvt.rn.satfinite
+//    (sm_89+; exactly NUMERICS' satfinite conversion), and the divisions x / d of NVFP4 and FP8 are Markstein's correction
+//    of x * RN(1/d) (two FMAs; correctly rounded while d and 1/d are normal, else the IEEE division);
+//  - FP8 per-row: one CTA per row keeps the row in registers (K <= 16384), so the row amax costs no second read.
+// NVFP4 and FP8 per-tensor take their tensor scale from the amax pass of smxx_quantize.cu first.
+#include <cuda_runtime_api.h>
+#include <cmath>
+#include <cstdint>
+#include "common/segment.cuh"
+#include "launch.h"
+#include "../src/error.h"
+
+namespace ms {
+
+namespace {
+
+constexpr int kE = 8;                        // values per lane: one 16-byte load
+constexpr int kSegment = 32 * kE;            // values per warp segment
+constexpr int kWarps = 8;                    // segment kernel
+constexpr int kRowWarps = 16;                // per-row kernel: a CTA per row
+constexpr int kRowSegmentsPerWarp = 4;       // so rows up to 16 x 4 x 256 = 16384 values
+constexpr int kMaxRowColumns = kRowWarps * kRowSegmentsPerWarp * kSegment;
+
+enum Family { kMx = 0, kNv = 1, kFp8 = 2 };
+
+struct Bf16Params {
+  SegmentParams seg;
+  int kind, rule, swizzled, block, scale_cols, per_row;
+  uint8_t* data;
+  uint8_t* block_scales;
+  float* decode_scales;
+};
+
+// E2M1 RNE, saturating, of a finite binary32 (bit-identical to to_e2m1): |x| below 2 rounds to halves, [2, 4) to
+// integers, from 4 to even integers; each is the binary32 rounding of |x| * {2, 1, 1/2} + 1.5 * 2^23 (ulp 1 there).
+__device__ __forceinline__ uint32_t e2m1_code(float x) {
+  const float a = fminf(fabsf(x), 8.0f);
+  const bool ge2 = a >= 2.0f, ge4 = a >= 4.0f;
+  const float m = ge4 ? 0.5f : ge2 ? 1.0f : 2.0f;
+  const uint32_t bias = ge4 ? 0x4B3FFFFCu : ge2 ? 0x4B3FFFFEu : 0x4B400000u;  // 0x4B400000 - {4, 2, 0}
+  const uint32_t code = __float_as_uint(__fmaf_rn(a, m, 12582912.0f)) - bias;
+  return (code < 7u ? code : 7u) | ((__float_as_uint(x) >> 28) & 8u);
+}
+
+// RN(a / d) for a >= 0 finite, d > 0, y = RN(1/d), d and y normal: Markstein's theorem (q within one ulp, the remainder
+// a - d q exact by FMA, one corrected rounding). The remainder is exact while a >= 2^-102; a smaller a only matters when
+// the quotient is at least 2^-18 (E5M2 smallest half-step), which needs d < 2^-84: Divider scales a and d by
+// 2^64 (exact) whenever d < 2^-60. Checked against the IEEE division on 2e7 random pairs (every quotient >= 2^-18 identical).
+__device__ __forceinline__ float divide(float a, float d, float y) {
+  const float q = __fmul_rn(a, y);
+  return __fmaf_rn(__fmaf_rn(-d, q, a), y, q);
+}
+
+// x / d with x's sign (also for -0 and for quotients below the normal range), Inf and NaN passed through (cvt saturates
+// them; E2M1 blocks holding them are zeroed before).
+struct Divider {
+  float d, y, scale;
+  bool fast;
+  __device__ explicit Divider(float divisor) {
+    fast = divisor >= 0x1p-125f && divisor <= 0x1p125f;
+    scale = divisor < 0x1p-60f ? 0x1p64f : 1.0f;
+    d = fast ? __fmul_rn(divisor, scale) : divisor;
+    y = fast ? __frcp_rn(d) : 0.0f;
+  }
+  __device__ float operator()(float x) const {
+    if (!isfinite(x)) return x;
+    const float q = fast ? divide(__fmul_rn(fabsf(x), scale), d, y) : __fdiv_rn(fabsf(x), d);
+    return __uint_as_float(__float_as_uint(q) | (__float_as_uint(x) & 0x80000000u));
+  }
+};
+
+__device__ __forceinline__ uint32_t fp8x2(float lo, float hi, int kind) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  uint16_t r;
+  if (kind == kE4M3) asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+  else asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+  return r;
+#else
+  return encode(lo, kind) | (encode(hi, kind) << 8);
+#endif
+}
+
+// This lane's 8 values of segment `first` of `row` as binary32 (zeros past K), rotated when asked.
+__device__ __forceinline__ void load8(const Bf16Params& p, const uint16_t* src, int row, int first, int lane, float (&v)[kE]) {
+  const int col0 = first + lane * kE;
+  uint4 raw = make_uint4(0, 0, 0, 0);
+  if (col0 < p.seg.cols) raw = *reinterpret_cast<const uint4*>(src + (int64_t)row * p.seg.cols + col0);
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    v[2 * j] = __uint_as_float(w[j] << 16);
+    v[2 * j + 1] = __uint_as_float(w[j] & 0xFFFF0000u);
+  }
+  if (p.seg.g != 0) rotate_segment<kE>(p.seg, lane, col0 < p.seg.cols, v);
+}
+
+// Codes of 8 values with a common multiplier (MX: x 2^-e, exact) or divisor (NVFP4 / FP8), stored at column col0.
+template <Family F>
+__device__ __forceinline__ void store8(const Bf16Params& p, int row, int col0, const float (&v)[kE], float factor, const Divider& div, bool zero) {
+  const int64_t index = (int64_t)row * p.seg.padded_cols + col0;
+  if (F == kFp8 || (F == kMx && p.kind != kE2M1)) {
+    float x[kE];
+#pragma unroll
+    for (int e = 0; e < kE; ++e) x[e] = F == kMx ? __fmul_rn(v[e], factor) : div(v[e]);
+    uint2 out;
+    out.x = fp8x2(x[0], x[1], p.kind) | (fp8x2(x[2], x[3], p.kind) << 16);
+    out.y = fp8x2(x[4], x[5], p.kind) | (fp8x2(x[6], x[7], p.kind) << 16);
+    if (zero) out = make_uint2(0, 0);
+    *reinterpret_cast<uint2*>(p.data + index) = out;
+  } else {
+    uint32_t packed = 0;
+#pragma unroll
+    for (int e = 0; e < kE; ++e) {
+      const float x = F == kMx ? __fmul_rn(v[e], factor) : div(v[e]);
+      packed |= e2m1_code(x) << (4 * e);
+    }
+    *reinterpret_cast<uint32_t*>(p.data + (index >> 1)) = zero ? 0u : packed;
+  }
+}
+
+// MX and NVFP4 blocks (4 or 2 lanes), FP8 per-tensor: one warp per 256-value segment, grid-stride.
+template <Family F>
+__global__ void __launch_bounds__(32 * kWarps) segment_kernel(Bf16Params p, const uint16_t* src) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (int64_t)gridDim.x * kWarps, items = (int64_t)p.seg.rows * p.seg.segs_per_row;
+  const float tensor_scale = F == kMx ? 1.0f : p.decode_scales[0];
+  const Divider fp8_div(tensor_scale);
+  for (int64_t item = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5); item < items; item += warps) {
+    const int row = (int)(item / p.seg.segs_per_row);
+    const int first = (int)(item - (int64_t)row * p.seg.segs_per_row) * kSegment;
+    float v[kE];
+    load8(p, src, row, first, lane, v);
+    const int col0 = first + lane * kE;
+    if (F == kFp8) {
+      if (col0 < p.seg.cols) store8<F>(p, row, col0, v, 1.0f, fp8_div, false);
+      continue;
+    }
+    // Block amax over 32 (MX: 4 lanes) or 16 (NVFP4: 2 lanes) values; a non-finite value makes the block NaN.
+    uint32_t amax = 0;
+    bool non_finite = false;
+#pragma unroll
+    for (int e = 0; e < kE; ++e) {
+      const uint32_t bits = abs_bits(v[e]);
+      non_finite |= !is_finite_bits(bits);
+      amax = bits > amax && is_finite_bits(bits) ? bits : amax;
+    }
+    const int lanes = p.block / kE;
+    for (int o = 1; o < lanes; o <<= 1) {
+      amax = max(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
+      non_finite |= __shfl_xor_sync(0xFFFFFFFFu, (int)non_finite, o) != 0;
+    }
+    if (col0 >= p.seg.padded_cols) continue;
+    uint32_t scale_code;
+    float factor = 0.0f;  // MX multiplier; 0: all codes 0
+    Divider div(1.0f);
+    if (F == kNv) {
+      scale_code = non_finite ? kUE4M3Nan : nv_block_scale(u2f(amax), tensor_scale);
+      if (!non_finite && scale_code != 0) {
+        factor = __fmul_rn(from_e4m3(scale_code), tensor_scale);
+        div = Divider(factor);
+      }
+    } else if (non_finite) {
+      scale_code = kE8M0Nan;
+    } else if (amax == 0) {
+      scale_code = 0;
+    } else {
+      const int e = mx_exponent(u2f(amax), p.rule, p.kind);
+      scale_code = (uint32_t)(e + 127);
+      factor = pow2(-e);
+    }
+    if (lane % lanes == 0) p.block_scales[scale_offset(row, col0 / p.block, p.scale_cols, p.swizzled)] = (uint8_t)scale_code;
+    store8<F>(p, row, col0, v, factor, div, factor == 0.0f);
+  }
+}
+
+// FP8 per-row: a CTA holds one row in registers (warp w: segments w, w + 16, ...), reduces its finite amax, writes the
+// decode scale and the codes.
+__global__ void __launch_bounds__(32 * kRowWarps) row_kernel(Bf16Params p, const uint16_t* src) {
+  __shared__ uint32_t warp_amax[kRowWarps];
+  __shared__ float row_scale;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, row = blockIdx.x;
+  float v[kRowSegmentsPerWarp][kE];
+  uint32_t amax = 0;
+#pragma unroll
+  for (int i = 0; i < kRowSegmentsPerWarp; ++i) {
+    const int first = (warp + i * kRowWarps) * kSegment;
+    if (first < p.seg.cols) {  // warp-uniform
+      load8(p, src, row, first, lane, v[i]);
+#pragma unroll
+      for (int e = 0; e < kE; ++e) {
+        const uint32_t bits = abs_bits(v[i][e]);
+        amax = bits > amax && is_finite_bits(bits) ? bits : amax;
+      }
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) amax = max(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
+  if (lane == 0) warp_amax[warp] = amax;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    uint32_t m = 0;
+    for (int w = 0; w < kRowWarps; ++w) m = max(m, warp_amax[w]);
+    row_scale = tensor_decode_scale(u2f(m), element_max(p.kind));
+    p.decode_scales[row] = row_scale;
+  }
+  __syncthreads();
+  const Divider div(row_scale);
+#pragma unroll
+  for (int i = 0; i < kRowSegmentsPerWarp; ++i) {
+    const int col0 = (warp + i * kRowWarps) * kSegment + lane * kE;
+    if (col0 < p.seg.cols) store8<kFp8>(p, row, col0, v[i], 1.0f, div, false);
+  }
+}
+
+Bf16Params params_of(const QuantizeLaunch& q) {
+  Bf16Params p{};
+  const int block = q.format == kFmtNvfp4 ? 16 : (q.format == kFmtMxfp4 || q.format == kFmtMxfp8) ? 32 : 0;
+  p.seg.rows = q.rows;
+  p.seg.cols = q.cols;
+  p.seg.padded_cols = q.padded_cols;
+  p.seg.src_dtype = q.src_dtype;
+  p.seg.g = q.hadamard;
+  p.seg.signs = q.signs;
+  p.seg.c = q.hadamard ? (float)(1.0 / std::sqrt((double)q.hadamard)) : 1.0f;
+  p.seg.seg = kSegment;
+  p.seg.segs_per_row = (q.padded_cols + kSegment - 1) / kSegment;
+  p.kind = q.kind;
+  p.rule = q.rule;
+  p.swizzled = q.swizzled;
+  p.block = block;
+  p.scale_cols = q.scale_cols;
+  p.per_row = q.format == kFmtFp8Row;
+  p.data = q.data;
+  p.block_scales = q.block_scales;
+  p.decode_scales = q.decode_scales;
+  return p;
+}
+
+// BF16 source, K a multiple of 8, 16-byte aligned rows and a data pointer aligned for the 4- / 8-byte stores.
+bool eligible(const QuantizeLaunch& q) {
+  const bool fp8 = q.kind != kE2M1;
+  return q.src_dtype == 1 && q.cols % 8 == 0 && reinterpret_cast<uintptr_t>(q.src) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(q.data) % (fp8 ? 8 : 4) == 0 && q.hadamard <= kSegment;
+}
+
+}  // namespace
+
+bool launch_quantize_bf16_rows(const QuantizeLaunch& q, cudaStream_t stream) {
+  if (q.format != kFmtFp8Row || !eligible(q) || q.cols > kMaxRowColumns) return false;
+  row_kernel<<<q.rows, 32 * kRowWarps, 0, stream>>>(params_of(q), static_cast<const uint16_t*>(q.src));
+  check_cuda(cudaGetLastError(), "BF16 row quantize launch");
+  return true;
+}
+
+bool launch_quantize_bf16_segments(const QuantizeLaunch& q, cudaStream_t stream) {
+  if (!eligible(q) || q.format == kFmtFp8Row) return false;
+  const Bf16Params p = params_of(q);
+  const int64_t items = (int64_t)q.rows * p.seg.segs_per_row, blocks = (items + kWarps - 1) / kWarps;
+  const int grid = (int)(blocks < 65535 * 16 ? blocks : 65535 * 16);
+  const auto* src = static_cast<const uint16_t*>(q.src);
+  if (q.format == kFmtMxfp4 || q.format == kFmtMxfp8) segment_kernel<kMx><<<grid, 32 * kWarps, 0, stream>>>(p, src);
+  else if (q.format == kFmtNvfp4) segment_kernel<kNv><<<grid, 32 * kWarps, 0, stream>>>(p, src);
+  else segment_kernel<kFp8><<<grid, 32 * kWarps, 0, stream>>>(p, src);
+  check_cuda(cudaGetLastError(), "BF16 segment quantize launch");
+  return true;
+}
+
+}  // namespace ms
