@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Microscale.IO;
+using Microscale.Offline;
 using Spectre.Console;
 
 namespace Microscale.Cli.Commands;
@@ -26,17 +27,32 @@ internal static class QuantizeModelCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the rotation's random signs", DefaultValueFactory = _ => 20261123 };
         var exclude = new Option<string>("--exclude") { Description = "Comma-separated name fragments left unquantized", DefaultValueFactory = _ => "embed,norm,lm_head" };
         var backend = new Option<Backend>("--backend") { Description = "Auto | Native | Cuda | Cpu | Reference", DefaultValueFactory = _ => Backend.Auto };
+        var method = new Option<string>("--method")
+        {
+            Description = "rtn (default) | gptq | mr-gptq (GPTQ after a block Hadamard rotation of --hadamard, 128 if 0); mxfp4 and nvfp4",
+            DefaultValueFactory = _ => "rtn",
+        };
+        var calibration = new Option<FileInfo?>("--calibration")
+        {
+            Description = "gptq / mr-gptq: a .safetensors file holding each layer's input activations [tokens, K] as <layer>.input",
+        };
+        var actOrder = new Option<bool>("--act-order") { Description = "gptq: quantize columns by decreasing Hessian diagonal" };
+        var mseScales = new Option<bool>("--mse-scales") { Description = "gptq: search each block scale for the least |w - Q(w)|^2.4" };
         var command = new Command("quantize-model", "Quantize the linear weights of a checkpoint offline and report each layer's QSNR")
         {
-            input, output, format, convention, hadamard, seed, exclude, backend,
+            input, output, format, convention, hadamard, seed, exclude, backend, method, calibration, actOrder, mseScales,
         };
         command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(format)!, r.GetValue(convention)!,
-                                                       r.GetValue(hadamard), r.GetValue(seed), r.GetValue(exclude)!, r.GetValue(backend))));
+                                                       r.GetValue(hadamard), r.GetValue(seed), r.GetValue(exclude)!, r.GetValue(backend),
+                                                       new MethodSettings(r.GetValue(method)!, r.GetValue(calibration), r.GetValue(actOrder), r.GetValue(mseScales)))));
         return command;
     }
 
+    /// <summary>The --method and its calibration.</summary>
+    private sealed record MethodSettings(string Method, FileInfo? Calibration, bool ActOrder, bool MseScales);
+
     private static int Run(string inputPath, FileInfo outputFile, string formatName, string conventionName, int hadamardBlock, int seed, string exclude,
-                           Backend backend)
+                           Backend backend, MethodSettings gptq)
     {
         var (options, convention) = (formatName.ToLowerInvariant(), conventionName.ToLowerInvariant()) switch
         {
@@ -46,7 +62,25 @@ internal static class QuantizeModelCommand
             ("fp8", _) => (new QuantizationOptions(QuantFormat.Fp8PerRow), CheckpointConvention.Fp8),
             _ => throw new ArgumentException($"--format {formatName} --convention {conventionName}: use nvfp4 (modelopt | compressed-tensors), mxfp4 or fp8."),
         };
+        var method = gptq.Method.ToLowerInvariant() switch
+        {
+            "rtn" => GptqMethod.Rtn,
+            "gptq" => GptqMethod.Gptq,
+            "mr-gptq" => GptqMethod.MrGptq,
+            _ => throw new ArgumentException($"--method {gptq.Method}: use rtn, gptq or mr-gptq."),
+        };
+        if (method != GptqMethod.Rtn && gptq.Calibration is null)
+            throw new ArgumentException($"--method {gptq.Method} needs --calibration (each layer's inputs as <layer>.input).");
+        if (method == GptqMethod.MrGptq && hadamardBlock == 0)
+            hadamardBlock = 128;
+        if (method == GptqMethod.Gptq && hadamardBlock != 0)
+            throw new ArgumentException("--hadamard goes with --method rtn or mr-gptq (GPTQ after the rotation), not gptq.");
+        var gptqOptions = new GptqOptions
+        {
+            Method = method, ActOrder = gptq.ActOrder, MseScaleSearch = gptq.MseScales, RotationBlockSize = hadamardBlock, RotationSeed = seed,
+        };
         var rotation = hadamardBlock > 0 ? HadamardTransform.CreateRandom(hadamardBlock, seed) : null;
+        using var calibration = gptq.Calibration is null ? null : SafeTensorsCheckpoint.Open(gptq.Calibration.FullName);
         string[] skipped = exclude.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         int block = Math.Max(options.Format == QuantFormat.Nvfp4 ? 16 : options.Format == QuantFormat.Mxfp4 ? 32 : 1, hadamardBlock);
 
@@ -68,8 +102,11 @@ internal static class QuantizeModelCommand
                 if (linear)
                 {
                     int n = checked((int)info.Shape[0]), k = checked((int)info.Shape[1]);
-                    using var weights = context.CreateTensor<float>(checkpoint.FileOf(name).ReadAsSingle(name), n, k);
-                    using var q = rotation is null ? context.Quantize(weights, options) : context.QuantizeRotated(weights, rotation, options);
+                    float[] values = checkpoint.FileOf(name).ReadAsSingle(name);
+                    using var weights = context.CreateTensor<float>(values, n, k);
+                    using var q = method == GptqMethod.Rtn
+                        ? rotation is null ? context.Quantize(weights, options) : context.QuantizeRotated(weights, rotation, options)
+                        : Calibrated(context, values, n, k, name[..^".weight".Length], calibration!, options, gptqOptions);
                     using var reference = rotation is null ? null : context.HadamardRotate(weights, rotation);
                     using var back = context.Dequantize(q);
                     double qsnr = QuantizationMetrics.Qsnr((reference ?? weights).ToArray(), back.ToArray());
@@ -84,7 +121,7 @@ internal static class QuantizeModelCommand
                 task.Increment(1);
             }
         });
-        writer.Metadata["microscale.quantized"] = $"{options} ({convention})";
+        writer.Metadata["microscale.quantized"] = $"{options} ({convention}, {gptq.Method})";
         if (rotation is not null)
             writer.Metadata["microscale.hadamard"] = $"g={hadamardBlock}, seed={seed}: weights rotated; rotate activations the same way";
         writer.Save(outputFile.FullName);
@@ -92,5 +129,20 @@ internal static class QuantizeModelCommand
         AnsiConsole.MarkupLine($"{quantized} weights quantized to {Markup.Escape(options.ToString())} ({convention}), {names.Count - quantized} tensors copied, " +
                                $"written to {Markup.Escape(outputFile.FullName)} on {context.Backend}.");
         return 0;
+    }
+
+    /// <summary>GPTQ / MR-GPTQ of one weight with its layer's calibration inputs (<paramref name="layer"/>.input, [tokens, K]).</summary>
+    private static QuantizedTensor Calibrated(MicroscaleContext context, float[] weights, int n, int k, string layer, SafeTensorsCheckpoint calibration,
+                                              QuantizationOptions options, GptqOptions gptqOptions)
+    {
+        string name = layer + ".input";
+        if (!calibration.TensorNames.Contains(name))
+            throw new ArgumentException($"--calibration has no {name} (the inputs of {layer}, [tokens, {k}]).");
+        var shape = calibration.GetInfo(name).Shape;
+        if (shape.Count != 2 || shape[1] != k)
+            throw new ArgumentException($"--calibration {name} is [{string.Join(", ", shape)}], not [tokens, {k}].");
+        var result = Offline.Gptq.Quantize(weights, n, k, calibration.FileOf(name).ReadAsSingle(name), checked((int)shape[0]), options, gptqOptions);
+        using (result.Weight)
+            return context.Upload(result.Weight);
     }
 }
