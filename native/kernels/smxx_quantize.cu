@@ -3,7 +3,7 @@
 // Bit-exact: built with --fmad=false -ftz=false -prec-div=true. One warp per row segment (common/segment.cuh).
 #include <climits>
 #include <cmath>
-#include "common/segment.cuh"
+#include "common/quantize_params.cuh"
 #include "launch.h"
 #include "../src/error.h"
 
@@ -13,16 +13,6 @@ namespace {
 constexpr int kWarpsPerBlock = 8;
 enum Mode { kAbsMax, kFirstNonFinite, kBlockQuantize, kFp8Quantize, kRotate };
 
-struct QuantizeParams {
-  SegmentParams seg;
-  int format, kind, rule, swizzled, block, scale_cols, per_row;
-  uint8_t* data;
-  uint8_t* block_scales;
-  float* decode_scales;
-  int* amax;
-  unsigned long long* first_index;
-  float* rotated;
-};
 
 template <int E>
 __device__ void block_quantize(const QuantizeParams& p, int row, int first, int lane, const float (&v)[E]) {
@@ -144,35 +134,6 @@ __global__ void dequantize_kernel(QuantView q, int rows, float* dst) {
     int row = (int)(i / q.cols);
     dst[i] = dequantize_at(q, row, (int)(i - (int64_t)row * q.cols));
   }
-}
-
-int block_size_of(int format) { return format == kFmtNvfp4 ? 16 : (format == kFmtMxfp4 || format == kFmtMxfp8) ? 32 : 0; }
-
-QuantizeParams params_for(const QuantizeLaunch& q) {
-  QuantizeParams p{};
-  int block = block_size_of(q.format);
-  int width = q.hadamard > block ? q.hadamard : (block > 0 ? block : 32);  // a multiple of g and of the block
-  p.seg.rows = q.rows;
-  p.seg.cols = q.cols;
-  p.seg.padded_cols = q.padded_cols;
-  p.seg.src_dtype = q.src_dtype;
-  p.seg.g = q.hadamard;
-  p.seg.signs = q.signs;
-  p.seg.c = q.hadamard ? (float)(1.0 / std::sqrt((double)q.hadamard)) : 1.0f;
-  p.seg.seg = width > 32 ? width : 32;
-  p.seg.segs_per_row = (q.padded_cols + p.seg.seg - 1) / p.seg.seg;
-  p.format = q.format;
-  p.kind = q.kind;
-  p.rule = q.rule;
-  p.swizzled = q.swizzled;
-  p.block = block;
-  p.scale_cols = q.scale_cols;
-  p.per_row = q.format == kFmtFp8Row;
-  p.data = q.data;
-  p.block_scales = q.block_scales;
-  p.decode_scales = q.decode_scales;
-  p.amax = q.amax_workspace;
-  return p;
 }
 
 template <Mode M>

@@ -9,9 +9,8 @@
 //  - FP8 per-row: one CTA per row keeps the row in registers (K <= 16384), so the row amax costs no second read.
 // NVFP4 and FP8 per-tensor take their tensor scale from the amax pass of smxx_quantize.cu first.
 #include <cuda_runtime_api.h>
-#include <cmath>
 #include <cstdint>
-#include "common/segment.cuh"
+#include "common/quantize_params.cuh"
 #include "launch.h"
 #include "../src/error.h"
 
@@ -28,13 +27,6 @@ constexpr int kMaxRowColumns = kRowWarps * kRowSegmentsPerWarp * kSegment;
 
 enum Family { kMx = 0, kNv = 1, kFp8 = 2 };
 
-struct Bf16Params {
-  SegmentParams seg;
-  int kind, rule, swizzled, block, scale_cols, per_row;
-  uint8_t* data;
-  uint8_t* block_scales;
-  float* decode_scales;
-};
 
 // E2M1 RNE, saturating, of a finite binary32 (bit-identical to to_e2m1): |x| below 2 rounds to halves, [2, 4) to
 // integers, from 4 to even integers; each is the binary32 rounding of |x| * {2, 1, 1/2} + 1.5 * 2^23 (ulp 1 there).
@@ -86,7 +78,7 @@ __device__ __forceinline__ uint32_t fp8x2(float lo, float hi, int kind) {
 }
 
 // This lane's 8 values of segment `first` of `row` as binary32 (zeros past K), rotated when asked.
-__device__ __forceinline__ void load8(const Bf16Params& p, const uint16_t* src, int row, int first, int lane, float (&v)[kE]) {
+__device__ __forceinline__ void load8(const QuantizeParams& p, const uint16_t* src, int row, int first, int lane, float (&v)[kE]) {
   const int col0 = first + lane * kE;
   uint4 raw = make_uint4(0, 0, 0, 0);
   if (col0 < p.seg.cols) raw = *reinterpret_cast<const uint4*>(src + (int64_t)row * p.seg.cols + col0);
@@ -101,7 +93,7 @@ __device__ __forceinline__ void load8(const Bf16Params& p, const uint16_t* src, 
 
 // Codes of 8 values with a common multiplier (MX: x 2^-e, exact) or divisor (NVFP4 / FP8), stored at column col0.
 template <Family F>
-__device__ __forceinline__ void store8(const Bf16Params& p, int row, int col0, const float (&v)[kE], float factor, const Divider& div, bool zero) {
+__device__ __forceinline__ void store8(const QuantizeParams& p, int row, int col0, const float (&v)[kE], float factor, const Divider& div, bool zero) {
   const int64_t index = (int64_t)row * p.seg.padded_cols + col0;
   if (F == kFp8 || (F == kMx && p.kind != kE2M1)) {
     float x[kE];
@@ -125,7 +117,7 @@ __device__ __forceinline__ void store8(const Bf16Params& p, int row, int col0, c
 
 // MX and NVFP4 blocks (4 or 2 lanes), FP8 per-tensor: one warp per 256-value segment, grid-stride.
 template <Family F>
-__global__ void __launch_bounds__(32 * kWarps) segment_kernel(Bf16Params p, const uint16_t* src) {
+__global__ void __launch_bounds__(32 * kWarps) segment_kernel(QuantizeParams p, const uint16_t* src) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = (int64_t)gridDim.x * kWarps, items = (int64_t)p.seg.rows * p.seg.segs_per_row;
   const float tensor_scale = F == kMx ? 1.0f : p.decode_scales[0];
@@ -180,7 +172,7 @@ __global__ void __launch_bounds__(32 * kWarps) segment_kernel(Bf16Params p, cons
 
 // FP8 per-row: a CTA holds one row in registers (warp w: segments w, w + 16, ...), reduces its finite amax, writes the
 // decode scale and the codes.
-__global__ void __launch_bounds__(32 * kRowWarps) row_kernel(Bf16Params p, const uint16_t* src) {
+__global__ void __launch_bounds__(32 * kRowWarps) row_kernel(QuantizeParams p, const uint16_t* src) {
   __shared__ uint32_t warp_amax[kRowWarps];
   __shared__ float row_scale;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, row = blockIdx.x;
@@ -216,30 +208,6 @@ __global__ void __launch_bounds__(32 * kRowWarps) row_kernel(Bf16Params p, const
   }
 }
 
-Bf16Params params_of(const QuantizeLaunch& q) {
-  Bf16Params p{};
-  const int block = q.format == kFmtNvfp4 ? 16 : (q.format == kFmtMxfp4 || q.format == kFmtMxfp8) ? 32 : 0;
-  p.seg.rows = q.rows;
-  p.seg.cols = q.cols;
-  p.seg.padded_cols = q.padded_cols;
-  p.seg.src_dtype = q.src_dtype;
-  p.seg.g = q.hadamard;
-  p.seg.signs = q.signs;
-  p.seg.c = q.hadamard ? (float)(1.0 / std::sqrt((double)q.hadamard)) : 1.0f;
-  p.seg.seg = kSegment;
-  p.seg.segs_per_row = (q.padded_cols + kSegment - 1) / kSegment;
-  p.kind = q.kind;
-  p.rule = q.rule;
-  p.swizzled = q.swizzled;
-  p.block = block;
-  p.scale_cols = q.scale_cols;
-  p.per_row = q.format == kFmtFp8Row;
-  p.data = q.data;
-  p.block_scales = q.block_scales;
-  p.decode_scales = q.decode_scales;
-  return p;
-}
-
 // BF16 source, K a multiple of 8, 16-byte aligned rows and a data pointer aligned for the 4- / 8-byte stores.
 bool eligible(const QuantizeLaunch& q) {
   const bool fp8 = q.kind != kE2M1;
@@ -251,14 +219,14 @@ bool eligible(const QuantizeLaunch& q) {
 
 bool launch_quantize_bf16_rows(const QuantizeLaunch& q, cudaStream_t stream) {
   if (q.format != kFmtFp8Row || !eligible(q) || q.cols > kMaxRowColumns) return false;
-  row_kernel<<<q.rows, 32 * kRowWarps, 0, stream>>>(params_of(q), static_cast<const uint16_t*>(q.src));
+  row_kernel<<<q.rows, 32 * kRowWarps, 0, stream>>>(params_for(q, kSegment), static_cast<const uint16_t*>(q.src));
   check_cuda(cudaGetLastError(), "BF16 row quantize launch");
   return true;
 }
 
 bool launch_quantize_bf16_segments(const QuantizeLaunch& q, cudaStream_t stream) {
   if (!eligible(q) || q.format == kFmtFp8Row) return false;
-  const Bf16Params p = params_of(q);
+  const QuantizeParams p = params_for(q, kSegment);
   const int64_t items = (int64_t)q.rows * p.seg.segs_per_row, blocks = (items + kWarps - 1) / kWarps;
   const int grid = (int)(blocks < 65535 * 16 ? blocks : 65535 * 16);
   const auto* src = static_cast<const uint16_t*>(q.src);
