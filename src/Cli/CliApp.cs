@@ -15,5 +15,6 @@ internal static class CliApp
         QuantizeModelCommand.Create(),
         GemmCommand.Create(),
         VerifyCommand.Create(),
+        QsnrCommand.Create(),
     };
 }

@@ -127,6 +127,35 @@ public sealed class CliTests
     }
 
     [Test]
+    public void QsnrSweepsCrestFactorsAndReportsATensor()
+    {
+        string json = Path.Combine(_dir, "sweep.json");
+        var (exitCode, error) = Run("qsnr", "--blocks", "64", "--json", json);
+        Assert.That(exitCode, Is.Zero, error);
+        using (var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json)))
+        {
+            Assert.That(doc.RootElement.GetProperty("sweep").GetArrayLength(), Is.EqualTo(31));  // κ 1.5 … 9 by 0.25
+            Assert.That(doc.RootElement.GetProperty("crossovers").GetArrayLength(), Is.EqualTo(3));
+        }
+        var model = new IO.SafeTensorsWriter();
+        model.Add<float>("w", HadamardTests.StudentT3(8 * 64, seed: 2), 8, 64);
+        string file = Path.Combine(_dir, "w.safetensors");
+        model.Save(file);
+        string tensorJson = Path.Combine(_dir, "tensor.json");
+        (exitCode, error) = Run("qsnr", "--input", file, "--tensor", "w", "--json", tensorJson);
+        Assert.That(exitCode, Is.Zero, error);
+        using (var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(tensorJson)))
+        {
+            Assert.That(doc.RootElement.GetArrayLength(), Is.EqualTo(Offline.QsnrStudy.Formats.Count));
+            foreach (var row in doc.RootElement.EnumerateArray())
+                Assert.That(row.GetProperty("plain").GetDouble(), Is.GreaterThan(5).And.LessThan(60), row.ToString());
+        }
+        (exitCode, error) = Run("qsnr", "--input", file);
+        Assert.That(exitCode, Is.Not.Zero);
+        Assert.That(error, Does.Contain("--tensor"));
+    }
+
+    [Test]
     public void MlpRunsEveryBlockAndRefusesBadSizes()
     {
         Assert.That(Run("mlp", "--hidden", "64", "--intermediate", "96", "--tokens", "1", "3", "--backend", "Cpu").ExitCode, Is.Zero);
