@@ -38,18 +38,22 @@ internal static class QuantizeModelCommand
         };
         var actOrder = new Option<bool>("--act-order") { Description = "gptq: quantize columns by decreasing Hessian diagonal" };
         var mseScales = new Option<bool>("--mse-scales") { Description = "gptq: search each block scale for the least |w - Q(w)|^2.4" };
+        var pow2Scales = new Option<bool>("--pow2-row-scales")
+        {
+            Description = "nvfp4: every block scale = its row's largest over a power of two (ZeroQuant-FP, for W4A8)",
+        };
         var command = new Command("quantize-model", "Quantize the linear weights of a checkpoint offline and report each layer's QSNR")
         {
-            input, output, format, convention, hadamard, seed, exclude, backend, method, calibration, actOrder, mseScales,
+            input, output, format, convention, hadamard, seed, exclude, backend, method, calibration, actOrder, mseScales, pow2Scales,
         };
         command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(format)!, r.GetValue(convention)!,
                                                        r.GetValue(hadamard), r.GetValue(seed), r.GetValue(exclude)!, r.GetValue(backend),
-                                                       new MethodSettings(r.GetValue(method)!, r.GetValue(calibration), r.GetValue(actOrder), r.GetValue(mseScales)))));
+                                                       new MethodSettings(r.GetValue(method)!, r.GetValue(calibration), r.GetValue(actOrder), r.GetValue(mseScales), r.GetValue(pow2Scales)))));
         return command;
     }
 
     /// <summary>The --method and its calibration.</summary>
-    private sealed record MethodSettings(string Method, FileInfo? Calibration, bool ActOrder, bool MseScales);
+    private sealed record MethodSettings(string Method, FileInfo? Calibration, bool ActOrder, bool MseScales, bool PowerOfTwoRowScales);
 
     private static int Run(string inputPath, FileInfo outputFile, string formatName, string conventionName, int hadamardBlock, int seed, string exclude,
                            Backend backend, MethodSettings gptq)
@@ -78,7 +82,11 @@ internal static class QuantizeModelCommand
         var gptqOptions = new GptqOptions
         {
             Method = method, ActOrder = gptq.ActOrder, MseScaleSearch = gptq.MseScales, RotationBlockSize = hadamardBlock, RotationSeed = seed,
+            PowerOfTwoRowScales = gptq.PowerOfTwoRowScales,
         };
+        if (gptq.PowerOfTwoRowScales && (options.Format != QuantFormat.Nvfp4 || (method == GptqMethod.Rtn && hadamardBlock != 0)))
+            throw new ArgumentException("--pow2-row-scales applies to nvfp4 weights (rtn without --hadamard, gptq or mr-gptq).");
+        bool offline = method != GptqMethod.Rtn || gptq.PowerOfTwoRowScales;
         var rotation = hadamardBlock > 0 ? HadamardTransform.CreateRandom(hadamardBlock, seed) : null;
         using var calibration = gptq.Calibration is null ? null : SafeTensorsCheckpoint.Open(gptq.Calibration.FullName);
         string[] skipped = exclude.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -104,9 +112,9 @@ internal static class QuantizeModelCommand
                     int n = checked((int)info.Shape[0]), k = checked((int)info.Shape[1]);
                     float[] values = checkpoint.FileOf(name).ReadAsSingle(name);
                     using var weights = context.CreateTensor<float>(values, n, k);
-                    using var q = method == GptqMethod.Rtn
+                    using var q = !offline
                         ? rotation is null ? context.Quantize(weights, options) : context.QuantizeRotated(weights, rotation, options)
-                        : Calibrated(context, values, n, k, name[..^".weight".Length], calibration!, options, gptqOptions);
+                        : Calibrated(context, values, n, k, name[..^".weight".Length], calibration, options, gptqOptions);
                     using var reference = rotation is null ? null : context.HadamardRotate(weights, rotation);
                     using var back = context.Dequantize(q);
                     double qsnr = QuantizationMetrics.Qsnr((reference ?? weights).ToArray(), back.ToArray());
@@ -131,10 +139,17 @@ internal static class QuantizeModelCommand
         return 0;
     }
 
-    /// <summary>GPTQ / MR-GPTQ of one weight with its layer's calibration inputs (<paramref name="layer"/>.input, [tokens, K]).</summary>
-    private static QuantizedTensor Calibrated(MicroscaleContext context, float[] weights, int n, int k, string layer, SafeTensorsCheckpoint calibration,
+    /// <summary>GPTQ / MR-GPTQ of one weight with its layer's calibration inputs (<paramref name="layer"/>.input, [tokens, K]), or
+    /// RTN through the same solver (constrained scales) without calibration.</summary>
+    private static QuantizedTensor Calibrated(MicroscaleContext context, float[] weights, int n, int k, string layer, SafeTensorsCheckpoint? calibration,
                                               QuantizationOptions options, GptqOptions gptqOptions)
     {
+        if (calibration is null)
+        {
+            var rtn = Offline.Gptq.Quantize(weights, n, k, [], 0, options, gptqOptions);
+            using (rtn.Weight)
+                return context.Upload(rtn.Weight);
+        }
         string name = layer + ".input";
         if (!calibration.TensorNames.Contains(name))
             throw new ArgumentException($"--calibration has no {name} (the inputs of {layer}, [tokens, {k}]).");

@@ -37,6 +37,13 @@ public sealed record GptqOptions
     /// GPTQ loop (the reference code's MSE observer). Default false.</summary>
     public bool MseScaleSearch { get; init; }
 
+    /// <summary>
+    /// NVFP4 only (MXFP4 scales are powers of two already): ZeroQuant-FP's constraint for W4A8, every block scale becomes the
+    /// row's largest block scale divided by a power of two, s_max / 2^⌊log2(s_max / s)⌋ (never below s, so no value saturates),
+    /// and FP4 → FP8 conversion is an exponent shift under one scale per row. Default false.
+    /// </summary>
+    public bool PowerOfTwoRowScales { get; init; }
+
     /// <summary>Block size of the MR-GPTQ rotation (16…256). Default 128.</summary>
     public int RotationBlockSize { get; init; } = 128;
 
@@ -93,6 +100,8 @@ public static class Gptq
         var grid = new ScaleGrid(format, rows, columns, rtn.BlockScales.ToArray(), format.Format == QuantFormat.Nvfp4 ? rtn.DecodeScales[0] : 1f);
         if (options.MseScaleSearch)
             grid.SearchScales(w);
+        if (options.PowerOfTwoRowScales)
+            grid.ConstrainToRowPowersOfTwo();
         if (options.Method != GptqMethod.Rtn)
             RunGptq(w, rows, columns, x, tokens, grid, options, progress);
         progress?.Report(1.0);
@@ -214,6 +223,29 @@ public static class Gptq
                     }
                     scales[index] = best;
                 }
+        }
+
+        /// <summary>NVFP4: each block scale s becomes s_max / 2^⌊log2(s_max / s)⌋ for its row's largest s_max (exact in UE4M3 while
+        /// the quotient stays normal, 2^-6 and up; smaller ones round).</summary>
+        public void ConstrainToRowPowersOfTwo()
+        {
+            if (!_nv)
+                return;
+            for (int r = 0; r < rows; r++)
+            {
+                var row = scales.AsSpan(r * _scaleColumns, _scaleColumns);
+                float max = 0;
+                foreach (byte code in row)
+                    max = Math.Max(max, FloatBits.FromE4M3(code) is var v && float.IsFinite(v) ? v : 0);
+                if (max == 0)
+                    continue;
+                for (int b = 0; b < row.Length; b++)
+                {
+                    float s = FloatBits.FromE4M3(row[b]);
+                    if (s > 0 && float.IsFinite(s))
+                        row[b] = (byte)FloatBits.ToUE4M3(max * FloatBits.Pow2(-FloatBits.FloorLog2(max / s)));
+                }
+            }
         }
 
         private static byte E8M0Nearest(float scale)

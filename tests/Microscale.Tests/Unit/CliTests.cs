@@ -127,6 +127,32 @@ public sealed class CliTests
     }
 
     [Test]
+    public void QuantizeModelConstrainsNvfp4ScalesToRowPowersOfTwo()
+    {
+        var w = SeededGaussian.Create(32 * 128, seed: 6);
+        var model = new IO.SafeTensorsWriter();
+        model.Add<float>("layer.weight", w, 32, 128);
+        string input = Path.Combine(_dir, "model.safetensors"), output = Path.Combine(_dir, "out.safetensors");
+        model.Save(input);
+        var (exitCode, error) = Run("quantize-model", "--input", input, "--output", output, "--format", "nvfp4", "--backend", "Cpu", "--pow2-row-scales");
+        Assert.That(exitCode, Is.Zero, error);
+        using (var checkpoint = IO.SafeTensorsCheckpoint.Open(output))
+        using (var weight = IO.QuantizedCheckpoint.Read(checkpoint, "layer").Weight)
+        {
+            Assert.That(QuantizationMetrics.Qsnr(w, weight.Dequantize(Backend.Reference)), Is.GreaterThan(14));
+            for (int r = 0; r < 32; r++)
+            {
+                var scales = weight.BlockScales.Slice(r * 8, 8).ToArray().Select(c => (double)Formats.FloatBits.FromE4M3(c)).ToArray();
+                foreach (double s in scales.Where(s => s >= 1.0 / 64))
+                    Assert.That(Math.Log2(scales.Max() / s) % 1, Is.EqualTo(0).Within(1e-9), $"row {r}");
+            }
+        }
+        (exitCode, error) = Run("quantize-model", "--input", input, "--output", output, "--format", "mxfp4", "--backend", "Cpu", "--pow2-row-scales");
+        Assert.That(exitCode, Is.Not.Zero);
+        Assert.That(error, Does.Contain("--pow2-row-scales"));
+    }
+
+    [Test]
     public void QsnrSweepsCrestFactorsAndReportsATensor()
     {
         string json = Path.Combine(_dir, "sweep.json");

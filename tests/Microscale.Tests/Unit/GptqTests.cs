@@ -100,6 +100,40 @@ public sealed class GptqTests
         }
     }
 
+    /// <summary>ZeroQuant-FP's W4A8 constraint on NVFP4 weights: every block scale is its row's largest scale over a power of two,
+    /// and costs a few dB of QSNR against free scales (printed); GPTQ recovers part of it on the layer output.</summary>
+    [Test]
+    public void PowerOfTwoRowScalesAreRowMaxOverPowersOfTwo()
+    {
+        var (w, x) = Layer();
+        var nv = new QuantizationOptions(QuantFormat.Nvfp4);
+        double Qsnr(GptqResult r)
+        {
+            using (r.Weight)
+                return QuantizationMetrics.Qsnr(w, r.Weight.Dequantize(Backend.Reference));
+        }
+        var constrained = Gptq.Quantize(w, N, K, x, Tokens, nv, new GptqOptions { Method = GptqMethod.Rtn, PowerOfTwoRowScales = true });
+        int scaleColumns = K / 16;
+        for (int r = 0; r < N; r++)
+        {
+            var row = constrained.Weight.BlockScales.Slice(r * scaleColumns, scaleColumns).ToArray().Select(c => (double)Formats.FloatBits.FromE4M3(c)).ToArray();
+            double max = row.Max();
+            foreach (double s in row.Where(s => s >= Math.Pow(2, -6)))
+            {
+                double k = Math.Log2(max / s);
+                Assert.That(k, Is.EqualTo(Math.Round(k)).Within(1e-9), $"row {r}: {s} is not {max} over a power of two");
+            }
+        }
+        double free = Qsnr(Gptq.Quantize(w, N, K, x, Tokens, nv, new GptqOptions { Method = GptqMethod.Rtn }));
+        double cost = free - Qsnr(constrained);
+        double gptqError = OutputError(w, x, Gptq.Quantize(w, N, K, x, Tokens, nv, new GptqOptions { PowerOfTwoRowScales = true }));
+        double rtnError = OutputError(w, x, Gptq.Quantize(w, N, K, x, Tokens, nv, new GptqOptions { Method = GptqMethod.Rtn, PowerOfTwoRowScales = true }));
+        TestContext.Out.WriteLine($"NVFP4 QSNR: free scales {free:F2} dB, power-of-two row scales {free - cost:F2} dB (cost {cost:F2} dB); " +
+                                  $"layer output error RTN {rtnError:E3}, GPTQ {gptqError:E3}");
+        Assert.That(cost, Is.GreaterThan(0).And.LessThan(4.0), "QSNR cost of the constraint");
+        Assert.That(gptqError, Is.LessThan(0.5 * rtnError));
+    }
+
     [Test]
     public void BadArgumentsAreRefusedByName()
     {
