@@ -9,22 +9,10 @@ namespace Microscale.Tests.Gpu;
 /// </summary>
 [TestFixture]
 [Category("Gpu")]
-public sealed class DecodeGemmTests
+public sealed class DecodeGemmTests : NativeFixture
 {
     private static readonly int[] s_tokens = { 1, 2, 4, 8, 16, 32, 64 };
     private const string DecodePrefix = "ms_sm80_decode_gemm_nt_";
-
-    private MicroscaleContext _context = null!;
-
-    [SetUp]
-    public void Create()
-    {
-        TestBackends.Require(Backend.Native);
-        _context = MicroscaleContext.Create(Backend.Native);
-    }
-
-    [TearDown]
-    public void Dispose() => _context?.Dispose();
 
     public static IEnumerable<TestCaseData> WeightFormats()
     {
@@ -62,37 +50,37 @@ public sealed class DecodeGemmTests
         const float alpha = 0.75f;
         var biasValues = SeededGaussian.Create(n, seed: 5);
         var aValues = SeededGaussian.Create(m * k, seed: m + 7 * k);
-        using var weightSource = _context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: n + 3 * k), n, k);
-        using var qb = _context.Quantize(weightSource, bOptions);
-        using var bias = _context.CreateTensor<float>(biasValues, 1, n);
+        using var weightSource = Context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: n + 3 * k), n, k);
+        using var qb = Context.Quantize(weightSource, bOptions);
+        using var bias = Context.CreateTensor<float>(biasValues, 1, n);
         var options = new GemmOptions { Alpha = alpha, Bias = bias };
         string what = $"{aOptions?.ToString() ?? "bf16"} x {bOptions} m={m},n={n},k={k}";
 
         // Dense activations are BF16 (what the kernel reads); the reference gets the same BF16 values.
         var aBf16 = aValues.Select(v => (BFloat16)v).ToArray();
-        using var dense = _context.CreateTensor<BFloat16>(aBf16, m, k);
-        using var qa = aOptions is null ? null : _context.Quantize(dense, aOptions);
-        float[] aReference = qa is null ? aBf16.Select(v => (float)v).ToArray() : _context.Dequantize(qa).ToArray();
-        var (expected, abs) = GemmBounds.Reference(aReference, _context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
+        using var dense = Context.CreateTensor<BFloat16>(aBf16, m, k);
+        using var qa = aOptions is null ? null : Context.Quantize(dense, aOptions);
+        float[] aReference = qa is null ? aBf16.Select(v => (float)v).ToArray() : Context.Dequantize(qa).ToArray();
+        var (expected, abs) = GemmBounds.Reference(aReference, Context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
 
         T[] Run<T>() where T : unmanaged
         {
-            using var c = _context.AllocateTensor<T>(m, n);
+            using var c = Context.AllocateTensor<T>(m, n);
             if (qa is null)
-                _context.Gemm(dense, qb, c, options);
+                Context.Gemm(dense, qb, c, options);
             else
-                _context.Gemm(qa, qb, c, options);
+                Context.Gemm(qa, qb, c, options);
             // FP8 x FP8 above 16 tokens goes to the Hopper wgmma kernel on sm_90 (Sm90Fp8GemmTests covers it).
             bool w8a8 = aOptions?.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor && bOptions.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor;
             if (!(w8a8 && m > 16))
-                Assert.That(_context.LastGemmKernel, Does.StartWith(DecodePrefix), what);
+                Assert.That(Context.LastGemmKernel, Does.StartWith(DecodePrefix), what);
             return c.ToArray();
         }
 
         void Check<T>() where T : unmanaged
         {
             var first = Run<T>();
-            GemmBounds.AssertWithin<T>(expected, abs, first, n, k, alpha, $"{what} {typeof(T).Name}", _context.LastGemmKernel);
+            GemmBounds.AssertWithin<T>(expected, abs, first, n, k, alpha, $"{what} {typeof(T).Name}", Context.LastGemmKernel);
             if (repeat)
                 Assert.That(Run<T>(), Is.EqualTo(first), $"{what}: a second run differs");
         }
@@ -101,8 +89,8 @@ public sealed class DecodeGemmTests
         Check<float>();
         if (m == 1 || repeat)
             Check<Half>();
-        var (worst, _) = GemmAccuracy.Check(expected, abs, Run<float>(), k, alpha, _context.LastGemmKernel);
-        TestContext.Out.WriteLine($"{what}: worst |err| / bound {worst:E2} [{_context.LastGemmKernel}]");
+        var (worst, _) = GemmAccuracy.Check(expected, abs, Run<float>(), k, alpha, Context.LastGemmKernel);
+        TestContext.Out.WriteLine($"{what}: worst |err| / bound {worst:E2} [{Context.LastGemmKernel}]");
     }
 
     public static IEnumerable<TestCaseData> ExactWeights()
@@ -135,15 +123,15 @@ public sealed class DecodeGemmTests
         for (int i = 0; i < decode.Length; i++)
             decode[i] = format == QuantFormat.Nvfp4 ? 0.3f : MathF.ScaleB(1.5f, i % 9 - 4);
         using var host = QuantizedTensor.FromParts(options, n, k, data, scales, decode);
-        using var weights = _context.Upload(host);
+        using var weights = Context.Upload(host);
 
         var oneHot = new BFloat16[m * k];
         for (int i = 0; i < m; i++)
             oneHot[i * k + i] = (BFloat16)1f;
-        using var a = _context.CreateTensor<BFloat16>(oneHot, m, k);
-        using var c = _context.AllocateTensor<float>(m, n);
-        _context.Gemm(a, weights, c);
-        Assert.That(_context.LastGemmKernel, Does.StartWith(DecodePrefix));
+        using var a = Context.CreateTensor<BFloat16>(oneHot, m, k);
+        using var c = Context.AllocateTensor<float>(m, n);
+        Context.Gemm(a, weights, c);
+        Assert.That(Context.LastGemmKernel, Does.StartWith(DecodePrefix));
 
         var (expected, _) = GemmBounds.Reference(oneHot.Select(v => (float)v).ToArray(), host.Dequantize(Backend.Reference), m, n, k);
         var got = c.ToArray();

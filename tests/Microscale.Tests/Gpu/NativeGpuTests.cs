@@ -6,20 +6,8 @@ namespace Microscale.Tests.Gpu;
 /// <summary>Native-backend behaviour that needs the device: device query, misaligned pointers, disposed tensors.</summary>
 [TestFixture]
 [Category("Gpu")]
-public sealed class NativeGpuTests
+public sealed class NativeGpuTests : NativeFixture
 {
-    private MicroscaleContext _context = null!;
-
-    [SetUp]
-    public void Create()
-    {
-        TestBackends.Require(Backend.Native);
-        _context = MicroscaleContext.Create(Backend.Native);
-    }
-
-    [TearDown]
-    public void Dispose() => _context?.Dispose();
-
     [Test]
     public void AutoPicksNativeAndTheDeviceReportsItsArchitecture()
     {
@@ -29,7 +17,7 @@ public sealed class NativeGpuTests
         var (sm, families) = NativeRuntime.Query();
         Assert.That(sm, Is.GreaterThanOrEqualTo(80));
         Assert.That(families, Does.Contain("gemm_generic"));
-        TestContext.Out.WriteLine($"sm_{sm}: {families}; {_context.DeviceName}");
+        TestContext.Out.WriteLine($"sm_{sm}: {families}; {Context.DeviceName}");
     }
 
     [Test]
@@ -63,12 +51,12 @@ public sealed class NativeGpuTests
     [Test]
     public void GemmReportsTheKernelItRanAndDisposedOperandsAreRejected()
     {
-        using var a = _context.CreateTensor<float>(SeededGaussian.Create(4 * 64, 1), 4, 64);
-        using var qa = _context.Quantize(a, new QuantizationOptions(QuantFormat.Mxfp4));
-        var qb = _context.Quantize(a, new QuantizationOptions(QuantFormat.Mxfp4));
-        using (_context.Gemm(qa, qb)) { }
-        Assert.That(_context.LastGemmKernel, Does.StartWith("ms_smxx_gemm_generic"));
+        using var a = Context.CreateTensor<float>(SeededGaussian.Create(4 * 64, 1), 4, 64);
+        using var qa = Context.Quantize(a, new QuantizationOptions(QuantFormat.Mxfp4));
+        var qb = Context.Quantize(a, new QuantizationOptions(QuantFormat.Mxfp4));
+        using (Context.Gemm(qa, qb)) { }
+        Assert.That(Context.LastGemmKernel, Does.StartWith("ms_smxx_gemm_generic"));
         qb.Dispose();
-        Assert.That(Assert.Throws<ObjectDisposedException>(() => _context.Gemm(qa, qb))!.ObjectName, Is.EqualTo("b"));
+        Assert.That(Assert.Throws<ObjectDisposedException>(() => Context.Gemm(qa, qb))!.ObjectName, Is.EqualTo("b"));
     }
 }
