@@ -140,23 +140,31 @@ public static class Gptq
         var hinv = Hp.Cholesky().Solve(Matrix<double>.Build.DenseIdentity(columns));
         var U = hinv.Cholesky().Factor.Transpose();  // upper: H⁻¹ = UᵀU
 
+        // Column-major storage (MathNet's dense layout): column j of Wp is wp[j*rows .. j*rows+rows).
+        double[] wp = Wp.AsColumnMajorArray(), u = U.AsColumnMajorArray();
         for (int i1 = 0; i1 < columns; i1 += options.BlockSize)
         {
             int count = Math.Min(options.BlockSize, columns - i1);
             var errors = Matrix<double>.Build.Dense(rows, count);
+            double[] err = errors.AsColumnMajorArray();
             for (int i = 0; i < count; i++)
             {
                 int j = i1 + i, column = order[j];
-                double d = U[j, j];
+                double d = u[j * columns + j];
+                var wj = wp.AsSpan(j * rows, rows);
+                var ej = err.AsSpan(i * rows, rows);
                 for (int n = 0; n < rows; n++)
                 {
-                    double value = Wp[n, j];
-                    double q = grid.Round(n, column, (float)value);
-                    double e = (value - q) / d;
-                    Wp[n, j] = q;
-                    errors[n, i] = e;
-                    for (int l = j + 1; l < i1 + count; l++)
-                        Wp[n, l] -= e * U[j, l];
+                    double q = grid.Round(n, column, (float)wj[n]);
+                    ej[n] = (wj[n] - q) / d;
+                    wj[n] = q;
+                }
+                for (int l = j + 1; l < i1 + count; l++)  // the rest of the block: W[:, l] -= e · U[j, l]
+                {
+                    double ujl = u[l * columns + j];
+                    var wl = wp.AsSpan(l * rows, rows);
+                    for (int n = 0; n < rows; n++)
+                        wl[n] -= ej[n] * ujl;
                 }
             }
             if (i1 + count < columns)
