@@ -57,5 +57,9 @@ if [[ $bench == 1 ]]; then
   tail -30 "$out/bench.log"
   step "GEMM families vs cuBLASLt (microscale_selftest: CUDA events, median of 50, 4 rotating operand sets)"
   "$here/build/microscale_selftest" 2>&1 | tee -a "$out/bench.log" | tail -32 || status=1
+  step "decode GEMM and quantizers (microscale_selftest --decode / --quantize)"
+  "$here/build/microscale_selftest" --decode > "$out/selftest-decode.txt" 2>&1 || status=1
+  "$here/build/microscale_selftest" --quantize > "$out/selftest-quantize.txt" 2>&1 || status=1
+  tail -3 "$out/selftest-decode.txt"; cat "$out/selftest-quantize.txt"
 fi
 exit $status
