@@ -36,7 +36,7 @@ case "$verb" in
     else run_tests "TestCategory!=Gpu" "$@"; fi ;;
   demo) dotnet run --project src/Cli -c Release -- demo "$@" ;;
   bench) dotnet run --project bench/Microscale.Bench -c Release -- "$@" ;;
-  pack) dotnet pack src/Gemm -c Release -o artifacts/packages && dotnet pack src/Cli -c Release -o artifacts/packages ;;
+  pack) dotnet pack src/Interop -c Release -o artifacts/packages && dotnet pack src/Gemm -c Release -o artifacts/packages && dotnet pack src/Cli -c Release -o artifacts/packages ;;
   native)
     # Needs nvcc and cmake. Extra arguments go to cmake's configure step, e.g. -DMICROSCALE_CUDA_ARCHS=120a.
     cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release "$@" && cmake --build artifacts/native -j
