@@ -53,6 +53,7 @@ internal static class GpuSweep
             TrainingSweep.Run(outputDirectory);
         if (parts.Contains(GptqTiming.Part))
             GptqTiming.Run(outputDirectory);
+        Plots.RenderAll(outputDirectory);
         return 0;
     }
 
