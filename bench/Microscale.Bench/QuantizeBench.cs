@@ -7,9 +7,15 @@ namespace Microscale.Bench;
 /// Kernel-level GPU sweeps with CUDA events come with the native library.
 /// </summary>
 [MemoryDiagnoser]
-public class QuantizeBench
+public class QuantizeBench : IWork
 {
     private float[] _x = Array.Empty<float>();
+
+    /// <inheritdoc/>
+    public double Bytes => Shape.Rows * (double)Shape.Columns * 4 + Shape.Rows * (double)Shape.Columns * (Format == QuantFormat.Fp8PerRow ? 1 : 0.5);
+
+    /// <inheritdoc/>
+    public double Flops => 0;
 
     /// <summary>Weight shapes named after real layers (rows × K).</summary>
     public static IEnumerable<(string Name, int Rows, int Columns)> Shapes() =>
