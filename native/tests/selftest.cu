@@ -317,16 +317,25 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
         CHECK_CUDA(cudaMemcpy(hw.data(), data[0], data_bytes, cudaMemcpyDeviceToHost));
         for (auto& v : hw) v &= fp4 ? 0x77 : 0x7F;
         CHECK_CUDA(cudaMemcpy(w_abs, hw.data(), data_bytes, cudaMemcpyHostToDevice));
-        auto gemm = [&](const char* force, const void* act, void* wdata, void* wscales, void* dst, int out_dtype, char* name, bool with_workspace) {
-          if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
+        // The plan description and operands of this problem (BF16 activations `act` x weights `wdata` / `wscales`) into `dst`.
+        auto describe = [&](int out_dtype) {
           ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
           d.a_format = MS_FMT_DENSE; d.a_dtype = MS_DTYPE_BF16; d.b_format = format; d.out_dtype = out_dtype;
-          ms_gemm_plan* plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &plan));
-          if (name) CHECK_MS(ms_gemm_plan_name(plan, name, 128));
+          return d;
+        };
+        auto operands = [&](const void* act, void* wdata, void* wscales, void* dst) {
           ms_gemm_operands_t ops{}; ops.struct_size = sizeof ops; ops.alpha = 1.0f; ops.out = dst;
           ops.a.struct_size = sizeof ops.a; ops.a.format = MS_FMT_DENSE; ops.a.dtype = MS_DTYPE_BF16; ops.a.rows = m; ops.a.cols = k; ops.a.dense = act;
           ops.b.struct_size = sizeof ops.b; ops.b.format = format; ops.b.rows = n; ops.b.cols = k; ops.b.data = wdata; ops.b.block_scales = wscales;
           ops.b.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
+          return ops;
+        };
+        auto gemm = [&](const char* force, const void* act, void* wdata, void* wscales, void* dst, int out_dtype, char* name, bool with_workspace) {
+          if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
+          const ms_gemm_desc_t d = describe(out_dtype);
+          ms_gemm_plan* plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &plan));
+          if (name) CHECK_MS(ms_gemm_plan_name(plan, name, 128));
+          const ms_gemm_operands_t ops = operands(act, wdata, wscales, dst);
           size_t need = 0; CHECK_MS(ms_gemm_plan_workspace_size(plan, &need));
           if (need > (32u << 20)) { std::printf("workspace %zu > 32 MiB\n", need); std::exit(5); }
           CHECK_MS(ms_gemm_plan_run(plan, &ops, with_workspace && need ? ws32 : nullptr, s));
@@ -350,12 +359,9 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
         // One plan, run 10 times per timing (rotating weight sets) so that host work overlaps the GPU; the plan shares ws32's
         // first 16 MiB, cuBLAS gets the rest.
         unsetenv("MS_FORCE_CONFIG");
-        ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
-        d.a_format = MS_FMT_DENSE; d.a_dtype = MS_DTYPE_BF16; d.b_format = format; d.out_dtype = MS_DTYPE_BF16;
+        const ms_gemm_desc_t d = describe(MS_DTYPE_BF16);
         ms_gemm_plan* plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &plan));
-        ms_gemm_operands_t ops{}; ops.struct_size = sizeof ops; ops.alpha = 1.0f; ops.out = out;
-        ops.a.struct_size = sizeof ops.a; ops.a.format = MS_FMT_DENSE; ops.a.dtype = MS_DTYPE_BF16; ops.a.rows = m; ops.a.cols = k; ops.a.dense = a;
-        ops.b.struct_size = sizeof ops.b; ops.b.format = format; ops.b.rows = n; ops.b.cols = k; ops.b.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
+        ms_gemm_operands_t ops = operands(a, nullptr, nullptr, out);
         const bool no_workspace = std::getenv("MS_SELFTEST_NO_WORKSPACE") != nullptr;  // time the unsplit kernel
         int i = 0;
         auto ours = [&] {
