@@ -9,10 +9,11 @@
 //    and multiplied (fma.rn.bf16x2) by the block scale times 2^126 (MX: 2^(e-1), a second factor when e > 128; NVFP4: the
 //    UE4M3 scale x 2^118, the remaining 2^8 and the tensor scale in the epilogue); FP8 goes through cvt to F16 and FP32.
 //    Every product of the MMA is then exact and the accumulation is FP32.
-//  - Activations of the CTA's K range are staged once in shared memory as BF16 (FP8 converted exactly), tokens padded to 8
-//    per mma.sync N tile with zeros, and for FP4 weights permuted within each 8-value group to match the order the
-//    nibble extraction produces (the reduction order over K is free; A and B fragments only have to agree), with an XOR
-//    swizzle against bank conflicts. Lane (g, t) reads token g's values at the K offsets its own weights cover.
+//  - Activations of the CTA's K range are staged in shared memory as BF16 (FP8 converted exactly): a row per token and one
+//    zero row that lanes of tokens past M read. For FP4 weights each 8-value group is permuted into the order the nibble
+//    extraction produces (the reduction order over K is free; A and B fragments only have to agree) and each chunk's
+//    16-byte units are transposed so that a quad reads 64 contiguous bytes (staged_offset). Lane (g, t) reads token g's
+//    values at the K offsets its own weights cover.
 //  - Split-K over CTAs when N alone cannot fill the GPU: partial sums go to the workspace, the last CTA of a row tile
 //    (arrival counter) adds them in split order, so results do not depend on timing, resets the counter and runs the
 //    epilogue. Without a workspace the kernel runs unsplit.
@@ -41,7 +42,8 @@ constexpr int kCounterBytes = 16384;   // split-K arrival counters (one int per 
 constexpr int kMaxSplitTiles = kCounterBytes / 4;
 // Staged activations per CTA: up to 16 tokens within the 48 KB that needs no opt-in (3 CTAs per SM); 32 and 64 tokens
 // take 100 KB (2 CTAs per SM) so that a CTA restages rarely (each restage reads 32-64 token rows from L2).
-constexpr int max_staged_bytes(int tiles) { return tiles <= 2 ? 46 * 1024 : 100 * 1024; }
+constexpr int kNoOptInStagedBytes = 46 * 1024;
+constexpr int max_staged_bytes(int tiles) { return tiles <= 2 ? kNoOptInStagedBytes : 100 * 1024; }
 
 enum WeightKind { kWMx4 = 0, kWNv4 = 1, kWE4M3 = 2, kWE5M2 = 3 };
 enum ActKind { kABf16 = 0, kAE4M3 = 1, kAE5M2 = 2 };
@@ -195,7 +197,7 @@ template <int W, int T> __device__ void stage_activations(const DecodeParams& p,
       s.w = __byte_perm(x[1], x[3], 0x7632);
       *reinterpret_cast<uint4*>(row + staged_offset<W>(unit)) = s;
     } else {
-      uint2* dst = reinterpret_cast<uint2*>(row + unit * 16);  // rows are 8-byte aligned (pad 8)
+      uint2* dst = reinterpret_cast<uint2*>(row + staged_offset<W>(unit));  // rows are 8-byte aligned (pad 8)
       dst[0] = make_uint2(x[0], x[1]);
       dst[1] = make_uint2(x[2], x[3]);
     }
@@ -341,17 +343,16 @@ __global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 
   }
 
   // Split-K: publish the partial sums; the last CTA of the row tile adds all splits in order and finishes.
-  const int tokens = 8 * T;
+  // This lane's two partials of split s, row row0 + 8 h, token tile tt: [ksplit][n_pad][8T] floats.
   const int64_t n_pad = (int64_t)gridDim.x * kRowsPerCta;
+  auto partial = [&](int s, int h, int tt) {
+    return reinterpret_cast<float2*>(p.partials + ((int64_t)s * n_pad + row0 + 8 * h) * (8 * T) + tt * 8 + 2 * t);
+  };
   if (p.ksplit > 1) {
 #pragma unroll
     for (int tt = 0; tt < T; ++tt)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = tile * kRowsPerCta + warp * 16 + g + 8 * h;
-        float2* dst = reinterpret_cast<float2*>(p.partials + ((int64_t)split * n_pad + row) * tokens + tt * 8 + 2 * t);
-        __stcg(dst, make_float2(acc[tt][2 * h], acc[tt][2 * h + 1]));
-      }
+      for (int h = 0; h < 2; ++h) __stcg(partial(split, h, tt), make_float2(acc[tt][2 * h], acc[tt][2 * h + 1]));
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -366,10 +367,9 @@ __global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 
     for (int tt = 0; tt < T; ++tt)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int row = tile * kRowsPerCta + warp * 16 + g + 8 * h;
         float sum0 = 0.0f, sum1 = 0.0f;
         for (int s = 0; s < p.ksplit; ++s) {
-          const float2 v = __ldcg(reinterpret_cast<const float2*>(p.partials + ((int64_t)s * n_pad + row) * tokens + tt * 8 + 2 * t));
+          const float2 v = __ldcg(partial(s, h, tt));
           sum0 += v.x, sum1 += v.y;
         }
         acc[tt][2 * h] = sum0, acc[tt][2 * h + 1] = sum1;
@@ -382,7 +382,7 @@ __global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 
   for (int tt = 0; tt < T; ++tt)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int row = tile * kRowsPerCta + warp * 16 + g + 8 * h;
+      const int row = row0 + 8 * h;
       if (row >= p.n) continue;
       float w_scale = w_factor;
       if (p.w_decode) w_scale *= p.w_decode[p.w_per_row ? row : 0];
@@ -523,7 +523,7 @@ void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, 
   }
   dim3 grid(tiles, s.ksplit);
   Kernel kernel = kernel_for(kind, token_tiles(d.m));
-  if (s.smem_bytes > 46 * 1024)  // per launch: the attribute belongs to the current context
+  if (s.smem_bytes > kNoOptInStagedBytes)  // per launch: the attribute belongs to the current context
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, s.smem_bytes), "cudaFuncSetAttribute(decode)");
   kernel<<<grid, kThreads, s.smem_bytes, stream>>>(p);
   check_cuda(cudaGetLastError(), "decode GEMM launch");
