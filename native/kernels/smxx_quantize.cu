@@ -17,35 +17,12 @@ enum Mode { kAbsMax, kFirstNonFinite, kBlockQuantize, kFp8Quantize, kRotate };
 template <int E>
 __device__ void block_quantize(const QuantizeParams& p, int row, int first, int lane, const float (&v)[E]) {
   const int lanes_per_block = p.block / E;
-  uint32_t amax = 0;
-  bool non_finite = false;
-#pragma unroll
-  for (int e = 0; e < E; ++e) {
-    uint32_t bits = abs_bits(v[e]);
-    if (!is_finite_bits(bits)) non_finite = true;
-    else if (bits > amax) amax = bits;
-  }
-  for (int o = 1; o < lanes_per_block; o <<= 1) {
-    uint32_t other = __shfl_xor_sync(0xFFFFFFFFu, amax, o);
-    amax = other > amax ? other : amax;
-    non_finite |= __shfl_xor_sync(0xFFFFFFFFu, (int)non_finite, o) != 0;
-  }
+  uint32_t amax;
+  bool non_finite;
+  block_amax<E>(v, lanes_per_block, amax, non_finite);
   const bool nv = p.format == kFmtNvfp4;
-  uint32_t scale_code;
-  float factor = 0.0f;  // MX: x 2^-e; NVFP4: / d; 0 writes +0 codes
-  if (nv) {
-    float g = p.decode_scales[0];
-    scale_code = non_finite ? kUE4M3Nan : nv_block_scale(u2f(amax), g);
-    if (!non_finite && scale_code != 0) factor = __fmul_rn(from_e4m3(scale_code), g);
-  } else if (non_finite) {
-    scale_code = kE8M0Nan;
-  } else if (amax == 0) {
-    scale_code = 0;
-  } else {
-    int e = mx_exponent(u2f(amax), p.rule, p.kind);
-    scale_code = (uint32_t)(e + 127);
-    factor = pow2(-e);
-  }
+  float factor;  // MX: x 2^-e; NVFP4: / d; 0 writes +0 codes
+  const uint32_t scale_code = block_scale(p, amax, non_finite, factor);
   const int col0 = first + lane * E;  // this lane's first column
   const int64_t row_start = (int64_t)row * p.seg.padded_cols;
   uint32_t codes[E];

@@ -27,7 +27,6 @@ constexpr int kMaxRowColumns = kRowWarps * kRowSegmentsPerWarp * kSegment;
 
 enum Family { kMx = 0, kNv = 1, kFp8 = 2 };
 
-
 // E2M1 RNE, saturating, of a finite binary32 (bit-identical to to_e2m1): |x| below 2 rounds to halves, [2, 4) to
 // integers, from 4 to even integers; each is the binary32 rounding of |x| * {2, 1, 1/2} + 1.5 * 2^23 (ulp 1 there).
 __device__ __forceinline__ uint32_t e2m1_code(float x) {
@@ -133,38 +132,14 @@ __global__ void __launch_bounds__(32 * kWarps) segment_kernel(QuantizeParams p, 
       continue;
     }
     // Block amax over 32 (MX: 4 lanes) or 16 (NVFP4: 2 lanes) values; a non-finite value makes the block NaN.
-    uint32_t amax = 0;
-    bool non_finite = false;
-#pragma unroll
-    for (int e = 0; e < kE; ++e) {
-      const uint32_t bits = abs_bits(v[e]);
-      non_finite |= !is_finite_bits(bits);
-      amax = bits > amax && is_finite_bits(bits) ? bits : amax;
-    }
     const int lanes = p.block / kE;
-    for (int o = 1; o < lanes; o <<= 1) {
-      amax = max(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
-      non_finite |= __shfl_xor_sync(0xFFFFFFFFu, (int)non_finite, o) != 0;
-    }
+    uint32_t amax;
+    bool non_finite;
+    block_amax<kE>(v, lanes, amax, non_finite);
     if (col0 >= p.seg.padded_cols) continue;
-    uint32_t scale_code;
-    float factor = 0.0f;  // MX multiplier; 0: all codes 0
-    Divider div(1.0f);
-    if (F == kNv) {
-      scale_code = non_finite ? kUE4M3Nan : nv_block_scale(u2f(amax), tensor_scale);
-      if (!non_finite && scale_code != 0) {
-        factor = __fmul_rn(from_e4m3(scale_code), tensor_scale);
-        div = Divider(factor);
-      }
-    } else if (non_finite) {
-      scale_code = kE8M0Nan;
-    } else if (amax == 0) {
-      scale_code = 0;
-    } else {
-      const int e = mx_exponent(u2f(amax), p.rule, p.kind);
-      scale_code = (uint32_t)(e + 127);
-      factor = pow2(-e);
-    }
+    float factor;  // MX multiplier or NVFP4 divisor; 0: all codes 0
+    const uint32_t scale_code = block_scale(p, amax, non_finite, factor);
+    const Divider div(F == kNv && factor != 0.0f ? factor : 1.0f);
     if (lane % lanes == 0) p.block_scales[scale_offset(row, col0 / p.block, p.scale_cols, p.swizzled)] = (uint8_t)scale_code;
     store8<F>(p, row, col0, v, factor, div, factor == 0.0f);
   }

@@ -18,6 +18,41 @@ struct QuantizeParams {
   float* rotated;
 };
 
+// The finite amax (binary32 bits) and non-finite flag of a block held by `lanes` neighbouring lanes, E values each.
+template <int E>
+__device__ __forceinline__ void block_amax(const float (&v)[E], int lanes, uint32_t& amax, bool& non_finite) {
+  amax = 0;
+  non_finite = false;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    uint32_t bits = abs_bits(v[e]);
+    if (!is_finite_bits(bits)) non_finite = true;
+    else if (bits > amax) amax = bits;
+  }
+  for (int o = 1; o < lanes; o <<= 1) {
+    uint32_t other = __shfl_xor_sync(0xFFFFFFFFu, amax, o);
+    amax = other > amax ? other : amax;
+    non_finite |= __shfl_xor_sync(0xFFFFFFFFu, (int)non_finite, o) != 0;
+  }
+}
+
+// A block's scale code (NUMERICS.md s3, s6) and what its elements are encoded with: MX multiplies by `factor` (2^-e), NVFP4
+// divides by it (s x g, g = the tensor's decode scale); factor 0 means every code is +0 (zero or non-finite block).
+__device__ __forceinline__ uint32_t block_scale(const QuantizeParams& p, uint32_t amax, bool non_finite, float& factor) {
+  factor = 0.0f;
+  if (p.format == kFmtNvfp4) {
+    const float g = p.decode_scales[0];
+    const uint32_t code = non_finite ? kUE4M3Nan : nv_block_scale(u2f(amax), g);
+    if (!non_finite && code != 0) factor = __fmul_rn(from_e4m3(code), g);
+    return code;
+  }
+  if (non_finite) return kE8M0Nan;
+  if (amax == 0) return 0;
+  const int e = mx_exponent(u2f(amax), p.rule, p.kind);
+  factor = pow2(-e);
+  return (uint32_t)(e + 127);
+}
+
 inline int block_size_of(int format) { return format == kFmtNvfp4 ? 16 : (format == kFmtMxfp4 || format == kFmtMxfp8) ? 32 : 0; }
 
 // `segment`: values per warp segment (0: the generic kernel's, the smallest multiple of g and of the block that fills a warp).
