@@ -56,7 +56,7 @@ internal static class QuantizeModelCommand
     private sealed record MethodSettings(string Method, FileInfo? Calibration, bool ActOrder, bool MseScales, bool PowerOfTwoRowScales);
 
     private static int Run(string inputPath, FileInfo outputFile, string formatName, string conventionName, int hadamardBlock, int seed, string exclude,
-                           Backend backend, MethodSettings gptq)
+                           Backend backend, MethodSettings settings)
     {
         var (options, convention) = (formatName.ToLowerInvariant(), conventionName.ToLowerInvariant()) switch
         {
@@ -66,29 +66,29 @@ internal static class QuantizeModelCommand
             ("fp8", _) => (new QuantizationOptions(QuantFormat.Fp8PerRow), CheckpointConvention.Fp8),
             _ => throw new ArgumentException($"--format {formatName} --convention {conventionName}: use nvfp4 (modelopt | compressed-tensors), mxfp4 or fp8."),
         };
-        var method = gptq.Method.ToLowerInvariant() switch
+        var method = settings.Method.ToLowerInvariant() switch
         {
             "rtn" => GptqMethod.Rtn,
             "gptq" => GptqMethod.Gptq,
             "mr-gptq" => GptqMethod.MrGptq,
-            _ => throw new ArgumentException($"--method {gptq.Method}: use rtn, gptq or mr-gptq."),
+            _ => throw new ArgumentException($"--method {settings.Method}: use rtn, gptq or mr-gptq."),
         };
-        if (method != GptqMethod.Rtn && gptq.Calibration is null)
-            throw new ArgumentException($"--method {gptq.Method} needs --calibration (each layer's inputs as <layer>.input).");
+        if (method != GptqMethod.Rtn && settings.Calibration is null)
+            throw new ArgumentException($"--method {settings.Method} needs --calibration (each layer's inputs as <layer>.input).");
         if (method == GptqMethod.MrGptq && hadamardBlock == 0)
             hadamardBlock = 128;
         if (method == GptqMethod.Gptq && hadamardBlock != 0)
             throw new ArgumentException("--hadamard goes with --method rtn or mr-gptq (GPTQ after the rotation), not gptq.");
         var gptqOptions = new GptqOptions
         {
-            Method = method, ActOrder = gptq.ActOrder, MseScaleSearch = gptq.MseScales, RotationBlockSize = hadamardBlock, RotationSeed = seed,
-            PowerOfTwoRowScales = gptq.PowerOfTwoRowScales,
+            Method = method, ActOrder = settings.ActOrder, MseScaleSearch = settings.MseScales, RotationBlockSize = hadamardBlock, RotationSeed = seed,
+            PowerOfTwoRowScales = settings.PowerOfTwoRowScales,
         };
-        if (gptq.PowerOfTwoRowScales && (options.Format != QuantFormat.Nvfp4 || (method == GptqMethod.Rtn && hadamardBlock != 0)))
+        if (settings.PowerOfTwoRowScales && (options.Format != QuantFormat.Nvfp4 || (method == GptqMethod.Rtn && hadamardBlock != 0)))
             throw new ArgumentException("--pow2-row-scales applies to nvfp4 weights (rtn without --hadamard, gptq or mr-gptq).");
-        bool offline = method != GptqMethod.Rtn || gptq.PowerOfTwoRowScales;
+        bool offline = method != GptqMethod.Rtn || settings.PowerOfTwoRowScales;
         var rotation = hadamardBlock > 0 ? HadamardTransform.CreateRandom(hadamardBlock, seed) : null;
-        using var calibration = gptq.Calibration is null ? null : SafeTensorsCheckpoint.Open(gptq.Calibration.FullName);
+        using var calibration = settings.Calibration is null ? null : SafeTensorsCheckpoint.Open(settings.Calibration.FullName);
         string[] skipped = exclude.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         int block = Math.Max(options.Format == QuantFormat.Nvfp4 ? 16 : options.Format == QuantFormat.Mxfp4 ? 32 : 1, hadamardBlock);
 
@@ -114,7 +114,7 @@ internal static class QuantizeModelCommand
                     using var weights = context.CreateTensor<float>(values, n, k);
                     using var q = !offline
                         ? rotation is null ? context.Quantize(weights, options) : context.QuantizeRotated(weights, rotation, options)
-                        : Calibrated(context, values, n, k, name[..^".weight".Length], calibration, options, gptqOptions);
+                        : QuantizeOffline(context, values, n, k, name[..^".weight".Length], calibration, options, gptqOptions);
                     using var reference = rotation is null ? null : context.HadamardRotate(weights, rotation);
                     using var back = context.Dequantize(q);
                     double qsnr = QuantizationMetrics.Qsnr((reference ?? weights).ToArray(), back.ToArray());
@@ -129,7 +129,7 @@ internal static class QuantizeModelCommand
                 task.Increment(1);
             }
         });
-        writer.Metadata["microscale.quantized"] = $"{options} ({convention}, {gptq.Method})";
+        writer.Metadata["microscale.quantized"] = $"{options} ({convention}, {settings.Method})";
         if (rotation is not null)
             writer.Metadata["microscale.hadamard"] = $"g={hadamardBlock}, seed={seed}: weights rotated; rotate activations the same way";
         writer.Save(outputFile.FullName);
@@ -139,24 +139,25 @@ internal static class QuantizeModelCommand
         return 0;
     }
 
-    /// <summary>GPTQ / MR-GPTQ of one weight with its layer's calibration inputs (<paramref name="layer"/>.input, [tokens, K]), or
-    /// RTN through the same solver (constrained scales) without calibration.</summary>
-    private static QuantizedTensor Calibrated(MicroscaleContext context, float[] weights, int n, int k, string layer, SafeTensorsCheckpoint? calibration,
-                                              QuantizationOptions options, GptqOptions gptqOptions)
+    /// <summary>One weight through the offline solver: GPTQ / MR-GPTQ with its layer's calibration inputs (<paramref name="layer"/>.input,
+    /// [tokens, K]), or RTN with constrained scales when there is no calibration.</summary>
+    private static QuantizedTensor QuantizeOffline(MicroscaleContext context, float[] weights, int n, int k, string layer, SafeTensorsCheckpoint? calibration,
+                                                   QuantizationOptions options, GptqOptions gptqOptions)
     {
-        if (calibration is null)
+        float[] inputs = [];
+        int tokens = 0;
+        if (calibration is not null)
         {
-            var rtn = Offline.Gptq.Quantize(weights, n, k, [], 0, options, gptqOptions);
-            using (rtn.Weight)
-                return context.Upload(rtn.Weight);
+            string name = layer + ".input";
+            if (!calibration.TensorNames.Contains(name))
+                throw new ArgumentException($"--calibration has no {name} (the inputs of {layer}, [tokens, {k}]).");
+            var shape = calibration.GetInfo(name).Shape;
+            if (shape.Count != 2 || shape[1] != k)
+                throw new ArgumentException($"--calibration {name} is [{string.Join(", ", shape)}], not [tokens, {k}].");
+            inputs = calibration.FileOf(name).ReadAsSingle(name);
+            tokens = checked((int)shape[0]);
         }
-        string name = layer + ".input";
-        if (!calibration.TensorNames.Contains(name))
-            throw new ArgumentException($"--calibration has no {name} (the inputs of {layer}, [tokens, {k}]).");
-        var shape = calibration.GetInfo(name).Shape;
-        if (shape.Count != 2 || shape[1] != k)
-            throw new ArgumentException($"--calibration {name} is [{string.Join(", ", shape)}], not [tokens, {k}].");
-        var result = Offline.Gptq.Quantize(weights, n, k, calibration.FileOf(name).ReadAsSingle(name), checked((int)shape[0]), options, gptqOptions);
+        var result = Offline.Gptq.Quantize(weights, n, k, inputs, tokens, options, gptqOptions);
         using (result.Weight)
             return context.Upload(result.Weight);
     }
