@@ -33,7 +33,7 @@ internal static class DecodeSweep
     ];
 
     private sealed record Row(string Shape, int M, string Scheme, string Kernel, double Microseconds, double WeightGBps, double CopyFraction,
-                              double CublasBf16Microseconds, double RatioBf16, double CublasFp8Microseconds, double RatioFp8);
+                              double CublasBf16Microseconds, double RatioBf16, double CublasFp8Microseconds, double RatioFp8, double CopyGBps);
 
     public static void Run(string outputDirectory)
     {
@@ -52,9 +52,9 @@ internal static class DecodeSweep
                                                 scheme.Name, small.Min(r => r.CopyFraction), Report.GeometricMean(small.Select(r => r.CopyFraction)),
                                                 Report.GeometricMean(small.Select(r => r.RatioBf16)), Report.GeometricMean(small.Select(r => r.RatioFp8))));
             }
-            Report.Save(outputDirectory, Part, $"shape,m,scheme,kernel,us,weight_gbps,copy_fraction,cublas_bf16_us,ratio_bf16,cublaslt_fp8_us,ratio_fp8,copy_gbps={copyGBps:F0}",
+            Report.Save(outputDirectory, Part, "shape,m,scheme,kernel,us,weight_gbps,copy_fraction,cublas_bf16_us,ratio_bf16,cublaslt_fp8_us,ratio_fp8,copy_gbps",
                         rows, r => [r.Shape, r.M, r.Scheme, r.Kernel, r.Microseconds, r.WeightGBps, r.CopyFraction, r.CublasBf16Microseconds, r.RatioBf16,
-                                    r.CublasFp8Microseconds, r.RatioFp8]);
+                                    r.CublasFp8Microseconds, r.RatioFp8, r.CopyGBps]);
         }
     }
 
@@ -163,7 +163,7 @@ internal static class DecodeSweep
         double weightBytes = w.Spec.DataBytes(w.Rows, w.Columns) + w.Spec.BlockScaleBytes(w.Rows, w.Columns, w.Layout) +
                              4.0 * (w.Options.Format == QuantFormat.Fp8PerRow ? n : 1);
         double gbps = weightBytes / (us * 1e-6) / 1e9;
-        var row = new Row($"{n}x{k}", m, scheme.Name, context.LastGemmKernel, us, gbps, gbps / copyGBps, bf16Us, bf16Us / us, fp8Us, fp8Us / usBesideFp8);
+        var row = new Row($"{n}x{k}", m, scheme.Name, context.LastGemmKernel, us, gbps, gbps / copyGBps, bf16Us, bf16Us / us, fp8Us, fp8Us / usBesideFp8, copyGBps);
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-11} {1,3} {2,-14} {3,-40} {4,8:F1} {5,7:F0} {6,7:F3} {7,8:F1} {8,7:F2} {9,8:F1} {10,6:F2}",
                                         row.Shape, m, row.Scheme, row.Kernel, us, gbps, row.CopyFraction, bf16Us, row.RatioBf16, fp8Us, row.RatioFp8));
         return row;
