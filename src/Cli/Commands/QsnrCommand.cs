@@ -57,14 +57,15 @@ internal static class QsnrCommand
         if (shape.Count != 2)
             throw new ArgumentException($"--tensor {name} is rank {shape.Count}; QSNR needs a rank-2 [rows, K] tensor.");
         int rows = checked((int)shape[0]), columns = checked((int)shape[1]);
-        float[] x = checkpoint.FileOf(name).ReadAsSingle(name);
+        using var context = MicroscaleContext.Create(Backend.Reference);
+        using var source = context.CreateTensor<float>(checkpoint.FileOf(name).ReadAsSingle(name), rows, columns);
         var table = new Table().AddColumns("Format", "QSNR (dB)", "QSNR rotated (dB)", "Rotation");
         var results = new List<object>();
         foreach (var (format, options) in QsnrStudy.Formats)
         {
             int g = options.Format is QuantFormat.Nvfp4 or QuantFormat.Nvint4 ? 16 : 32;
-            double plain = Qsnr(x, rows, columns, options, null);
-            double? rotated = columns % g == 0 ? Qsnr(x, rows, columns, options, HadamardTransform.CreateRandom(g, seed: 1)) : null;
+            double plain = Qsnr(context, source, options, null);
+            double? rotated = columns % g == 0 ? Qsnr(context, source, options, HadamardTransform.CreateRandom(g, seed: 1)) : null;
             table.AddRow(format, F(plain), rotated is { } r ? F(r) : "-", $"Hadamard {g}");
             results.Add(new { format, plain, rotated, rotationBlock = g });
         }
@@ -75,11 +76,9 @@ internal static class QsnrCommand
         return 0;
     }
 
-    /// <summary>QSNR of quantizing x (after the rotation, if any) against the values quantized.</summary>
-    private static double Qsnr(float[] x, int rows, int columns, QuantizationOptions options, HadamardTransform? rotation)
+    /// <summary>QSNR of quantizing the source (after the rotation, if any) against the values quantized.</summary>
+    private static double Qsnr(MicroscaleContext context, DeviceTensor<float> source, QuantizationOptions options, HadamardTransform? rotation)
     {
-        using var context = MicroscaleContext.Create(Backend.Reference);
-        using var source = context.CreateTensor<float>(x, rows, columns);
         using var rotated = rotation is null ? null : context.HadamardRotate(source, rotation);
         using var q = context.Quantize(rotated ?? source, options);
         using var back = context.Dequantize(q);
