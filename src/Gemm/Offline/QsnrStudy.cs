@@ -44,17 +44,16 @@ public static class QsnrStudy
         for (double kappa = 1.5; kappa <= 9.0 + 1e-9; kappa += 0.25)
         {
             var qsnr = new Dictionary<string, double>();
-            double measured = 0;
+            var bySize = new Dictionary<int, (float[] Values, double MeanCrest)>();  // the same blocks for every format of a size
             foreach (var (name, options) in Formats)
             {
                 int size = FormatSpec.Of(options).BlockSize;
-                var (x, mean) = Blocks(blocks, size, kappa, seed);
-                using var q = Quantizer.Quantize(x, blocks, size, options, Backend.Reference);
-                qsnr[name] = QuantizationMetrics.Qsnr(x, q.Dequantize(Backend.Reference));
-                if (size == 32)
-                    measured = mean;
+                if (!bySize.TryGetValue(size, out var set))
+                    bySize[size] = set = Blocks(blocks, size, kappa, seed);
+                using var q = Quantizer.Quantize(set.Values, blocks, size, options, Backend.Reference);
+                qsnr[name] = QuantizationMetrics.Qsnr(set.Values, q.Dequantize(Backend.Reference));
             }
-            points.Add(new CrestPoint(kappa, measured, qsnr));
+            points.Add(new CrestPoint(kappa, bySize[32].MeanCrest, qsnr));
         }
         return points;
     }
