@@ -28,11 +28,7 @@ internal sealed class DeviceScratch : IDisposable
     public ArrayView<int> Ints(long count)
     {
         if (_ints.Length < count)
-        {
-            _accelerator.Synchronize(); // kernels in flight may still read the old buffer
-            _ints.Dispose();
-            _ints = _accelerator.Allocate1D<int>(Math.Max(count, 2 * _ints.Length));
-        }
+            _ints = Grown(_ints, count);
         return _ints.View.SubView(0, Math.Max(1, count)).AsContiguous();
     }
 
@@ -45,15 +41,23 @@ internal sealed class DeviceScratch : IDisposable
         long count = Math.Max(64, (bytes + 3) / 4);
         if (_gemmWorkspace is null || _gemmWorkspace.Length < count)
         {
-            if (_gemmWorkspace is not null)
-            {
-                _accelerator.Synchronize(); // kernels in flight may still use the old buffer
-                _gemmWorkspace.Dispose();
-            }
-            _gemmWorkspace = _accelerator.Allocate1D<int>(Math.Max(count, 2 * (_gemmWorkspace?.Length ?? 0)));
+            _gemmWorkspace = Grown(_gemmWorkspace, count);
             _gemmWorkspace.MemSetToZero();
         }
         return _gemmWorkspace.View.AsContiguous();
+    }
+
+    /// <summary>A buffer of at least <paramref name="count"/> ints (twice the old length when that is more) replacing
+    /// <paramref name="old"/>, which is freed once the kernels in flight that may read it are done.</summary>
+    private MemoryBuffer1D<int, Stride1D.Dense> Grown(MemoryBuffer1D<int, Stride1D.Dense>? old, long count)
+    {
+        long length = old?.Length ?? 0;
+        if (old is not null)
+        {
+            _accelerator.Synchronize();
+            old.Dispose();
+        }
+        return _accelerator.Allocate1D<int>(Math.Max(count, 2 * length));
     }
 
     /// <summary>The device copy of the transform's signs, or the placeholder [1.0] without a rotation.</summary>
