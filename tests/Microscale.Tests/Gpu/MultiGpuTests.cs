@@ -12,11 +12,22 @@ namespace Microscale.Tests.Gpu;
 [Category("MultiGpu")]
 public sealed partial class MultiGpuTests
 {
-    private static readonly (QuantFormat A, QuantFormat B)[] s_pairs =
+    // Every operand pair of NUMERICS.md §5 (null activations: dense BF16, W4A16 / W8A16).
+    private static readonly (QuantizationOptions? A, QuantizationOptions B)[] s_pairs =
     [
-        (QuantFormat.Mxfp4, QuantFormat.Mxfp4), (QuantFormat.Nvfp4, QuantFormat.Nvfp4), (QuantFormat.Fp8PerRow, QuantFormat.Mxfp4),
-        (QuantFormat.Fp8PerRow, QuantFormat.Fp8PerRow),
+        (Q(QuantFormat.Mxfp4), Q(QuantFormat.Mxfp4)), (Q(QuantFormat.Nvfp4), Q(QuantFormat.Nvfp4)),
+        (Q(QuantFormat.Fp8PerRow), Q(QuantFormat.Mxfp4)), (Q(QuantFormat.Fp8PerTensor), Q(QuantFormat.Nvfp4)),
+        (Q(QuantFormat.Mxfp8), Q(QuantFormat.Mxfp4)), (Q(QuantFormat.Fp8PerRow), Q(QuantFormat.Fp8PerRow)),
+        (Q(QuantFormat.Fp8PerTensor), Q(QuantFormat.Fp8PerTensor)), (Q(QuantFormat.Mxfp8), Q(QuantFormat.Mxfp8)),
+        (Q(QuantFormat.Mxint8), Q(QuantFormat.Mxint8)), (Q(QuantFormat.Mxint6), Q(QuantFormat.Mxint6)),
+        (Q(QuantFormat.Mxint4), Q(QuantFormat.Mxint4)), (Q(QuantFormat.Nvint4), Q(QuantFormat.Nvint4)),
+        (null, Q(QuantFormat.Mxfp4)), (null, Q(QuantFormat.Nvfp4)), (null, Q(QuantFormat.Fp8PerRow)),
     ];
+
+    // Token counts that take the decode kernel (M <= 64) and the large-M kernels (wgmma for FP8 x FP8 on sm_90).
+    private static readonly int[] s_tokens = [8, 192];
+
+    private static QuantizationOptions Q(QuantFormat format) => new(format);
 
     private static int RequireDevices()
     {
@@ -27,22 +38,31 @@ public sealed partial class MultiGpuTests
         return count;
     }
 
-    // Every pair's output bytes for seeded inputs, on one device's context.
+    // Every pair's output bytes (and the quantized activations' bytes) for seeded inputs, on one device's context.
     private static List<byte[]> RunPairs(MicroscaleContext context)
     {
-        const int m = 96, n = 256, k = 1024;
+        const int n = 256, k = 1024;
         var results = new List<byte[]>();
-        using var a = context.CreateTensor<float>(SeededGaussian.Create(m * k, 1), m, k);
         using var b = context.CreateTensor<float>(SeededGaussian.Create(n * k, 2), n, k);
-        using var c = context.AllocateTensor<BFloat16>(m, n);
-        foreach (var (af, bf) in s_pairs)
+        foreach (int m in s_tokens)
         {
-            using var qa = context.Quantize(a, new QuantizationOptions(af));
-            using var qb = context.Quantize(b, new QuantizationOptions(bf));
-            context.Gemm(qa, qb, c);
-            results.Add(MemoryMarshal.AsBytes(c.ToArray().AsSpan()).ToArray());
-            using var hostA = qa.ToHost();
-            results.Add(hostA.Data.ToArray());
+            using var a = context.CreateTensor<float>(SeededGaussian.Create(m * k, 1), m, k);
+            using var dense = context.CreateTensor<BFloat16>(SeededGaussian.Create(m * k, 1).Select(v => (BFloat16)v).ToArray(), m, k);
+            using var c = context.AllocateTensor<BFloat16>(m, n);
+            foreach (var (af, bf) in s_pairs)
+            {
+                using var qb = context.Quantize(b, bf);
+                if (af is null)
+                    context.Gemm(dense, qb, c);
+                else
+                {
+                    using var qa = context.Quantize(a, af);
+                    context.Gemm(qa, qb, c);
+                    using var hostA = qa.ToHost();
+                    results.Add(hostA.Data.ToArray());
+                }
+                results.Add(MemoryMarshal.AsBytes(c.ToArray().AsSpan()).ToArray());
+            }
         }
         return results;
     }
