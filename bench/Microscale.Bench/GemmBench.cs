@@ -14,9 +14,16 @@ public class GemmBench : IWork
     private QuantizedLinear _linear = null!;
     private DeviceTensor<float> _c = null!;
 
-    /// <summary>The ILGPU and native backends available here (Reference's float64 GEMM is a check, not a contender).</summary>
-    public static IEnumerable<Backend> Backends() =>
-        MicroscaleRuntime.DescribeBackends().Where(b => b.IsAvailable && b.Backend != Backend.Reference).Select(b => b.Backend);
+    /// <summary>The ILGPU and native backends available here (Reference's float64 GEMM is a check, not a contender), or those
+    /// named in MICROSCALE_BENCH_BACKENDS (comma-separated, e.g. "native,cuda" to leave the slow CPU backend out on a GPU host).</summary>
+    public static IEnumerable<Backend> Backends()
+    {
+        var chosen = Environment.GetEnvironmentVariable("MICROSCALE_BENCH_BACKENDS")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return MicroscaleRuntime.DescribeBackends()
+            .Where(b => b.IsAvailable && b.Backend != Backend.Reference)
+            .Where(b => chosen is null || chosen.Contains(b.Backend.ToString(), StringComparer.OrdinalIgnoreCase))
+            .Select(b => b.Backend);
+    }
 
     [ParamsSource(nameof(Backends))]
     public Backend Backend { get; set; }

@@ -1,6 +1,6 @@
 // Decode GEMM (sm_80+; M <= 64 tokens): C[m, n] = alpha * sum_k deq(a)[m, k] * deq(w)[n, k] (+ bias[n]), bound by reading
-// the weights w [N, K] once. Weights: MXFP4, NVFP4 (W4A16 / W4A8) or FP8 per-tensor / per-row (W8A16 / W8A8); activations:
-// BF16 or FP8 E4M3/E5M2 with per-tensor / per-token scales.
+// the weights w [N, K] once. Weights: MXFP4, NVFP4 (W4A16 / W4A8 / W4A4) or FP8 per-tensor / per-row (W8A16 / W8A8);
+// activations: BF16, FP8 E4M3/E5M2 with per-tensor / per-token scales, or MXFP4 / NVFP4 with weights of the same format.
 // Study: Marlin (FP4 -> BF16 by bit placement, weights as the MMA's M side), TensorRT-LLM weight-only GEMV (split over K).
 //  - A CTA of 8 warps owns 128 weight rows (16 per warp: the M side of mma.sync m16n8k16) and a range of K chunks (64 bytes
 //    of every row: 128 FP4 or 64 FP8 values). Each lane of a quad streams 16 contiguous bytes of rows g and g+8 per chunk
@@ -9,7 +9,9 @@
 //    and multiplied (fma.rn.bf16x2) by the block scale times 2^126 (MX: 2^(e-1), a second factor when e > 128; NVFP4: the
 //    UE4M3 scale x 2^118, the remaining 2^8 and the tensor scale in the epilogue); FP8 goes through cvt to F16 and FP32.
 //    Every product of the MMA is then exact and the accumulation is FP32.
-//  - Activations of the CTA's K range are staged in shared memory as BF16 (FP8 converted exactly): a row per token and one
+//  - Activations of the CTA's K range are staged in shared memory as BF16 (FP8 converted exactly; FP4 blocks dequantized
+//    exactly: NVFP4 as E2M1 x UE4M3, MXFP4 as E2M1 x 2^(e-129), every such value a BF16 one, the 2^2 and NVFP4's tensor
+//    scale applied in the epilogue): a row per token and one
 //    zero row that lanes of tokens past M read. For FP4 weights each 8-value group is permuted into the order the nibble
 //    extraction produces (the reduction order over K is free; A and B fragments only have to agree) and each chunk's
 //    16-byte units are transposed so that a quad reads 64 contiguous bytes (staged_offset). Lane (g, t) reads token g's
@@ -46,7 +48,7 @@ constexpr int kNoOptInStagedBytes = 46 * 1024;
 constexpr int max_staged_bytes(int tiles) { return tiles <= 2 ? kNoOptInStagedBytes : 100 * 1024; }
 
 enum WeightKind { kWMx4 = 0, kWNv4 = 1, kWE4M3 = 2, kWE5M2 = 3 };
-enum ActKind { kABf16 = 0, kAE4M3 = 1, kAE5M2 = 2 };
+enum ActKind { kABf16 = 0, kAE4M3 = 1, kAE5M2 = 2, kAMx4 = 3, kANv4 = 4 };
 
 template <int W> struct WeightTraits {
   static constexpr bool kFp4 = W == kWMx4 || W == kWNv4;
@@ -67,8 +69,11 @@ struct DecodeParams {
   int w_per_row;
   const void* __restrict__ a;
   int a_kind;
-  const float* __restrict__ a_decode;  // FP8 activations: [1] or [m]; null for BF16
+  const float* __restrict__ a_decode;  // FP8 activations: [1] or [m]; NVFP4: [1]; null for BF16 and MXFP4
   int a_per_row;
+  const uint8_t* __restrict__ a_scales;  // FP4 activations' block scales
+  int a_scale_cols, a_swizzled;
+  float a_factor;  // what the staged activations lack: 4 for MXFP4 (staged x 2^-2), else 1
   float alpha;
   const float* __restrict__ bias;
   void* out;
@@ -167,7 +172,8 @@ __device__ __forceinline__ uint2 lds64(uint32_t address) {
 
 // Stages the activations of p.staged_chunks chunks from K offset k0 as BF16 (k >= K as zeros): a row per token < m, and
 // on the first piece (`zero_row`) row min(m, 8T) of zeros, which lanes of tokens >= m read.
-template <int W, int T> __device__ void stage_activations(const DecodeParams& p, int k0, uint8_t* smem, bool zero_row) {
+// kFp4A: the W4A4 kernels stage only FP4 activations; the others never do (each keeps its own register budget).
+template <int W, int T, bool kFp4A> __device__ void stage_activations(const DecodeParams& p, int k0, uint8_t* smem, bool zero_row) {
   const int tokens = p.m < 8 * T ? p.m : 8 * T;
   const int units_per_row = p.staged_chunks * WeightTraits<W>::kChunkK / 8;
   const int units = (tokens + (zero_row && tokens < 8 * T ? 1 : 0)) * units_per_row;
@@ -176,7 +182,21 @@ template <int W, int T> __device__ void stage_activations(const DecodeParams& p,
     uint32_t x[4] = {0, 0, 0, 0};  // natural order: x[j] = values (2j, 2j+1)
     if (token < tokens && k < p.k) {
       const int64_t index = (int64_t)token * p.k + k;
-      if (p.a_kind == kABf16) {
+      if constexpr (kFp4A) {
+        // Eight E2M1 codes (element 2j in the low nibble of byte j) of one scale block. MX: (v / 4) x 2^(e-127) spans
+        // 2^-130 ... 1.5 x 2^127, exact in binary32 and in BF16 (subnormals reach 2^-133); NVFP4: v x s has at most 6
+        // significant bits within 2^-10 ... 2688. Binary32 products are exact (no FTZ), so the BF16 rounding is too.
+        const bool mx = p.a_kind == kAMx4;
+        const uint32_t q = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(p.a) + index / 2);
+        const uint32_t code = p.a_scales[scale_offset(token, k / (mx ? 32 : 16), p.a_scale_cols, p.a_swizzled != 0)];
+        const float scale = mx ? from_e8m0(code) * 0.25f : from_e4m3(code);
+        // A value whose dequantization overflows binary32 (4|x| >= 2^128) is staged as Inf, as the reference has it.
+        auto value = [&](uint32_t c) {
+          const float x = from_e2m1(c) * scale;
+          return mx && fabsf(x) >= 0x1p126f ? copysignf(__int_as_float(0x7F800000), x) : x;
+        };
+        for (int j = 0; j < 4; ++j) x[j] = pack_bf16x2(value((q >> (8 * j)) & 0xFu), value((q >> (8 * j + 4)) & 0xFu));
+      } else if (p.a_kind == kABf16) {
         uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.a) + index);
         x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
       } else {
@@ -236,8 +256,14 @@ __device__ __forceinline__ void fp4_chunk(float (&acc)[T][4], const uint32_t* q0
   }
 }
 
-template <int W, int T>
-__global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 1 : 2) decode_gemm_kernel(const DecodeParams p) {
+// CTAs per SM the registers must allow: 3 up to 16 tokens (2 for W4A4, whose FP4 staging needs more), 1 for 64 tokens of
+// NVFP4, else 2.
+constexpr int min_ctas_per_sm(int W, int T, bool fp4_activations) {
+  return T == 8 && W == kWNv4 ? 1 : T <= 2 && !fp4_activations ? 3 : 2;
+}
+
+template <int W, int T, bool kFp4A>
+__global__ void __launch_bounds__(kThreads, min_ctas_per_sm(W, T, kFp4A)) decode_gemm_kernel(const DecodeParams p) {
   using Traits = WeightTraits<W>;
   constexpr int kPrefetch = T >= 4 || (T == 2 && W == kWNv4) ? 2 : T == 1 ? 4 : 3;  // chunks per warp in flight, within the register budget
   extern __shared__ __align__(16) uint8_t smem[];
@@ -281,7 +307,7 @@ __global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 
 #pragma unroll
   for (int s = 0; s < kPrefetch; ++s) load_chunk(s, s);  // chunks past nchunks load nothing (c >= chunks0, chunks1)
 
-  stage_activations<W, T>(p, chunk0 * Traits::kChunkK, smem, true);
+  stage_activations<W, T, kFp4A>(p, chunk0 * Traits::kChunkK, smem, true);
   __syncthreads();
 
   // Shared address of this lane's activations for token tile tt (tokens >= m read the zero row) at chunk 0 of the piece.
@@ -305,7 +331,7 @@ __global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 
       if (c >= nchunks) break;
       if (cs == p.staged_chunks) {  // the next piece of activations (uniform across the CTA)
         __syncthreads();
-        stage_activations<W, T>(p, (chunk0 + c) * Traits::kChunkK, smem, false);
+        stage_activations<W, T, kFp4A>(p, (chunk0 + c) * Traits::kChunkK, smem, false);
         __syncthreads();
         cs = 0;
       }
@@ -377,7 +403,7 @@ __global__ void __launch_bounds__(kThreads, T <= 2 ? 3 : T == 8 && W == kWNv4 ? 
   }
 
   // Epilogue: C[m, n] = alpha * a_scale[m] * w_scale[n] * acc + bias[n].
-  const float w_factor = W == kWNv4 ? 256.0f : 1.0f;  // NVFP4 multipliers carried 2^-8
+  const float w_factor = (W == kWNv4 ? 256.0f : 1.0f) * p.a_factor;  // NVFP4 multipliers carried 2^-8
 #pragma unroll
   for (int tt = 0; tt < T; ++tt)
 #pragma unroll
@@ -417,20 +443,20 @@ const char* weight_name(int kind) {
 }
 
 using Kernel = void (*)(DecodeParams);
-template <int W> Kernel kernel_for_tiles(int tiles) {
+template <int W, bool kFp4A> Kernel kernel_for_tiles(int tiles) {
   switch (tiles) {
-    case 1: return decode_gemm_kernel<W, 1>;
-    case 2: return decode_gemm_kernel<W, 2>;
-    case 4: return decode_gemm_kernel<W, 4>;
-    default: return decode_gemm_kernel<W, 8>;
+    case 1: return decode_gemm_kernel<W, 1, kFp4A>;
+    case 2: return decode_gemm_kernel<W, 2, kFp4A>;
+    case 4: return decode_gemm_kernel<W, 4, kFp4A>;
+    default: return decode_gemm_kernel<W, 8, kFp4A>;
   }
 }
-Kernel kernel_for(int kind, int tiles) {
+Kernel kernel_for(int kind, int tiles, bool fp4_activations) {
   switch (kind) {
-    case kWMx4: return kernel_for_tiles<kWMx4>(tiles);
-    case kWNv4: return kernel_for_tiles<kWNv4>(tiles);
-    case kWE4M3: return kernel_for_tiles<kWE4M3>(tiles);
-    default: return kernel_for_tiles<kWE5M2>(tiles);
+    case kWMx4: return fp4_activations ? kernel_for_tiles<kWMx4, true>(tiles) : kernel_for_tiles<kWMx4, false>(tiles);
+    case kWNv4: return fp4_activations ? kernel_for_tiles<kWNv4, true>(tiles) : kernel_for_tiles<kWNv4, false>(tiles);
+    case kWE4M3: return kernel_for_tiles<kWE4M3, false>(tiles);
+    default: return kernel_for_tiles<kWE5M2, false>(tiles);
   }
 }
 
@@ -480,7 +506,8 @@ bool decode_gemm_can_implement(const ms_gemm_desc_t& d) {
   const bool fp8_w = d.b_format == MS_FMT_FP8_TENSOR || d.b_format == MS_FMT_FP8_ROW;
   const bool bf16_a = d.a_format == MS_FMT_DENSE && d.a_dtype == MS_DTYPE_BF16;
   const bool fp8_a = d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW;
-  return d.m <= 64 && (fp4_w || fp8_w) && (bf16_a || fp8_a) && d.k % 32 == 0;
+  const bool fp4_a = (d.a_format == MS_FMT_MXFP4 || d.a_format == MS_FMT_NVFP4) && d.a_format == d.b_format;  // W4A4
+  return d.m <= 64 && (fp4_w || fp8_w) && (bf16_a || fp8_a || fp4_a) && d.k % 32 == 0;
 }
 
 std::string decode_gemm_config(const ms_gemm_desc_t& d) {
@@ -508,8 +535,16 @@ void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, 
   p.w_swizzled = ops.b.layout == MS_LAYOUT_SWIZZLED_128X4;
   p.w_decode = kind == kWMx4 ? nullptr : ops.b.decode_scales;
   p.w_per_row = d.b_format == MS_FMT_FP8_ROW;
+  p.a_factor = 1.0f;
   if (d.a_format == MS_FMT_DENSE) {
     p.a = ops.a.dense, p.a_kind = kABf16;
+  } else if (d.a_format == MS_FMT_MXFP4 || d.a_format == MS_FMT_NVFP4) {
+    const bool mx = d.a_format == MS_FMT_MXFP4;
+    p.a = ops.a.data, p.a_kind = mx ? kAMx4 : kANv4;
+    p.a_scales = static_cast<const uint8_t*>(ops.a.block_scales);
+    p.a_scale_cols = d.k / (mx ? 32 : 16), p.a_swizzled = ops.a.layout == MS_LAYOUT_SWIZZLED_128X4;
+    p.a_decode = mx ? nullptr : ops.a.decode_scales;
+    p.a_factor = mx ? 4.0f : 1.0f;
   } else {
     p.a = ops.a.data, p.a_kind = d.a_element == MS_ELEM_E5M2 ? kAE5M2 : kAE4M3;
     p.a_decode = ops.a.decode_scales, p.a_per_row = d.a_format == MS_FMT_FP8_ROW;
@@ -522,7 +557,7 @@ void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, 
     p.partials = reinterpret_cast<float*>(static_cast<uint8_t*>(workspace) + kCounterBytes);
   }
   dim3 grid(tiles, s.ksplit);
-  Kernel kernel = kernel_for(kind, token_tiles(d.m));
+  Kernel kernel = kernel_for(kind, token_tiles(d.m), p.a_kind == kAMx4 || p.a_kind == kANv4);
   if (s.smem_bytes > kNoOptInStagedBytes)  // per launch: the attribute belongs to the current context
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, s.smem_bytes), "cudaFuncSetAttribute(decode)");
   kernel<<<grid, kThreads, s.smem_bytes, stream>>>(p);

@@ -25,12 +25,15 @@ public sealed class DecodeGemmTests : NativeFixture
         yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerRow) { Element = Fp8Element.E5M2 }).SetName("{m}_fp8_row_e5m2");
     }
 
-    /// <summary>BF16 activations (W4A16 / W8A16), FP8 per-token and per-tensor activations (W4A8 / W8A8) for every M.</summary>
+    /// <summary>BF16 activations (W4A16 / W8A16), FP8 per-token and per-tensor activations (W4A8 / W8A8) and, with FP4
+    /// weights, activations of the same format and scale layout (W4A4) for every M.</summary>
     [TestCaseSource(nameof(WeightFormats))]
     public void WithinBoundForEveryTokenCount(QuantizationOptions weights)
     {
         const int n = 333, k = 1088; // 3 row tiles, the last partial; 8.5 FP4 chunks
-        var activations = new QuantizationOptions?[] { null, new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor) };
+        var activations = new List<QuantizationOptions?> { null, new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor) };
+        if (weights.Format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4)
+            activations.Add(new QuantizationOptions(weights.Format) { Layout = weights.Layout });
         foreach (int m in s_tokens)
             foreach (var a in activations)
                 RunAndCheck(a, weights, m, n, k, repeat: false);
@@ -43,6 +46,8 @@ public sealed class DecodeGemmTests : NativeFixture
     {
         RunAndCheck(null, weights, 3, 1000, 8192, repeat: true);
         RunAndCheck(new QuantizationOptions(QuantFormat.Fp8PerRow), weights, 16, 520, 4096, repeat: true);
+        if (weights.Format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4)
+            RunAndCheck(new QuantizationOptions(weights.Format) { Layout = weights.Layout }, weights, 5, 1000, 8192, repeat: true);
     }
 
     private void RunAndCheck(QuantizationOptions? aOptions, QuantizationOptions bOptions, int m, int n, int k, bool repeat)
@@ -144,6 +149,59 @@ public sealed class DecodeGemmTests : NativeFixture
             if (!(float.IsNaN(want) ? float.IsNaN(got[i]) : BitConverter.SingleToInt32Bits(got[i]) == BitConverter.SingleToInt32Bits(want)))
                 Assert.Fail($"{options}: C[{i / n}, {i % n}] = {got[i]:R}, the weight dequantizes to {want:R}");
         }
+        TestContext.Out.WriteLine($"{options}: {got.Length} values exact, {nan} NaN");
+    }
+
+    /// <summary>
+    /// W4A4: weight row n is 1 at k = n and 0 elsewhere, so C[m, n] = deq(A)[m, n]: every activation code and scale must come
+    /// back bit for bit (NaN where the reference has NaN: a NaN scale, or 0 x Inf in a row holding a value that overflows
+    /// binary32). MX activation scales cover exponent codes 0 … 255; NVFP4 every UE4M3 code with a tensor scale that is not a
+    /// power of two.
+    /// </summary>
+    [TestCase(QuantFormat.Mxfp4)]
+    [TestCase(QuantFormat.Nvfp4)]
+    public void OneHotWeightsReadEveryFp4ActivationCodeExactly(QuantFormat format)
+    {
+        const int m = 64, k = 256, n = 256;
+        var options = new QuantizationOptions(format);
+        var spec = FormatSpec.Of(options);
+        var random = new Random(13);
+        var aData = new byte[spec.DataBytes(m, k)];
+        random.NextBytes(aData);
+        var aScales = new byte[spec.BlockScaleBytes(m, k, ScaleLayout.Linear)];
+        for (int i = 0; i < aScales.Length; i++)
+            aScales[i] = format == QuantFormat.Mxfp4 ? (byte)(i * 7 % 256) : (byte)(i % 128);
+        var aDecode = new float[spec.DecodeScaleCount(m)];
+        Array.Fill(aDecode, format == QuantFormat.Nvfp4 ? 0.3f : 1f);
+        using var aHost = QuantizedTensor.FromParts(options, m, k, aData, aScales, aDecode);
+
+        var wData = new byte[spec.DataBytes(n, k)];
+        for (int row = 0; row < n; row++)
+            wData[(row * k + row) / 2] = (byte)(row % 2 == 0 ? 0x02 : 0x20); // E2M1 code 2 = 1.0 at k = row
+        var wScales = new byte[spec.BlockScaleBytes(n, k, ScaleLayout.Linear)];
+        Array.Fill(wScales, format == QuantFormat.Mxfp4 ? (byte)127 : (byte)0x38); // 2^0; UE4M3 1.0
+        var wDecode = new float[spec.DecodeScaleCount(n)];
+        Array.Fill(wDecode, 1f);
+        using var wHost = QuantizedTensor.FromParts(options, n, k, wData, wScales, wDecode);
+
+        using var a = Context.Upload(aHost);
+        using var w = Context.Upload(wHost);
+        using var c = Context.AllocateTensor<float>(m, n);
+        Context.Gemm(a, w, c);
+        Assert.That(Context.LastGemmKernel, Does.StartWith(DecodePrefix));
+
+        var (expected, _) = GemmBounds.Reference(aHost.Dequantize(Backend.Reference), wHost.Dequantize(Backend.Reference), m, n, k);
+        var got = c.ToArray();
+        int nan = 0;
+        for (int i = 0; i < got.Length; i++)
+        {
+            float want = (float)expected[i];
+            if (float.IsNaN(want))
+                nan++;
+            if (!(float.IsNaN(want) ? float.IsNaN(got[i]) : BitConverter.SingleToInt32Bits(got[i]) == BitConverter.SingleToInt32Bits(want)))
+                Assert.Fail($"{options}: C[{i / n}, {i % n}] = {got[i]:R}, the activation dequantizes to {want:R}");
+        }
+        Assert.That(nan, Is.LessThan(got.Length / 2), "most rows must hold finite values to compare");
         TestContext.Out.WriteLine($"{options}: {got.Length} values exact, {nan} NaN");
     }
 }
