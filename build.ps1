@@ -24,7 +24,15 @@ switch ($Verb) {
     }
     "demo" { dotnet run --project src/Cli -c Release -- demo @Rest }
     "bench" { dotnet run --project bench/Microscale.Bench -c Release -- @Rest }
-    "pack" { dotnet pack src/Gemm -c Release -o artifacts/packages; dotnet pack src/Cli -c Release -o artifacts/packages }
+    "pack" {
+        foreach ($project in "src/Interop", "src/Gemm", "src/Cli") {
+            dotnet pack $project -c Release -o artifacts/packages; if ($LASTEXITCODE) { exit $LASTEXITCODE }
+        }
+        # The native runtime package needs microscale.dll from ./build.ps1 native (multi-config generators put it in Release/).
+        $dll = @("artifacts/native/microscale.dll", "artifacts/native/Release/microscale.dll") | Where-Object { Test-Path $_ } | Select-Object -First 1
+        if ($dll) { dotnet pack src/Runtime -c Release -o artifacts/packages -p:NativeRid=win-x64 "-p:NativeLibrary=$((Resolve-Path $dll).Path)" }
+        else { Write-Output "skipping Microscale.Runtime.win-x64: no artifacts/native/microscale.dll (./build.ps1 native builds it)" }
+    }
     "native" {
         # Needs nvcc and cmake; builds microscale.dll (extra arguments go to cmake's configure step).
         cmake -S native -B artifacts/native -DCMAKE_BUILD_TYPE=Release @Rest; if ($LASTEXITCODE) { exit $LASTEXITCODE }

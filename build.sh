@@ -40,7 +40,7 @@ case "$verb" in
     dotnet pack src/Interop -c Release -o artifacts/packages && dotnet pack src/Gemm -c Release -o artifacts/packages &&
       dotnet pack src/Cli -c Release -o artifacts/packages || exit 1
     # The native runtime package needs libmicroscale.so from ./build.sh native (a machine with nvcc).
-    if [[ -f artifacts/native/libmicroscale.so ]]; then dotnet pack src/Runtime -c Release -o artifacts/packages
+    if [[ -f artifacts/native/libmicroscale.so ]]; then dotnet pack src/Runtime -c Release -o artifacts/packages -p:NativeRid=linux-x64
     else echo "skipping Microscale.Runtime.linux-x64: no artifacts/native/libmicroscale.so (./build.sh native builds it)"; fi ;;
   native)
     # Needs nvcc and cmake. Extra arguments go to cmake's configure step, e.g. -DMICROSCALE_CUDA_ARCHS=120a.

@@ -19,12 +19,15 @@ internal static class Plots
         return written > 0 ? 0 : 1;
     }
 
+    private const string FontName = "DejaVu Sans";
+
     /// <summary>Renders what it can; a machine without SkiaSharp's native library gets a message, not a failed sweep.</summary>
     public static int RenderAll(string directory)
     {
         int written = 0;
         try
         {
+            UseBundledFont();
             if (File.Exists(Path.Combine(directory, "gemm-fp8.csv")))
                 written += GemmFp8(directory);
             if (File.Exists(Path.Combine(directory, "decode.csv")))
@@ -35,6 +38,18 @@ internal static class Plots
             Console.WriteLine($"charts skipped: {e.Message}");
         }
         return written;
+    }
+
+    // The font shipped next to the assembly, for every label (regular and bold): charts look the same everywhere, and
+    // machines without system fonts (the GPU machines) still get text.
+    private static void UseBundledFont()
+    {
+        string path = Path.Combine(AppContext.BaseDirectory, "Fonts", "DejaVuSans.ttf");
+        if (!File.Exists(path))
+            return;
+        Fonts.AddFontFile(FontName, path, bold: false, italic: false);
+        Fonts.AddFontFile(FontName, path, bold: true, italic: false);
+        Fonts.Default = FontName;
     }
 
     private static List<Dictionary<string, string>> ReadCsv(string path)

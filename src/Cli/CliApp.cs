@@ -8,6 +8,8 @@ internal static class CliApp
 {
     public static RootCommand Build() => new("microscale: FP4/FP8 quantization and GEMM for .NET")
     {
+        CliOutput.Quiet,
+        CliOutput.Json,
         QuantizeCommand.Create(),
         InfoCommand.Create(),
         DemoCommand.Create(),

@@ -19,4 +19,21 @@ internal static class CliRunner
             Console.SetError(saved);
         }
     }
+
+    /// <summary>Runs the command with stdout captured too (the --quiet and --json modes write there, not through Spectre).</summary>
+    public static (int ExitCode, string Output, string Error) RunCapturing(params string[] args)
+    {
+        var output = new StringWriter();
+        var saved = Console.Out;
+        Console.SetOut(output);
+        try
+        {
+            var (exitCode, error) = Run(args);
+            return (exitCode, output.ToString(), error);
+        }
+        finally
+        {
+            Console.SetOut(saved);
+        }
+    }
 }

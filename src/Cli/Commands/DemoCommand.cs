@@ -17,7 +17,7 @@ internal static class DemoCommand
         {
             rows, columns, tokens, backend,
         };
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(rows), r.GetValue(columns), r.GetValue(tokens), r.GetValue(backend))));
+        command.SetAction(r => CliOutput.Run(r, output => Run(output, r.GetValue(rows), r.GetValue(columns), r.GetValue(tokens), r.GetValue(backend))));
         return command;
     }
 
@@ -32,9 +32,11 @@ internal static class DemoCommand
         new(QuantFormat.Fp8PerRow) { Element = Fp8Element.E5M2 },
     };
 
-    private static int Run(int rows, int columns, int tokens, Backend backend)
+    private static int Run(CliOutput output, int rows, int columns, int tokens, Backend backend)
     {
         var (resolved, reason) = MicroscaleRuntime.Resolve(backend);
+        output.Set("backend", new { Backend = resolved, Reason = reason });
+        output.Set("input", new { Rows = rows, Columns = columns });
         AnsiConsole.MarkupLine($"Backend: [bold]{resolved}[/] ({Markup.Escape(reason)})");
         float[] x = SeededGaussian.Create(checked(rows * columns), seed: 20261123);
         AnsiConsole.MarkupLine($"Input: {rows} x {columns} seeded N(0,1), binary32");
@@ -49,17 +51,22 @@ internal static class DemoCommand
             clock.Restart();
             float[] back = q.Dequantize(resolved);
             double dequantizeSeconds = clock.Elapsed.TotalSeconds;
-            table.AddRow(options.ToString(), $"{q.BitsPerValue:0.##}", $"{QuantizationMetrics.Qsnr(x, back):F2}",
-                         $"{x.Length / quantizeSeconds / 1e6:F1}", $"{x.Length / dequantizeSeconds / 1e6:F1}");
+            double qsnr = QuantizationMetrics.Qsnr(x, back);
+            table.AddRow(options.ToString(), $"{q.BitsPerValue:0.##}", $"{qsnr:F2}", $"{x.Length / quantizeSeconds / 1e6:F1}", $"{x.Length / dequantizeSeconds / 1e6:F1}");
+            output.Add("formats", new
+            {
+                Format = options.ToString(), q.BitsPerValue, QsnrDb = qsnr, QuantizeMValuesPerSecond = x.Length / quantizeSeconds / 1e6,
+                DequantizeMValuesPerSecond = x.Length / dequantizeSeconds / 1e6,
+            });
         }
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("Throughput includes host<->device copies; Gaussian reference points (INT v.s. FP, NVFP4 papers): MXFP4 ~18.8 dB, NVFP4 ~20.4 dB.");
-        LinearLayer(resolved, tokens, columns, Math.Min(rows, 1024));
+        LinearLayer(output, resolved, tokens, columns, Math.Min(rows, 1024));
         return 0;
     }
 
     /// <summary>One quantized linear layer per GEMM pair: activations (rotated and) quantized on the fly, weights quantized offline.</summary>
-    private static void LinearLayer(Backend backend, int tokens, int k, int n)
+    private static void LinearLayer(CliOutput report, Backend backend, int tokens, int k, int n)
     {
         using var context = MicroscaleContext.Create(backend);
         float[] a = SeededGaussian.Create(tokens * k, seed: 1);
@@ -106,7 +113,9 @@ internal static class DemoCommand
             Run();
             context.Synchronize();
             double ms = clock.Elapsed.TotalMilliseconds;
-            table.AddRow(name, $"{RelativeError(output.ToArray(), exact):P2}", $"{ms:F1}");
+            double error = RelativeError(output.ToArray(), exact);
+            table.AddRow(name, $"{error:P2}", $"{ms:F1}");
+            report.Add("linear_layer", new { Pair = name, Tokens = tokens, K = k, N = n, RelativeError = error, Milliseconds = ms, context.LastGemmKernel });
         }
         AnsiConsole.MarkupLine($"Quantized linear layer: {tokens} tokens x K {k} -> N {n} on {context.Backend} ({Markup.Escape(context.DeviceName)})");
         AnsiConsole.Write(table);

@@ -24,11 +24,12 @@ internal static class GemmCommand
         {
             input, a, b, aFile, bFile, pair, hadamard, backend, outDtype, output,
         };
-        command.SetAction(r => CliErrors.Run(() =>
+        command.SetAction(r => CliOutput.Run(r, report =>
         {
             var result = Run(r.GetValue(input), r.GetValue(a), r.GetValue(b), r.GetValue(aFile), r.GetValue(bFile), r.GetValue(pair)!,
                              r.GetValue(hadamard), PairPresets.ParseBackend(r.GetValue(backend)!), r.GetValue(outDtype)!, r.GetValue(output)!);
-            Console.WriteLine(result);
+            Console.WriteLine(result.Summary);
+            report.Set("gemm", result);
             return 0;
         }));
         return command;
@@ -54,7 +55,15 @@ internal static class GemmCommand
         return QuantizedSafeTensors.Read(f);
     }
 
-    internal static string Run(FileInfo? input, string? aName, string? bName, FileInfo? aQuantized, FileInfo? bQuantized, string pairName,
+    /// <summary>What <c>gemm</c> computed and wrote.</summary>
+    internal sealed record Product(int M, int N, int K, string Pair, int Hadamard, string OutDtype, Backend Backend, string Device, string Kernel,
+                                   string Output)
+    {
+        public string Summary => $"c [{M}, {N}] {OutDtype} = {Pair}{(Hadamard == 0 ? "" : $" (Hadamard g={Hadamard})")} on {Backend} " +
+                                 $"({Device}), kernel {Kernel} -> {Output}";
+    }
+
+    internal static Product Run(FileInfo? input, string? aName, string? bName, FileInfo? aQuantized, FileInfo? bQuantized, string pairName,
                                int hadamard, Backend backend, string outDtype, FileInfo output)
     {
         var (aOptions, bOptions) = PairPresets.For(pairName);
@@ -130,8 +139,7 @@ internal static class GemmCommand
             writer.Metadata["kernel"] = context.LastGemmKernel;
             writer.Metadata["out_dtype"] = outDtype;
             writer.Save(output.FullName);
-            return $"c [{m}, {n}] {outDtype} = {pairName}{(rotation is null ? "" : $" (Hadamard g={hadamard})")} on {context.Backend} " +
-                   $"({context.DeviceName}), kernel {context.LastGemmKernel} -> {output.FullName}";
+            return new Product(m, n, k, pairName, hadamard, outDtype, context.Backend, context.DeviceName, context.LastGemmKernel, output.FullName);
         }
         finally
         {

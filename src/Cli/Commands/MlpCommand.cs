@@ -18,16 +18,17 @@ internal static class MlpCommand
         {
             hidden, intermediate, tokens, backend,
         };
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(hidden), r.GetValue(intermediate), r.GetValue(tokens)!, r.GetValue(backend))));
+        command.SetAction(r => CliOutput.Run(r, report => Run(report, r.GetValue(hidden), r.GetValue(intermediate), r.GetValue(tokens)!, r.GetValue(backend))));
         return command;
     }
 
-    private static int Run(int hidden, int intermediate, int[] tokenCounts, Backend backend)
+    private static int Run(CliOutput report, int hidden, int intermediate, int[] tokenCounts, Backend backend)
     {
         if (hidden % 32 != 0 || intermediate % 32 != 0 || hidden < 32 || intermediate < 32)
             throw new ArgumentException("--hidden and --intermediate must be positive multiples of 32.");
         using var context = MicroscaleContext.Create(backend);
         AnsiConsole.MarkupLine($"Gated MLP H {hidden}, I {intermediate} on [bold]{context.Backend}[/] ({Markup.Escape(context.DeviceName)})");
+        report.Set("block", new { Hidden = hidden, Intermediate = intermediate, context.Backend, Device = context.DeviceName });
         var gate = Scaled(SeededGaussian.Create(intermediate * hidden, seed: 1), 1 / MathF.Sqrt(hidden));
         var up = Scaled(SeededGaussian.Create(intermediate * hidden, seed: 2), 1 / MathF.Sqrt(hidden));
         var down = Scaled(SeededGaussian.Create(hidden * intermediate, seed: 3), 1 / MathF.Sqrt(intermediate));
@@ -45,6 +46,7 @@ internal static class MlpCommand
             var rotation = g > 0 ? HadamardTransform.CreateRandom(g, seed: 7) : null;
             using var mlp = GatedMlp.Quantize(context, gate, up, down, hidden, intermediate, new(weights), new(activations), rotation);
             var cells = new List<string> { name, "" };
+            double error = double.NaN;
             foreach (int m in tokenCounts)
             {
                 var x = SeededGaussian.Create(m * hidden, seed: 11);
@@ -59,9 +61,11 @@ internal static class MlpCommand
                 if (cells[1].Length == 0)
                 {
                     int n = Math.Min(checkedTokens, m);
-                    cells[1] = $"{DemoCommand.RelativeError(output.ToArray().AsSpan(0, n * hidden), FloatBlock(x, n, hidden, intermediate, gate, up, down)):P2}";
+                    error = DemoCommand.RelativeError(output.ToArray().AsSpan(0, n * hidden), FloatBlock(x, n, hidden, intermediate, gate, up, down));
+                    cells[1] = $"{error:P2}";
                 }
                 cells.Add($"{ms:F2} / {ms * 1000 / m:F1}");
+                report.Add("runs", new { Block = name, Tokens = m, RelativeError = error, Milliseconds = ms, MicrosecondsPerToken = ms * 1000 / m });
             }
             table.AddRow([.. cells]);
         }

@@ -19,20 +19,20 @@ internal static class QsnrCommand
         var blocks = new Option<int>("--blocks") { Description = "Synthetic blocks per crest factor", DefaultValueFactory = _ => 4096 };
         var input = new Option<FileInfo?>("--input") { Description = "A .safetensors file: report its --tensor instead of the synthetic sweep" };
         var tensor = new Option<string?>("--tensor") { Description = "The rank-2 tensor of --input (rows x K) to quantize" };
-        var json = new Option<FileInfo?>("--json") { Description = "Also write the numbers as JSON" };
+        var json = new Option<FileInfo?>("--json-file") { Description = "Also write the numbers as JSON to this file" };
         var command = new Command("qsnr", "QSNR of the FP and INT block formats by crest factor (INT v.s. FP), or on a tensor of a checkpoint")
         {
             blocks, input, tensor, json,
         };
-        command.SetAction(r => CliErrors.Run(() => r.GetValue(input) is { } file
-            ? OnTensor(file, r.GetValue(tensor) ?? throw new ArgumentException("--input needs --tensor NAME."), r.GetValue(json))
-            : Sweep(r.GetValue(blocks), r.GetValue(json))));
+        command.SetAction(r => CliOutput.Run(r, report => r.GetValue(input) is { } file
+            ? OnTensor(report, file, r.GetValue(tensor) ?? throw new ArgumentException("--input needs --tensor NAME."), r.GetValue(json))
+            : Sweep(report, r.GetValue(blocks), r.GetValue(json))));
         return command;
     }
 
     private static string F(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
 
-    private static int Sweep(int blocks, FileInfo? json)
+    private static int Sweep(CliOutput report, int blocks, FileInfo? json)
     {
         var sweep = QsnrStudy.CrestSweep(blocks);
         var table = new Table().AddColumn("κ").AddColumn("κ vs block RMS");
@@ -45,12 +45,14 @@ internal static class QsnrCommand
         foreach (var c in crossovers)
             AnsiConsole.WriteLine($"{c.Integer} beats {c.Float} below κ = {(c.Crest is { } k ? F(k) : "(none in 1.5-9: INT wins throughout)")}; paper: {F(c.Paper)}");
         AnsiConsole.WriteLine("MXINT6: its peer MXFP6 is not a Microscale format. Blocks: N(0,1) clipped to ±κ, one value at ±κ, block scale 2^U[0,1).");
+        report.Set("sweep", sweep);
+        report.Set("crossovers", crossovers);
         if (json is not null)
             File.WriteAllText(json.FullName, JsonSerializer.Serialize(new { sweep, crossovers }, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }
 
-    private static int OnTensor(FileInfo file, string name, FileInfo? json)
+    private static int OnTensor(CliOutput report, FileInfo file, string name, FileInfo? json)
     {
         using var checkpoint = SafeTensorsCheckpoint.Open(file.FullName);
         var shape = checkpoint.GetInfo(name).Shape;
@@ -71,6 +73,8 @@ internal static class QsnrCommand
         }
         AnsiConsole.MarkupLine($"{Markup.Escape(name)} [[{rows} x {columns}]]");
         AnsiConsole.Write(table);
+        report.Set("tensor", new { Name = name, Rows = rows, Columns = columns });
+        report.Set("formats", results);
         if (json is not null)
             File.WriteAllText(json.FullName, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
         return 0;

@@ -21,13 +21,13 @@ internal static class QuantizeCommand
         var nonFinite = new Option<string>("--nonfinite") { Description = "NaN/Inf policy: propagate | throw", DefaultValueFactory = _ => "propagate" };
         nonFinite.AcceptOnlyFromAmong("propagate", "throw");
         var backend = new Option<Backend>("--backend") { Description = "Auto | Cpu | Cuda | Reference", DefaultValueFactory = _ => Backend.Auto };
-        var output = new Option<FileInfo>("--output") { Description = "Output .safetensors file", Required = true };
+        var outputFile = new Option<FileInfo>("--output") { Description = "Output .safetensors file", Required = true };
 
         var command = new Command("quantize", "Quantize one weight tensor of a safetensors file")
         {
-            input, tensor, format, rule, layout, element, nonFinite, backend, output,
+            input, tensor, format, rule, layout, element, nonFinite, backend, outputFile,
         };
-        command.SetAction(r => CliErrors.Run(() =>
+        command.SetAction(r => CliOutput.Run(r, output =>
         {
             var options = new QuantizationOptions(QuantizedSafeTensors.ParseFormat(r.GetValue(format)!))
             {
@@ -36,13 +36,17 @@ internal static class QuantizeCommand
                 Element = r.GetValue(element) == "e5m2" ? Fp8Element.E5M2 : Fp8Element.E4M3,
                 NonFinite = r.GetValue(nonFinite) == "throw" ? NonFinitePolicy.Throw : NonFinitePolicy.Propagate,
             };
-            Run(r.GetValue(input)!, r.GetValue(tensor)!, options, r.GetValue(backend), r.GetValue(output)!);
+            var written = Run(r.GetValue(input)!, r.GetValue(tensor)!, options, r.GetValue(backend), r.GetValue(outputFile)!);
+            output.Set("quantized", written);
             return 0;
         }));
         return command;
     }
 
-    internal static void Run(FileInfo input, string tensorName, QuantizationOptions options, Backend backend, FileInfo output)
+    /// <summary>What <c>quantize</c> wrote.</summary>
+    internal sealed record Written(string Tensor, int Rows, int Columns, string Format, double BitsPerValue, string Output);
+
+    internal static Written Run(FileInfo input, string tensorName, QuantizationOptions options, Backend backend, FileInfo output)
     {
         if (!input.Exists)
             throw new FileNotFoundException($"Input file '{input.FullName}' does not exist.");
@@ -65,5 +69,6 @@ internal static class QuantizeCommand
         writer.Metadata["source_tensor"] = tensorName;
         writer.Save(output.FullName);
         Console.WriteLine($"{tensorName} [{rows}, {columns}] -> {options} ({quantized.BitsPerValue:0.##} bits/value) -> {output.FullName}");
+        return new Written(tensorName, rows, columns, options.ToString(), quantized.BitsPerValue, output.FullName);
     }
 }

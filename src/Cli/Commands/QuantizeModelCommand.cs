@@ -46,7 +46,7 @@ internal static class QuantizeModelCommand
         {
             input, output, format, convention, hadamard, seed, exclude, backend, method, calibration, actOrder, mseScales, pow2Scales,
         };
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(format)!, r.GetValue(convention)!,
+        command.SetAction(r => CliOutput.Run(r, cli => Run(cli, r.GetValue(input)!, r.GetValue(output)!, r.GetValue(format)!, r.GetValue(convention)!,
                                                        r.GetValue(hadamard), r.GetValue(seed), r.GetValue(exclude)!, r.GetValue(backend),
                                                        new MethodSettings(r.GetValue(method)!, r.GetValue(calibration), r.GetValue(actOrder), r.GetValue(mseScales), r.GetValue(pow2Scales)))));
         return command;
@@ -55,7 +55,7 @@ internal static class QuantizeModelCommand
     /// <summary>The --method and its calibration.</summary>
     private sealed record MethodSettings(string Method, FileInfo? Calibration, bool ActOrder, bool MseScales, bool PowerOfTwoRowScales);
 
-    private static int Run(string inputPath, FileInfo outputFile, string formatName, string conventionName, int hadamardBlock, int seed, string exclude,
+    private static int Run(CliOutput cli, string inputPath, FileInfo outputFile, string formatName, string conventionName, int hadamardBlock, int seed, string exclude,
                            Backend backend, MethodSettings settings)
     {
         var (options, convention) = (formatName.ToLowerInvariant(), conventionName.ToLowerInvariant()) switch
@@ -120,6 +120,7 @@ internal static class QuantizeModelCommand
                     double qsnr = QuantizationMetrics.Qsnr((reference ?? weights).ToArray(), back.ToArray());
                     QuantizedCheckpoint.Add(writer, name[..^".weight".Length], convention, q);
                     report.AddRow(Markup.Escape(name), $"{n} x {k}", qsnr.ToString("F2", CultureInfo.InvariantCulture));
+                    cli.Add("layers", new { Weight = name, Rows = n, Columns = k, QsnrDb = qsnr });
                     quantized++;
                 }
                 else
@@ -134,6 +135,11 @@ internal static class QuantizeModelCommand
             writer.Metadata["microscale.hadamard"] = $"g={hadamardBlock}, seed={seed}: weights rotated; rotate activations the same way";
         writer.Save(outputFile.FullName);
         AnsiConsole.Write(report);
+        cli.Set("summary", new
+        {
+            Quantized = quantized, Copied = names.Count - quantized, Format = options.ToString(), Convention = convention.ToString(), settings.Method,
+            Output = outputFile.FullName, context.Backend,
+        });
         AnsiConsole.MarkupLine($"{quantized} weights quantized to {Markup.Escape(options.ToString())} ({convention}), {names.Count - quantized} tensors copied, " +
                                $"written to {Markup.Escape(outputFile.FullName)} on {context.Backend}.");
         return 0;

@@ -13,17 +13,17 @@ internal static class VerifyCommand
         var backend = new Option<string>("--backend") { Description = "native | cuda | cpu | auto (default: the best GPU backend, else cpu)", DefaultValueFactory = _ => "auto" };
         var quick = new Option<bool>("--quick") { Description = "Small shapes only (default)" };
         var full = new Option<bool>("--full") { Description = "Add large and odd shapes (M=1 with K=4096, K=7168, K=16384)" };
-        var json = new Option<FileInfo?>("--json") { Description = "Also write every result as JSON" };
+        var json = new Option<FileInfo?>("--json-file") { Description = "Also write every result as JSON to this file" };
         var golden = new Option<DirectoryInfo?>("--golden") { Description = "Folder of the golden vectors (default: golden/ beside the tool, else tests/golden)" };
         var command = new Command("verify", "Check every operation and GEMM pair of a backend against the reference; exit 1 on any failure")
         {
             backend, quick, full, json, golden,
         };
-        command.SetAction(r => CliErrors.Run(() =>
+        command.SetAction(r => CliOutput.Run(r, report =>
         {
             if (r.GetValue(quick) && r.GetValue(full))
                 throw new ArgumentException("--quick and --full exclude each other.", "--full");
-            return Run(PairPresets.ParseBackend(r.GetValue(backend)!), r.GetValue(full), r.GetValue(json), r.GetValue(golden));
+            return Run(report, PairPresets.ParseBackend(r.GetValue(backend)!), r.GetValue(full), r.GetValue(json), r.GetValue(golden));
         }));
         return command;
     }
@@ -38,7 +38,7 @@ internal static class VerifyCommand
         return null;
     }
 
-    internal static int Run(Backend requested, bool full, FileInfo? json, DirectoryInfo? goldenDirectory)
+    internal static int Run(CliOutput report, Backend requested, bool full, FileInfo? json, DirectoryInfo? goldenDirectory)
     {
         Backend backend = requested;
         if (requested == Backend.Auto)
@@ -64,6 +64,10 @@ internal static class VerifyCommand
         AnsiConsole.Write(table);
         int failed = results.Count(r => !r.Passed);
         Console.WriteLine($"verify {backend}: {results.Count - failed} passed, {failed} failed");
+        report.Set("backend", backend);
+        report.Set("passed", results.Count - failed);
+        report.Set("failed", failed);
+        report.Set("results", results);
         if (json is not null)
             File.WriteAllText(json.FullName, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
         return failed == 0 ? 0 : 1;

@@ -115,7 +115,7 @@ public sealed class CliGemmVerifyTests
     public void VerifyQuickPassesOnTheCpuBackendAndCoversEveryGroup()
     {
         string json = Path.Combine(_dir, "verify.json");
-        var (rc, err) = Run("verify", "--backend", "cpu", "--json", json);
+        var (rc, err) = Run("verify", "--backend", "cpu", "--json-file", json);
         Assert.That(rc, Is.EqualTo(0), err);
         string text = File.ReadAllText(json);
         foreach (string group in new[] { "\"quantize\"", "\"hadamard\"", "\"gemm\"", "\"golden\"" })

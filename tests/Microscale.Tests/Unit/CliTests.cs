@@ -156,7 +156,7 @@ public sealed class CliTests
     public void QsnrSweepsCrestFactorsAndReportsATensor()
     {
         string json = Path.Combine(_dir, "sweep.json");
-        var (exitCode, error) = Run("qsnr", "--blocks", "64", "--json", json);
+        var (exitCode, error) = Run("qsnr", "--blocks", "64", "--json-file", json);
         Assert.That(exitCode, Is.Zero, error);
         using (var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json)))
         {
@@ -168,7 +168,7 @@ public sealed class CliTests
         string file = Path.Combine(_dir, "w.safetensors");
         model.Save(file);
         string tensorJson = Path.Combine(_dir, "tensor.json");
-        (exitCode, error) = Run("qsnr", "--input", file, "--tensor", "w", "--json", tensorJson);
+        (exitCode, error) = Run("qsnr", "--input", file, "--tensor", "w", "--json-file", tensorJson);
         Assert.That(exitCode, Is.Zero, error);
         using (var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(tensorJson)))
         {
