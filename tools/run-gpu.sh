@@ -3,15 +3,18 @@
 # SDK: builds libmicroscale with cmake on the target, checks the SASS, runs `microscale verify --full`, the Gpu and Interop
 # test categories, the demo and
 # the GPU benchmark sweep. Writes logs, the test report and CSV/JSON into OUT_DIR.
-#   ./run-gpu.sh OUT_DIR [--archs "90a"] [--skip-bench]
+#   ./run-gpu.sh OUT_DIR [--archs "90a"] [--skip-bench] [--sanitize [FILTER]]
+# --sanitize: instead of the rest, the Gpu tests (or those FILTER selects) under compute-sanitizer's memcheck, racecheck,
+# initcheck and synccheck, one log per tool (sanitize-TOOL.log) and a summary line each.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:?usage: run-gpu.sh OUT_DIR [--archs LIST] [--skip-bench]}"; shift
-archs="80;90a;100a;120a"; bench=1
+archs="80;90a;100a;120a"; bench=1; sanitize=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --archs) archs="$2"; shift 2 ;;
     --skip-bench) bench=0; shift ;;
+    --sanitize) sanitize="TestCategory=Gpu"; shift; if [[ $# -gt 0 && "$1" != --* ]]; then sanitize="$1"; shift; fi ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +34,19 @@ bash "$here/native/tools/check_sass.sh" "$here/build/libmicroscale.so" | tee "$o
 export MICROSCALE_NATIVE_PATH="$here/build/libmicroscale.so" MICROSCALE_BASELINES_PATH="$here/build/libmicroscale_baselines.so"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 cd "$here/app"
+
+if [[ -n "$sanitize" ]]; then
+  # ILGPU and the runtime make their own CUDA calls too; every error reported is counted, ours or not.
+  for tool in memcheck racecheck initcheck synccheck; do
+    step "compute-sanitizer --tool $tool ($sanitize)"
+    compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 100 --target-processes all \
+      ./Microscale.Tests --filter "$sanitize" --no-ansi > "$out/sanitize-$tool.log" 2>&1; rc=$?
+    summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitize-$tool.log" | tail -n1)
+    echo "$tool: exit $rc; ${summary:-no sanitizer summary}" | tee -a "$out/sanitize-summary.txt"
+    [[ $rc -eq 0 ]] || status=1
+  done
+  exit $status
+fi
 
 step "verify --full (native)"
 ./Microscale.Cli verify --full --backend native > "$out/verify.log" 2>&1 || status=1

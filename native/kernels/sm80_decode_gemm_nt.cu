@@ -1,5 +1,7 @@
-// Decode GEMM (sm_80+; M <= 64 tokens): C[m, n] = alpha * sum_k deq(a)[m, k] * deq(w)[n, k] (+ bias[n]), bound by reading
-// the weights w [N, K] once. Weights: MXFP4, NVFP4 (W4A16 / W4A8 / W4A4) or FP8 per-tensor / per-row (W8A16 / W8A8);
+// Decode GEMM (sm_80+; built for M <= 64 tokens): C[m, n] = alpha * sum_k deq(a)[m, k] * deq(w)[n, k] (+ bias[n]), bound
+// by reading the weights w [N, K] once. Above 64 tokens, grid z runs blocks of 64 tokens, each streaming the weights again
+// (from L2 where they fit): far from a prefill GEMM's speed, but the fastest path for FP4 weights on GPUs without FP4
+// tensor cores until a tiled one exists. Weights: MXFP4, NVFP4 (W4A16 / W4A8 / W4A4) or FP8 per-tensor / per-row (W8A16 / W8A8);
 // activations: BF16, FP8 E4M3/E5M2 with per-tensor / per-token scales, or MXFP4 / NVFP4 with weights of the same format.
 // Study: Marlin (FP4 -> BF16 by bit placement, weights as the MMA's M side), TensorRT-LLM weight-only GEMV (split over K).
 //  - A CTA of 8 warps owns 128 weight rows (16 per warp: the M side of mma.sync m16n8k16) and a range of K chunks (64 bytes
@@ -174,21 +176,22 @@ __device__ __forceinline__ uint2 lds64(uint32_t address) {
 // on the first piece (`zero_row`) row min(m, 8T) of zeros, which lanes of tokens >= m read.
 // kFp4A: the W4A4 kernels stage only FP4 activations; the others never do (each keeps its own register budget).
 template <int W, int T, bool kFp4A> __device__ void stage_activations(const DecodeParams& p, int k0, uint8_t* smem, bool zero_row) {
-  const int tokens = p.m < 8 * T ? p.m : 8 * T;
+  const int m_base = T == 8 ? blockIdx.z * 64 : 0;  // this CTA's first token (only 64-token kernels run several blocks)
+  const int tokens = min(p.m - m_base, 8 * T);
   const int units_per_row = p.staged_chunks * WeightTraits<W>::kChunkK / 8;
   const int units = (tokens + (zero_row && tokens < 8 * T ? 1 : 0)) * units_per_row;
   for (int u = threadIdx.x; u < units; u += kThreads) {
     const int token = u / units_per_row, unit = u % units_per_row, k = k0 + unit * 8;
     uint32_t x[4] = {0, 0, 0, 0};  // natural order: x[j] = values (2j, 2j+1)
     if (token < tokens && k < p.k) {
-      const int64_t index = (int64_t)token * p.k + k;
+      const int64_t index = (int64_t)(m_base + token) * p.k + k;
       if constexpr (kFp4A) {
         // Eight E2M1 codes (element 2j in the low nibble of byte j) of one scale block. MX: (v / 4) x 2^(e-127) spans
         // 2^-130 ... 1.5 x 2^127, exact in binary32 and in BF16 (subnormals reach 2^-133); NVFP4: v x s has at most 6
         // significant bits within 2^-10 ... 2688. Binary32 products are exact (no FTZ), so the BF16 rounding is too.
         const bool mx = p.a_kind == kAMx4;
         const uint32_t q = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(p.a) + index / 2);
-        const uint32_t code = p.a_scales[scale_offset(token, k / (mx ? 32 : 16), p.a_scale_cols, p.a_swizzled != 0)];
+        const uint32_t code = p.a_scales[scale_offset(m_base + token, k / (mx ? 32 : 16), p.a_scale_cols, p.a_swizzled != 0)];
         const float scale = mx ? from_e8m0(code) * 0.25f : from_e4m3(code);
         // A value whose dequantization overflows binary32 (4|x| >= 2^128) is staged as Inf, as the reference has it.
         auto value = [&](uint32_t c) {
@@ -269,7 +272,8 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(W, T, kFp4A)) decode
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int s_last;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int tile = blockIdx.x, split = blockIdx.y;
+  // Row tile, K split, first token (only the 64-token kernels run several token blocks, along z).
+  const int tile = blockIdx.x, split = blockIdx.y, m_base = T == 8 ? blockIdx.z * 64 : 0;
   const int chunk0 = split * p.chunks_per_cta;
   const int nchunks = min(p.chunks_per_cta, p.chunks - chunk0);
   const int row0 = tile * kRowsPerCta + warp * 16 + g, row1 = row0 + 8;
@@ -311,7 +315,7 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(W, T, kFp4A)) decode
   __syncthreads();
 
   // Shared address of this lane's activations for token tile tt (tokens >= m read the zero row) at chunk 0 of the piece.
-  const int staged_tokens = p.m < 8 * T ? p.m : 8 * T;
+  const int staged_tokens = min(p.m - m_base, 8 * T);
   uint32_t x_base[T];
 #pragma unroll
   for (int tt = 0; tt < T; ++tt) {
@@ -415,7 +419,7 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(W, T, kFp4A)) decode
       const float bias = p.bias ? p.bias[row] : 0.0f;
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
-        const int m = tt * 8 + 2 * t + j;
+        const int m = m_base + tt * 8 + 2 * t + j;
         if (m >= p.m) continue;
         float scale = p.alpha * w_scale;
         if (p.a_decode) scale *= p.a_decode[p.a_per_row ? m : 0];
@@ -475,6 +479,7 @@ struct Split {
 // kMaxSplitTiles row tiles (the counter area).
 Split choose_split(const ms_gemm_desc_t& d, int sms, bool can_split) {
   const int kind = weight_kind(d), tt = token_tiles(d.m), ck = chunk_k(kind), tokens = 8 * tt;
+  can_split = can_split && d.m <= tokens;  // above 64 tokens the token blocks fill the GPU
   const int tiles = (d.n + kRowsPerCta - 1) / kRowsPerCta, chunks = (d.k + ck - 1) / ck;
   const int max_staged = max_staged_bytes(tt) / (tokens + 1) / (ck * 2 + row_pad(kind));  // (+ the zero row)
   const long sm_count = sms > 0 ? sms : 1;
@@ -507,7 +512,7 @@ bool decode_gemm_can_implement(const ms_gemm_desc_t& d) {
   const bool bf16_a = d.a_format == MS_FMT_DENSE && d.a_dtype == MS_DTYPE_BF16;
   const bool fp8_a = d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW;
   const bool fp4_a = (d.a_format == MS_FMT_MXFP4 || d.a_format == MS_FMT_NVFP4) && d.a_format == d.b_format;  // W4A4
-  return d.m <= 64 && (fp4_w || fp8_w) && (bf16_a || fp8_a || fp4_a) && d.k % 32 == 0;
+  return d.m <= 64 * 65535 && (fp4_w || fp8_w) && (bf16_a || fp8_a || fp4_a) && d.k % 32 == 0;
 }
 
 std::string decode_gemm_config(const ms_gemm_desc_t& d) {
@@ -556,7 +561,8 @@ void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, 
     p.counters = static_cast<int*>(workspace);
     p.partials = reinterpret_cast<float*>(static_cast<uint8_t*>(workspace) + kCounterBytes);
   }
-  dim3 grid(tiles, s.ksplit);
+  const int tokens = 8 * token_tiles(d.m);
+  dim3 grid(tiles, s.ksplit, (d.m + tokens - 1) / tokens);  // z: blocks of 64 tokens above 64
   Kernel kernel = kernel_for(kind, token_tiles(d.m), p.a_kind == kAMx4 || p.a_kind == kANv4);
   if (s.smem_bytes > kNoOptInStagedBytes)  // per launch: the attribute belongs to the current context
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, s.smem_bytes), "cudaFuncSetAttribute(decode)");

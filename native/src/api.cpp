@@ -154,7 +154,7 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   const char* forced = std::getenv("MS_FORCE_CONFIG");
   const int sm = current_sm();
   const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
-  // Decode for small M; FP8 x FP8 on Hopper only up to 16 tokens (wgmma tiles take over above).
+  // Decode (any M; built for small M); FP8 x FP8 on Hopper only up to 16 tokens (wgmma tiles take over above).
   const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90);
   GemmFamily family = decode ? GemmFamily::Decode : sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
   if (forced && *forced) {

@@ -1,7 +1,7 @@
 namespace Microscale.Tests.Gpu;
 
 /// <summary>
-/// The decode GEMM (native/kernels/sm80_decode_gemm_nt.cu, M ≤ 64) against the float64 reference within its NUMERICS.md §5
+/// The decode GEMM (native/kernels/sm80_decode_gemm_nt.cu; built for M ≤ 64, blocks of 64 tokens above) against the float64 reference within its NUMERICS.md §5
 /// bound: every M of the decode list, odd N with a partial 128-row tile, K with a partial chunk, every weight format (MXFP4 and
 /// NVFP4 in both scale layouts, FP8 per-tensor / per-row, E4M3 and E5M2) with BF16 and FP8 activations, alpha, bias, every output
 /// type, split-K (large N x K) run twice for identical bytes; and exactness: one-hot activations read every weight code and scale
@@ -11,7 +11,8 @@ namespace Microscale.Tests.Gpu;
 [Category("Gpu")]
 public sealed class DecodeGemmTests : NativeFixture
 {
-    private static readonly int[] s_tokens = { 1, 2, 4, 8, 16, 32, 64 };
+    // Every token tile count, and 130 tokens: three 64-token blocks along grid z, the last partial.
+    private static readonly int[] s_tokens = { 1, 2, 4, 8, 16, 32, 64, 130 };
     private const string DecodePrefix = "ms_sm80_decode_gemm_nt_";
 
     public static IEnumerable<TestCaseData> WeightFormats()
