@@ -121,7 +121,7 @@ MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_q
 /* GEMM C = alpha * A.B^T + bias: validate and pick a kernel once (plan), then run it many times. */
 MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan** out_plan);
 MS_API ms_status_t ms_gemm_plan_name(const ms_gemm_plan* plan, char* name, size_t capacity);
-/* Device workspace the plan can use (0 for most plans; decode plans, M <= 64, use it to split K over CTAs).
+/* Device workspace the plan can use (0 for most plans; decode plans up to 64 tokens use it to split K over CTAs).
    ms_gemm_plan_run accepts NULL instead and then runs without it (correct, possibly slower). A workspace must be 256-byte
    aligned, zero-filled before its first use with any plan (every run leaves it reusable: its counters return to zero), and
    not used by anything else until the run's stream has passed it. One workspace may serve every plan in turn. */

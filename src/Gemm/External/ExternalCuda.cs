@@ -174,7 +174,7 @@ public static class ExternalCuda
     /// <param name="stream">A stream of the current context.</param>
     /// <param name="alpha">The output scale.</param>
     /// <param name="bias">Null, or N binary32 values added to every row.</param>
-    /// <param name="workspace">Null, or the plan's workspace: decode plans (M ≤ 64) split K over CTAs with it and run unsplit (slower)
+    /// <param name="workspace">Null, or the plan's workspace: decode plans (up to 64 tokens) split K over CTAs with it and run unsplit (slower)
     /// without it. Zero-fill it once before its first use; every run leaves it reusable by any plan (its counters return to zero).
     /// A workspace shorter than the plan asks for is refused.</param>
     /// <exception cref="ArgumentException">Mismatched K, or a null, short or misaligned range.</exception>

@@ -16,7 +16,7 @@ public static class GemmAccuracy
     /// precision, then promoted into binary32. Measured on the H100 (microscale_selftest): worst block error 5.1·2^−13 of the
     /// block's Σ|a·b|; the bound takes 2^−9 (a 3× margin). Blocks add at most linearly, so
     /// ε = 2^−9 + (⌈K/128⌉ + 4)·2^−24.</item>
-    /// <item>Decode kernels (<c>sm80_decode</c>, M ≤ 64): operands dequantized exactly to BF16, exact products; mma.sync adds
+    /// <item>Decode kernels (<c>sm80_decode</c>): operands dequantized exactly to BF16, exact products; mma.sync adds
     /// 16 products aligned to the largest and truncated, then FP32 sums across chunks and splits, scales in FP32:
     /// ε = 2^−17 + (K + 8)·2^−24. The Gpu tests print the measured worst ratio.</item>
     /// </list>
