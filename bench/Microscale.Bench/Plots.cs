@@ -5,7 +5,7 @@ namespace Microscale.Bench;
 
 /// <summary>
 /// PNG charts of the sweeps' CSV files (ScottPlot), written next to them: `gemm-fp8.png` (ratio against cuBLASLt FP8 per
-/// shape and scaling), `decode.png` (ratio against cuBLAS BF16 by token count, one line per shape and scheme) and
+/// shape and scaling), `gemm-fp8-tflops.png` (both libraries' achieved TFLOPS), `decode.png` (ratio against cuBLAS BF16 by token count, one line per shape and scheme) and
 /// `decode-bandwidth.png` (weight bandwidth as a fraction of the copy bandwidth). `Microscale.Bench plot DIR` renders every
 /// chart whose CSV is in DIR; gpu-sweep renders them after its parts.
 /// </summary>
@@ -88,7 +88,30 @@ internal static class Plots
         plot.YLabel("ratio");
         plot.ShowLegend();
         plot.SavePng(Path.Combine(directory, "gemm-fp8.png"), 1000, 560);
-        return 1;
+
+        // Achieved TFLOPS of both libraries, per shape and scaling.
+        var tflops = new Plot();
+        var palette = new[] { Colors.SteelBlue, Colors.LightSteelBlue, Colors.DarkOrange, Colors.NavajoWhite };
+        int bar = 0;
+        foreach (var group in rows.GroupBy(r => r["scales"]))
+            foreach (var (column, library) in new[] { ("tflops", "Microscale"), ("cublaslt_tflops", "cuBLASLt") })
+            {
+                var bars = group.Select(r => new Bar
+                {
+                    Position = shapes.IndexOf(r["shape"]) * 5 + bar,
+                    Value = Number(r[column]),
+                    FillColor = palette[bar % palette.Length],
+                }).ToList();
+                tflops.Add.Bars(bars).LegendText = $"{library} {group.Key}";
+                bar++;
+            }
+        tflops.Axes.Bottom.SetTicks(shapes.Select((_, i) => i * 5 + 1.5).ToArray(), shapes.ToArray());
+        tflops.Axes.Margins(bottom: 0);
+        tflops.Title("FP8 GEMM: achieved TFLOPS (BF16 out)");
+        tflops.YLabel("TFLOPS");
+        tflops.ShowLegend(Edge.Right);
+        tflops.SavePng(Path.Combine(directory, "gemm-fp8-tflops.png"), 1200, 560);
+        return 2;
     }
 
     private static int Decode(string directory)
