@@ -10,7 +10,7 @@ namespace Microscale.Tests.Gpu;
 [TestFixture]
 [Category("Gpu")]
 [Category("MultiGpu")]
-public sealed partial class MultiGpuTests
+public sealed class MultiGpuTests
 {
     // Every operand pair of NUMERICS.md §5 (null activations: dense BF16, W4A16 / W8A16).
     private static readonly (QuantizationOptions? A, QuantizationOptions B)[] s_pairs =
@@ -88,7 +88,7 @@ public sealed partial class MultiGpuTests
                     for (int i = 0; i < got.Count; i++)
                         Assert.That(got[i], Is.EqualTo(expected[i]), $"device {d}, round {round}, result {i}");
                     contexts[d].Synchronize();
-                    free[d][round] = FreeBytes(contexts[d]);
+                    free[d][round] = DeviceMemoryProbe.FreeBytes(contexts[d]);
                 }
             });
             for (int d = 0; d < count; d++)
@@ -110,13 +110,4 @@ public sealed partial class MultiGpuTests
         using var a = zero.CreateTensor<float>(new float[64], 1, 64);
         Assert.Throws<ArgumentException>(() => one.Quantize(a, new QuantizationOptions(QuantFormat.Mxfp4)).Dispose());
     }
-
-    private static long FreeBytes(MicroscaleContext context)
-    {
-        using var binding = context.Accelerator!.BindScoped();
-        return cuMemGetInfo_v2(out nuint free, out _) == 0 ? (long)free : -1;
-    }
-
-    [LibraryImport("libcuda.so.1")]
-    private static partial int cuMemGetInfo_v2(out nuint free, out nuint total);
 }
