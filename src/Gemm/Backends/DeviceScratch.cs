@@ -57,7 +57,7 @@ internal sealed class DeviceScratch : IDisposable
             _accelerator.Synchronize();
             old.Dispose();
         }
-        return _accelerator.Allocate1D<int>(Math.Max(count, 2 * length));
+        return Tensors.DeviceAllocation.Allocate<int>(_accelerator, Math.Max(count, 2 * length));
     }
 
     /// <summary>The device copy of the transform's signs, or the placeholder [1.0] without a rotation.</summary>

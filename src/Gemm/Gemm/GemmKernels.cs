@@ -65,7 +65,7 @@ internal sealed class GemmKernels
     private readonly Accelerator _accelerator;
     private readonly bool _cpu;
     private readonly Action<KernelConfig, GemmOperand, GemmOperand, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams>? _tiled;
-    private readonly Action<Index1D, GemmOperand, ArrayView<float>, int, int, int>? _dequantize;
+    private readonly Action<Index1D, GemmOperand, ArrayView<float>, int, int, long>? _dequantize;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams, int>? _blocked;
 
     public GemmKernels(Accelerator a)
@@ -74,7 +74,7 @@ internal sealed class GemmKernels
         _cpu = a.AcceleratorType == AcceleratorType.CPU;
         if (_cpu)
         {
-            _dequantize = a.LoadAutoGroupedStreamKernel<Index1D, GemmOperand, ArrayView<float>, int, int, int>(DequantizeOperandKernel);
+            _dequantize = a.LoadAutoGroupedStreamKernel<Index1D, GemmOperand, ArrayView<float>, int, int, long>(DequantizeOperandKernel);
             _blocked = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, GemmParams, int>(BlockedKernel);
         }
         else
@@ -121,16 +121,17 @@ internal sealed class GemmKernels
     {
         long total = (long)rows * columns;
         int perThread = (int)Math.Max(1, (total + 255) / 256);
-        _dequantize!((int)((total + perThread - 1) / perThread), operand, destination, columns, perThread, (int)total);
+        _dequantize!((int)((total + perThread - 1) / perThread), operand, destination, columns, perThread, total);
     }
 
-    private static void DequantizeOperandKernel(Index1D thread, GemmOperand operand, ArrayView<float> destination, int columns, int perThread, int total)
+    // 64-bit element indices: a weight may hold more than 2^31 values (65536 × 40960, say).
+    private static void DequantizeOperandKernel(Index1D thread, GemmOperand operand, ArrayView<float> destination, int columns, int perThread, long total)
     {
-        int end = Math.Min(total, (thread + 1) * perThread);
-        for (int i = thread * perThread; i < end; i++)
+        long first = (long)thread.X * perThread, end = Math.Min(total, first + perThread);
+        for (long i = first; i < end; i++)
         {
-            int row = i / columns;
-            destination[i] = operand.Load(row, i - row * columns, columns);
+            int row = (int)(i / columns);
+            destination[i] = operand.Load(row, (int)(i - (long)row * columns), columns);
         }
     }
 

@@ -59,7 +59,7 @@ internal sealed class AcceleratorStorage<T> : TensorStorage<T> where T : unmanag
     public AcceleratorStorage(Accelerator accelerator, long length)
     {
         _length = length;
-        _buffer = accelerator.Allocate1D<T>(Math.Max(1, length));
+        _buffer = DeviceAllocation.Allocate<T>(accelerator, Math.Max(1, length));
     }
 
     public override long Length => _length;
@@ -82,4 +82,23 @@ internal sealed class AcceleratorStorage<T> : TensorStorage<T> where T : unmanag
     public void Clear() => _buffer.MemSetToZero();
 
     public override void Dispose() => _buffer.Dispose();
+}
+
+/// <summary>Device allocations that fail for want of memory raise <see cref="InsufficientMemoryException"/> naming the size and
+/// the device (ILGPU reports a CUDA error code); the context stays usable.</summary>
+internal static class DeviceAllocation
+{
+    public static MemoryBuffer1D<T, Stride1D.Dense> Allocate<T>(Accelerator accelerator, long length) where T : unmanaged
+    {
+        try
+        {
+            return accelerator.Allocate1D<T>(length);
+        }
+        catch (ILGPU.Runtime.Cuda.CudaException ex) when (ex.Error == "CUDA_ERROR_OUT_OF_MEMORY") // the CudaError name
+        {
+            long bytes = length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+            throw new InsufficientMemoryException(
+                $"Out of device memory: {bytes:N0} bytes ({length:N0} × {typeof(T).Name}) do not fit on {accelerator.Name}.", ex);
+        }
+    }
 }
