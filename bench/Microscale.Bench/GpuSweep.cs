@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using ILGPU.Runtime;
+using Spectre.Console;
 
 namespace Microscale.Bench;
 
@@ -9,7 +10,8 @@ namespace Microscale.Bench;
 /// bandwidth, GEMM against cuBLASLt BF16, all measured in the same run on the same GPU. Times: median over batches of launches,
 /// each batch ended by a synchronize (host clock). Prints a table and writes gpu-sweep.csv / gpu-sweep.json. Then the FP8 GEMM
 /// sweep against cuBLASLt FP8 (<see cref="GemmFp8Sweep"/>, gemm-fp8.csv / gemm-fp8.json), and the gated MLP block against cuBLASLt BF16
-/// (<see cref="MlpSweep"/>, mlp.csv / mlp.json).
+/// (<see cref="MlpSweep"/>, mlp.csv / mlp.json), and the other parts. Each part runs under a rule that says which of how many
+/// it is, its rows printing as they are measured; a table of the parts (time, files written) ends the run.
 /// </summary>
 internal static class GpuSweep
 {
@@ -39,22 +41,37 @@ internal static class GpuSweep
             return Usage($"unknown part '{unknown}'");
         outputDirectory ??= Path.Combine("artifacts", "bench");
         Directory.CreateDirectory(outputDirectory);
+        var steps = new List<(string Name, Action Run)>();
         if (parts.Contains(QuantizePart) || parts.Contains(GemmPart))
-            SweepBackends(outputDirectory, parts.Contains(QuantizePart), parts.Contains(GemmPart));
-        if (parts.Contains(GemmFp8Sweep.Part))
-            GemmFp8Sweep.Run(outputDirectory);
-        if (parts.Contains(DecodeSweep.Part))
-            DecodeSweep.Run(outputDirectory);
-        if (parts.Contains(MlpSweep.Part))
-            MlpSweep.Run(outputDirectory);
-        if (parts.Contains(MultiGpuSweep.Part))
-            MultiGpuSweep.Run(outputDirectory);
-        if (parts.Contains(TrainingSweep.Part))
-            TrainingSweep.Run(outputDirectory);
-        if (parts.Contains(GptqTiming.Part))
-            GptqTiming.Run(outputDirectory);
-        Plots.RenderAll(outputDirectory);
+            steps.Add((string.Join("+", new[] { QuantizePart, GemmPart }.Where(parts.Contains)),
+                       () => SweepBackends(outputDirectory, parts.Contains(QuantizePart), parts.Contains(GemmPart))));
+        foreach (var (name, run) in new (string, Action<string>)[]
+                 {
+                     (GemmFp8Sweep.Part, GemmFp8Sweep.Run), (DecodeSweep.Part, DecodeSweep.Run), (MlpSweep.Part, MlpSweep.Run),
+                     (MultiGpuSweep.Part, MultiGpuSweep.Run), (TrainingSweep.Part, TrainingSweep.Run), (GptqTiming.Part, GptqTiming.Run),
+                 })
+            if (parts.Contains(name))
+                steps.Add((name, () => run(outputDirectory)));
+        steps.Add(("charts", () => Plots.RenderAll(outputDirectory)));
+        RunSteps(steps, outputDirectory);
         return 0;
+    }
+
+    // Each part under a rule saying where the sweep is (its rows print as they are measured), then a table of the parts: time
+    // and the files each wrote.
+    private static void RunSteps(List<(string Name, Action Run)> steps, string outputDirectory)
+    {
+        var summary = new Table().AddColumns("part", "seconds", "files written");
+        for (int i = 0; i < steps.Count; i++)
+        {
+            AnsiConsole.Write(new Rule($"gpu-sweep {i + 1}/{steps.Count}: {steps[i].Name}").LeftJustified());
+            var started = DateTime.UtcNow;
+            var clock = Stopwatch.StartNew();
+            steps[i].Run();
+            var written = new DirectoryInfo(outputDirectory).EnumerateFiles().Where(f => f.LastWriteTimeUtc >= started).Select(f => f.Name).Order();
+            summary.AddRow(steps[i].Name, clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture), string.Join(" ", written));
+        }
+        AnsiConsole.Write(summary);
     }
 
     private static int Usage(string problem)
