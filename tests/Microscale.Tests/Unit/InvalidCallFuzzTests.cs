@@ -1,21 +1,24 @@
 namespace Microscale.Tests.Unit;
 
 /// <summary>
-/// Reliability on the CPU backends: a seeded generator of invalid calls against the context's public operations (shapes that
-/// disagree, zero or negative sizes, formats without a pair, wrong destination types, disposed and foreign tensors, rotations
-/// that do not divide K, non-finite values under the Throw policy) must raise a .NET argument / support / disposal exception
-/// naming the problem, never anything else; and threads with their own contexts give the bytes of a sequential run.
+/// Reliability on every backend (the GPU cases are category Gpu): a seeded generator of invalid calls against the context's
+/// public operations (shapes that disagree, zero or negative sizes, formats without a pair, wrong destination types, disposed
+/// and foreign tensors, rotations that do not divide K, non-finite values under the Throw policy) must raise a .NET argument /
+/// support / disposal exception (or the native library's <see cref="MicroscaleException"/>, which names its argument)
+/// naming the problem, never anything else; and threads with their own contexts (on a GPU: their own streams) give the bytes
+/// of a sequential run.
 /// </summary>
 [TestFixture]
 public sealed class InvalidCallFuzzTests
 {
     private static readonly Type[] s_expected =
-        [typeof(ArgumentException), typeof(NotSupportedException), typeof(ObjectDisposedException), typeof(InvalidOperationException)];
+        [typeof(ArgumentException), typeof(NotSupportedException), typeof(ObjectDisposedException), typeof(InvalidOperationException),
+         typeof(MicroscaleException)];
 
-    [TestCase(Backend.Reference)]
-    [TestCase(Backend.Cpu)]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
     public void InvalidCallsRaiseClearExceptions(Backend backend)
     {
+        TestBackends.Require(backend);
         using var context = MicroscaleContext.Create(backend);
         using var foreign = MicroscaleContext.Create(Backend.Reference);
         var random = new Random(20261123);
@@ -90,10 +93,10 @@ public sealed class InvalidCallFuzzTests
 
     /// <summary>Four threads, each with its own context, quantize and multiply; their bytes equal a sequential run's (and so
     /// repeated runs give identical bytes).</summary>
-    [TestCase(Backend.Cpu)]
-    [TestCase(Backend.Reference)]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
     public void ThreadsWithTheirOwnContextsMatchASequentialRun(Backend backend)
     {
+        TestBackends.Require(backend);
         (byte[] Codes, float[] Product) Work(int seed)
         {
             using var context = MicroscaleContext.Create(backend);
