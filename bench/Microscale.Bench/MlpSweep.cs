@@ -5,7 +5,7 @@ namespace Microscale.Bench;
 
 /// <summary>
 /// The gated MLP block of a LLaMA-3-8B layer (H 4096, I 14336) in each quantized format on the Native backend
-/// (`gpu-sweep OUT_DIR --only mlp`), against the same block's three projections as cuBLASLt BF16 GEMMs (the SiLU is not
+/// (`gpu-sweep OUT_DIR --only mlp`; W4A16 blocks on BF16 activations end to end), against the same block's three projections as cuBLASLt BF16 GEMMs (the SiLU is not
 /// counted on the cuBLASLt side). Interleaved on one stream with CUDA events, medians; writes mlp.csv / mlp.json.
 /// </summary>
 internal static class MlpSweep
@@ -15,7 +15,8 @@ internal static class MlpSweep
     private const int Hidden = 4096, Intermediate = 14336, Warmup = 5, Iterations = 30;
     private static readonly int[] s_tokens = [1, 16, 512];
 
-    private sealed record Block(string Name, QuantFormat Weights, QuantFormat Activations, int Rotation);
+    // Activations null: W4A16, run on BF16 activations end to end (GatedMlp's BF16 forward).
+    private sealed record Block(string Name, QuantFormat Weights, QuantFormat? Activations, int Rotation);
 
     private static readonly Block[] s_blocks =
     [
@@ -23,6 +24,8 @@ internal static class MlpSweep
         new("W4A4 NVFP4 g16", QuantFormat.Nvfp4, QuantFormat.Nvfp4, 16),
         new("W4A8 MXFP4 x FP8", QuantFormat.Mxfp4, QuantFormat.Fp8PerRow, 0),
         new("W8A8 FP8 per-row", QuantFormat.Fp8PerRow, QuantFormat.Fp8PerRow, 0),
+        new("W4A16 MXFP4 (BF16)", QuantFormat.Mxfp4, null, 0),
+        new("W4A16 NVFP4 (BF16)", QuantFormat.Nvfp4, null, 0),
     ];
 
     private sealed record Row(string Block, int Tokens, double Microseconds, double MicrosecondsPerToken, double CublasBf16Microseconds, double Ratio);
@@ -47,7 +50,7 @@ internal static class MlpSweep
                 {
                     var options = new QuantizationOptions(block.Weights);
                     using var q = rotation is null ? context.Quantize(w, options) : context.QuantizeRotated(w, rotation, options);
-                    return QuantizedLinear.FromQuantized(context, q, new QuantizationOptions(block.Activations), rotation);
+                    return QuantizedLinear.FromQuantized(context, q, block.Activations is { } a ? new QuantizationOptions(a) : null, rotation);
                 }
                 using var mlp = new GatedMlp(context, Layer(gate16), Layer(up16), Layer(down16));
                 foreach (int m in s_tokens)
@@ -64,7 +67,8 @@ internal static class MlpSweep
                         cublas.Gemm(0, m, Intermediate, Hidden, x16.DevicePointer(), up16.DevicePointer(), u16.DevicePointer());
                         cublas.Gemm(0, m, Hidden, Intermediate, g16.DevicePointer(), down16.DevicePointer(), y16.DevicePointer());
                     }
-                    var (us, cublasUs) = session.Interleaved(_ => Cublas(), _ => mlp.Forward(x, y), Warmup, Iterations);
+                    Action<int> forward = block.Activations is null ? _ => mlp.Forward(x16, y16) : _ => mlp.Forward(x, y);
+                    var (us, cublasUs) = session.Interleaved(_ => Cublas(), forward, Warmup, Iterations);
                     var row = new Row(block.Name, m, us, us / m, cublasUs, cublasUs / us);
                     rows.Add(row);
                     Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-20} {1,5} {2,10:F1} {3,10:F2} {4,12:F1} {5,7:F3}",

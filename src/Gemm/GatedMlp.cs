@@ -2,7 +2,8 @@ namespace Microscale;
 
 /// <summary>
 /// A LLaMA-style gated MLP block: y = down(SiLU(gate(x)) · up(x)), with gate and up [Intermediate, Hidden] and down
-/// [Hidden, Intermediate] as <see cref="QuantizedLinear"/> layers, on float activations [tokens, Hidden].
+/// [Hidden, Intermediate] as <see cref="QuantizedLinear"/> layers, on float or BF16 activations [tokens, Hidden]. With BF16
+/// the SiLU product is rounded to BF16 for the down projection, which lets W4A16 layers read 16-bit activations throughout.
 /// </summary>
 /// <remarks>Intermediate buffers are kept for the last token count and reused. Calls are serialized per block.</remarks>
 public sealed class GatedMlp : IDisposable
@@ -11,6 +12,7 @@ public sealed class GatedMlp : IDisposable
     private readonly QuantizedLinear _gate, _up, _down;
     private readonly Lock _lock = new();
     private DeviceTensor<float>? _g, _u, _h;
+    private DeviceTensor<BFloat16>? _h16;
     private bool _disposed;
 
     /// <summary>Builds the block from three layers, which it then owns.</summary>
@@ -35,14 +37,14 @@ public sealed class GatedMlp : IDisposable
     /// <param name="hidden">H.</param>
     /// <param name="intermediate">I.</param>
     /// <param name="weights">The weights' format.</param>
-    /// <param name="activations">The activations' format (null: W4A16, which takes 16-bit activations and so is not offered here).</param>
+    /// <param name="activations">The activations' format; null for W4A16 (use the BF16 <see cref="Forward(DeviceTensor{BFloat16}, DeviceTensor{BFloat16})"/>,
+    /// whose 16-bit activations the decode kernel reads; float activations take the generic kernel).</param>
     /// <param name="rotation">Optional block Hadamard rotation of every layer's input (its block must divide H and I).</param>
     /// <exception cref="ArgumentException">Lengths or a rotation that does not fit.</exception>
     /// <exception cref="NotSupportedException">No GEMM for the pair.</exception>
     public static GatedMlp Quantize(MicroscaleContext context, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> down, int hidden,
-                                    int intermediate, QuantizationOptions weights, QuantizationOptions activations, HadamardTransform? rotation = null)
+                                    int intermediate, QuantizationOptions weights, QuantizationOptions? activations, HadamardTransform? rotation = null)
     {
-        ArgumentNullException.ThrowIfNull(activations);
         QuantizedLinear? g = null, u = null;
         try
         {
@@ -78,19 +80,41 @@ public sealed class GatedMlp : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            int tokens = input.Rows;
-            if (_g is null || _g.Rows != tokens)
-            {
-                FreeBuffers();
-                _g = _context.AllocateTensor<float>(tokens, Intermediate);
-                _u = _context.AllocateTensor<float>(tokens, Intermediate);
-                _h = _context.AllocateTensor<float>(tokens, Intermediate);
-            }
-            _gate.Forward(input, _g);
-            _up.Forward(input, _u!);
-            _context.SiluMultiply(_g, _u!, _h!);
-            _down.Forward(_h!, output);
+            GateAndUp(input);
+            _h ??= _context.AllocateTensor<float>(input.Rows, Intermediate);
+            _context.SiluMultiply(_g!, _u!, _h);
+            _down.Forward(_h, output);
         }
+    }
+
+    /// <summary>y [tokens, Hidden] = down(BF16(SiLU(gate(x)) · up(x))) for BF16 x [tokens, Hidden].</summary>
+    /// <exception cref="ArgumentException">Shapes do not match.</exception>
+    /// <exception cref="ObjectDisposedException">The block, a tensor or the context was disposed.</exception>
+    public void Forward(DeviceTensor<BFloat16> input, DeviceTensor<BFloat16> output)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(output);
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            GateAndUp(input);
+            _h16 ??= _context.AllocateTensor<BFloat16>(input.Rows, Intermediate);
+            _context.SiluMultiply(_g!, _u!, _h16);
+            _down.Forward(_h16, output);
+        }
+    }
+
+    // gate(x) and up(x) into the float buffers, which follow the token count (all buffers are replaced when it changes).
+    private void GateAndUp<T>(DeviceTensor<T> input) where T : unmanaged
+    {
+        if (_g is null || _g.Rows != input.Rows)
+        {
+            FreeBuffers();
+            _g = _context.AllocateTensor<float>(input.Rows, Intermediate);
+            _u = _context.AllocateTensor<float>(input.Rows, Intermediate);
+        }
+        _gate.Forward(input, _g);
+        _up.Forward(input, _u!);
     }
 
     /// <summary>y = down(SiLU(gate(x)) · up(x)) into a new tensor.</summary>
@@ -98,6 +122,13 @@ public sealed class GatedMlp : IDisposable
     {
         ArgumentNullException.ThrowIfNull(input);
         return _context.AllocateAndWrite<float>(input.Rows, Hidden, output => Forward(input, output));
+    }
+
+    /// <summary>y = down(BF16(SiLU(gate(x)) · up(x))) into a new BF16 tensor.</summary>
+    public DeviceTensor<BFloat16> Forward(DeviceTensor<BFloat16> input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return _context.AllocateAndWrite<BFloat16>(input.Rows, Hidden, output => Forward(input, output));
     }
 
     private void FreeBuffers()
@@ -108,8 +139,9 @@ public sealed class GatedMlp : IDisposable
             _context.Synchronize(); // queued work may still use them
         _g.Dispose();
         _u!.Dispose();
-        _h!.Dispose();
-        _g = _u = _h = null;
+        _h?.Dispose();
+        _h16?.Dispose();
+        (_g, _u, _h, _h16) = (null, null, null, null);
     }
 
     /// <summary>Frees the layers and buffers. Idempotent.</summary>

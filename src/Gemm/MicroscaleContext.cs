@@ -669,6 +669,25 @@ public sealed class MicroscaleContext : IDisposable
         }
     }
 
+    /// <summary>destination = SiLU(gate) · up rounded to BF16, elementwise (the gated MLP's activation for 16-bit layers).</summary>
+    internal void SiluMultiply(DeviceTensor<float> gate, DeviceTensor<float> up, DeviceTensor<BFloat16> destination)
+    {
+        ThrowIfDisposed();
+        long total = gate.Storage.Length;
+        if (_device is null)
+        {
+            var g = gate.Storage.HostSpan;
+            var u = up.Storage.HostSpan;
+            var d = destination.Storage.HostSpan;
+            for (int i = 0; i < total; i++)
+                d[i] = BFloat16.FromSingle(QuantizeKernels.SiluTimes(g[i], u[i]));
+            return;
+        }
+        int perThread = _device.ItemsPerThread(total);
+        _device.QuantizeKernels.SiluMultiplyToBf16((int)((total + perThread - 1) / perThread), gate.Storage.View, up.Storage.View,
+                                                   destination.Storage.View.Cast<ushort>(), perThread, (int)total);
+    }
+
     /// <summary>destination = SiLU(gate) · up, elementwise over tensors of one shape (the gated MLP's activation).</summary>
     internal void SiluMultiply(DeviceTensor<float> gate, DeviceTensor<float> up, DeviceTensor<float> destination)
     {

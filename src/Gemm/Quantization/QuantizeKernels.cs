@@ -108,6 +108,7 @@ internal sealed class QuantizeKernels
     public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams> Dequantize;
     public readonly Action<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int> Widen16;
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> SiluMultiply;
+    public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int> SiluMultiplyToBf16;
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> Transpose;
 
     public QuantizeKernels(Accelerator a)
@@ -121,6 +122,7 @@ internal sealed class QuantizeKernels
         Dequantize = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, ArrayView<float>, QuantizeParams>(DequantizeKernel);
         Widen16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<float>, int, int, int>(Widen16Kernel);
         SiluMultiply = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(SiluMultiplyKernel);
+        SiluMultiplyToBf16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>(SiluMultiplyToBf16Kernel);
         Transpose = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TransposeKernel);
     }
 
@@ -362,6 +364,14 @@ internal sealed class QuantizeKernels
         int end = (int)Math.Min(total, ((long)thread.X + 1) * perThread); // 64-bit: no overflow near 2^31 elements
         for (int i = thread * perThread; i < end; i++)
             destination[i] = SiluTimes(gate[i], up[i]);
+    }
+
+    /// <summary>As <see cref="SiluMultiplyKernel"/>, rounded to BF16 (nearest even): the next layer's 16-bit activations.</summary>
+    private static void SiluMultiplyToBf16Kernel(Index1D thread, ArrayView<float> gate, ArrayView<float> up, ArrayView<ushort> destination, int perThread, int total)
+    {
+        int end = (int)Math.Min(total, ((long)thread.X + 1) * perThread); // 64-bit: no overflow near 2^31 elements
+        for (int i = thread * perThread; i < end; i++)
+            destination[i] = FloatBits.ToBFloat16(SiluTimes(gate[i], up[i]));
     }
 
     /// <summary>BF16 (isHalf = 0) or FP16 (isHalf = 1) bits → binary32, exact; chunks of <paramref name="perThread"/> elements.</summary>
