@@ -33,35 +33,50 @@ internal static class MlpCommand
         var up = Scaled(SeededGaussian.Create(intermediate * hidden, seed: 2), 1 / MathF.Sqrt(hidden));
         var down = Scaled(SeededGaussian.Create(hidden * intermediate, seed: 3), 1 / MathF.Sqrt(intermediate));
         const int checkedTokens = 4; // the float64 reference covers the first tokens of each run
-        var blocks = new (string Name, QuantFormat Weights, QuantFormat Activations, int Rotation)[]
+        // Activations null: W4A16, run on BF16 activations (the decode kernel reads them as they are).
+        var blocks = new (string Name, QuantFormat Weights, QuantFormat? Activations, int Rotation)[]
         {
             ("W4A4 MXFP4 (Hadamard g=32)", QuantFormat.Mxfp4, QuantFormat.Mxfp4, 32),
             ("W4A4 NVFP4 (Hadamard g=16)", QuantFormat.Nvfp4, QuantFormat.Nvfp4, 16),
             ("W4A8 MXFP4 x FP8 per-token", QuantFormat.Mxfp4, QuantFormat.Fp8PerRow, 0),
             ("W8A8 FP8 per-row", QuantFormat.Fp8PerRow, QuantFormat.Fp8PerRow, 0),
+            ("W4A16 NVFP4 (BF16 activations)", QuantFormat.Nvfp4, null, 0),
         };
         var table = new Table().AddColumns(["Block", "Rel. error vs float", .. tokenCounts.Select(t => $"M={t}: ms / us per token")]);
         foreach (var (name, weights, activations, g) in blocks)
         {
             var rotation = g > 0 ? HadamardTransform.CreateRandom(g, seed: 7) : null;
-            using var mlp = GatedMlp.Quantize(context, gate, up, down, hidden, intermediate, new(weights), new(activations), rotation);
+            using var mlp = GatedMlp.Quantize(context, gate, up, down, hidden, intermediate, new(weights),
+                                              activations is { } a ? new QuantizationOptions(a) : null, rotation);
             var cells = new List<string> { name, "" };
             double error = double.NaN;
             foreach (int m in tokenCounts)
             {
                 var x = SeededGaussian.Create(m * hidden, seed: 11);
+                if (activations is null)
+                    x = x.Select(v => (float)(BFloat16)v).ToArray(); // the reference sees the BF16 inputs the block gets
                 using var input = context.CreateTensor<float>(x, m, hidden);
+                using var input16 = context.CreateTensor<BFloat16>(x.Select(v => (BFloat16)v).ToArray(), m, hidden);
                 using var output = context.AllocateTensor<float>(m, hidden);
-                mlp.Forward(input, output); // warm-up: kernel compile, buffers
+                using var output16 = context.AllocateTensor<BFloat16>(m, hidden);
+                void Forward()
+                {
+                    if (activations is null)
+                        mlp.Forward(input16, output16);
+                    else
+                        mlp.Forward(input, output);
+                }
+                Forward(); // warm-up: kernel compile, buffers
                 context.Synchronize();
                 var clock = Stopwatch.StartNew();
-                mlp.Forward(input, output);
+                Forward();
                 context.Synchronize();
                 double ms = clock.Elapsed.TotalMilliseconds;
+                var y = activations is null ? output16.ToArray().Select(v => (float)v).ToArray() : output.ToArray();
                 if (cells[1].Length == 0)
                 {
                     int n = Math.Min(checkedTokens, m);
-                    error = DemoCommand.RelativeError(output.ToArray().AsSpan(0, n * hidden), FloatBlock(x, n, hidden, intermediate, gate, up, down));
+                    error = DemoCommand.RelativeError(y.AsSpan(0, n * hidden), FloatBlock(x, n, hidden, intermediate, gate, up, down));
                     cells[1] = $"{error:P2}";
                 }
                 cells.Add($"{ms:F2} / {ms * 1000 / m:F1}");
