@@ -2,8 +2,8 @@
 // low nibble of byte i), scale bytes in their own array (linear or 128x4 swizzled). Codes and scales carry over unchanged
 // except as ggml reads them: E2M1 -0 (code 8) becomes +0; a UE4M3 scale loses bit 7 and 0x7F reads as 0 (0xFF, which ggml
 // reads as 480, becomes the NaN code 0x7F); E8M0 0xFF (rejected by ggml) stays 0xFF, NaN. Host twin: GgufQuantized.
-// Memory-bound: a CTA stages kThreads consecutive blocks through shared memory with 16-byte loads (the blocks are 17 or
-// 36 bytes, so a thread's block is not 16-byte aligned in global memory), then each thread permutes one block's nibbles with
+// Memory-bound: a CTA stages kTileBlocks consecutive blocks (two per thread) through shared memory with 16-byte loads (the blocks are 17 or
+// 36 bytes, so a thread's block is not 16-byte aligned in global memory), then each thread permutes its blocks' nibbles with
 // word operations (byte_perm pairs; a carry trick finds -0) and writes its codes with 16-byte stores and its scales.
 #include "common/formats.cuh"
 #include "launch.h"
@@ -13,7 +13,7 @@ namespace ms {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kBlocksPerThread = 2;             // per tile: enough bytes in flight with the 4 CTAs per SM the registers allow
+constexpr int kBlocksPerThread = 2;  // per tile: each thread's loads (2-5 x 16 bytes) all in flight before its shared stores
 constexpr int kTileBlocks = kThreads * kBlocksPerThread;
 
 // One ggml block. kValues: 32 (MXFP4: 1 E8M0 + 16 bytes) or 64 (NVFP4: 4 UE4M3 + 32 bytes, 4 sub-blocks of 16).

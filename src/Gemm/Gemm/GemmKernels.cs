@@ -141,7 +141,7 @@ internal sealed class GemmKernels
     {
         int blocksN = (p.N + Block - 1) / Block;
         int total = ((p.M + Block - 1) / Block) * blocksN;
-        int end = (int)Math.Min(total, ((long)thread.X + 1) * perThread); // 64-bit: no overflow near 2^31 elements
+        int end = QuantizeKernels.ChunkEnd(thread, perThread, total);
         for (int item = thread * perThread; item < end; item++)
         {
             int r0 = item / blocksN * Block, c0 = (item % blocksN) * Block;

@@ -128,7 +128,11 @@ internal sealed class QuantizeKernels
 
     private static int Begin(Index1D thread, QuantizeParams p) => thread * p.ItemsPerThread;
 
-    private static int End(Index1D thread, QuantizeParams p) => (int)Math.Min(p.TotalItems, ((long)thread.X + 1) * p.ItemsPerThread); // no overflow near 2^31
+    private static int End(Index1D thread, QuantizeParams p) => ChunkEnd(thread, p.ItemsPerThread, p.TotalItems);
+
+    /// <summary>One past the last item of a thread's chunk of <paramref name="perThread"/>, in 64 bits: (thread + 1) ·
+    /// perThread overflows an int for totals within a chunk of 2^31.</summary>
+    internal static int ChunkEnd(Index1D thread, int perThread, int total) => (int)Math.Min(total, ((long)thread.X + 1) * perThread);
 
     /// <summary>
     /// Loads columns [first, first + ChunkWidth) of a row into <paramref name="local"/> (zero past K), then, when g &gt; 0,
@@ -348,7 +352,7 @@ internal sealed class QuantizeKernels
     /// <summary>destination[c, r] = source[r, c] for a [rows, columns] source; chunks of <paramref name="perThread"/> source elements.</summary>
     private static void TransposeKernel(Index1D thread, ArrayView<float> source, ArrayView<float> destination, int rows, int columns, int perThread, int total)
     {
-        int end = (int)Math.Min(total, ((long)thread.X + 1) * perThread); // 64-bit: no overflow near 2^31 elements
+        int end = ChunkEnd(thread, perThread, total);
         for (int i = thread * perThread; i < end; i++)
         {
             int r = i / columns, c = i - r * columns;
@@ -361,7 +365,7 @@ internal sealed class QuantizeKernels
 
     private static void SiluMultiplyKernel(Index1D thread, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> destination, int perThread, int total)
     {
-        int end = (int)Math.Min(total, ((long)thread.X + 1) * perThread); // 64-bit: no overflow near 2^31 elements
+        int end = ChunkEnd(thread, perThread, total);
         for (int i = thread * perThread; i < end; i++)
             destination[i] = SiluTimes(gate[i], up[i]);
     }
@@ -369,7 +373,7 @@ internal sealed class QuantizeKernels
     /// <summary>As <see cref="SiluMultiplyKernel"/>, rounded to BF16 (nearest even): the next layer's 16-bit activations.</summary>
     private static void SiluMultiplyToBf16Kernel(Index1D thread, ArrayView<float> gate, ArrayView<float> up, ArrayView<ushort> destination, int perThread, int total)
     {
-        int end = (int)Math.Min(total, ((long)thread.X + 1) * perThread); // 64-bit: no overflow near 2^31 elements
+        int end = ChunkEnd(thread, perThread, total);
         for (int i = thread * perThread; i < end; i++)
             destination[i] = FloatBits.ToBFloat16(SiluTimes(gate[i], up[i]));
     }
@@ -377,7 +381,7 @@ internal sealed class QuantizeKernels
     /// <summary>BF16 (isHalf = 0) or FP16 (isHalf = 1) bits → binary32, exact; chunks of <paramref name="perThread"/> elements.</summary>
     private static void Widen16Kernel(Index1D thread, ArrayView<ushort> source, ArrayView<float> destination, int isHalf, int perThread, int total)
     {
-        int end = (int)Math.Min(total, ((long)thread.X + 1) * perThread); // 64-bit: no overflow near 2^31 elements
+        int end = ChunkEnd(thread, perThread, total);
         for (int i = thread * perThread; i < end; i++)
             destination[i] = isHalf != 0 ? FloatBits.FromHalfBits(source[i]) : FloatBits.FromBFloat16(source[i]);
     }
