@@ -79,7 +79,15 @@ public sealed class LargeTensorTests
     {
         TestBackends.Require(backend);
         using var context = MicroscaleContext.Create(backend);
-        var ex = Assert.Throws<InsufficientMemoryException>(() => context.AllocateTensor<float>(1 << 20, 1 << 18).Dispose())!; // 1 TiB
+        // One tensor stops at 2^31 elements (8 GiB of floats), so hold 8 GiB tensors until the device runs out (at most 1 TiB).
+        var held = new List<DeviceTensor<float>>();
+        var ex = Assert.Throws<InsufficientMemoryException>(() =>
+        {
+            for (int i = 0; i < 128; i++)
+                held.Add(context.AllocateTensor<float>(1 << 15, (1 << 16) - 1));
+        })!;
+        TestContext.Out.WriteLine($"{backend}: out of memory after {held.Count} tensors of 8 GiB: {ex.Message}");
+        held.ForEach(t => t.Dispose());
         Assert.That(ex.Message, Does.Contain("device memory").And.Contain(context.DeviceName));
         using var x = context.CreateTensor<float>(SeededGaussian.Create(4 * 64, seed: 3), 4, 64);
         using var q = context.Quantize(x, new QuantizationOptions(QuantFormat.Mxfp4));
