@@ -15,7 +15,6 @@ internal static class GemmFp8Sweep
 {
     public const string Part = "gemm-fp8";
 
-    private const int OperandSets = 4; // rotated, so that no operand is still in L2 from the previous call
     private const int Warmup = 10;
     private static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(3);
     private const int Iterations = 50;
@@ -33,19 +32,6 @@ internal static class GemmFp8Sweep
 
     private sealed record Row(string Shape, string Scales, string Kernel, double Microseconds, double Tflops, double CublasMicroseconds,
                               double CublasTflops, double Ratio);
-
-    /// <summary>A_i [M, K] and B_i [N, K] for i = 0..<see cref="OperandSets"/>−1, disposed together.</summary>
-    private sealed class Sets<T>(Func<int, T> a, Func<int, T> b) : IDisposable where T : IDisposable
-    {
-        public T[] A { get; } = Enumerable.Range(0, OperandSets).Select(a).ToArray();
-        public T[] B { get; } = Enumerable.Range(0, OperandSets).Select(b).ToArray();
-
-        public void Dispose()
-        {
-            foreach (var t in A.Concat(B))
-                t.Dispose();
-        }
-    }
 
     public static void Run(string outputDirectory)
     {
@@ -66,18 +52,18 @@ internal static class GemmFp8Sweep
     {
         var (context, random) = (session.Context, session.Random);
         var rows = new List<Row>();
-        Console.WriteLine($"FP8 GEMM vs cuBLASLt FP8, BF16 out, on {context.DeviceName}: median of {Iterations} (CUDA events), {OperandSets} rotating operand sets");
+        Console.WriteLine($"FP8 GEMM vs cuBLASLt FP8, BF16 out, on {context.DeviceName}: median of {Iterations} (CUDA events), {OperandSets.Count} rotating operand sets");
         Console.WriteLine($"{"shape",-17} {"scales",-10} {"kernel",-46} {"us",10} {"TFLOPS",8} {"cuBLASLt us",12} {"cuBLASLt TFLOPS",15} {"ratio",7}");
         bool warmedUp = false;
         foreach (var (m, n, k) in s_shapes)
         {
             // The same BF16 values for both modes; each mode quantizes them afresh.
-            using var sources = new Sets<DeviceTensor<BFloat16>>(i => random.Tensor(m, k, (ulong)(2 * i)), i => random.Tensor(n, k, (ulong)(2 * i + 1)));
+            using var sources = new OperandSets<DeviceTensor<BFloat16>>(i => random.Tensor(m, k, (ulong)(2 * i)), i => random.Tensor(n, k, (ulong)(2 * i + 1)));
             using var c = context.AllocateTensor<BFloat16>(m, n);
             foreach (var mode in s_modes)
             {
                 var options = new QuantizationOptions(mode.Format);
-                using var operands = new Sets<QuantizedTensor>(i => context.Quantize(sources.A[i], options), i => context.Quantize(sources.B[i], options));
+                using var operands = new OperandSets<QuantizedTensor>(i => context.Quantize(sources.A[i], options), i => context.Quantize(sources.B[i], options));
                 var row = Measure(session, operands, c, mode, warmUpFirst: !warmedUp);
                 warmedUp = true;
                 Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-17} {1,-10} {2,-46} {3,10:F1} {4,8:F1} {5,12:F1} {6,15:F1} {7,7:F3}",
@@ -89,7 +75,7 @@ internal static class GemmFp8Sweep
     }
 
     /// <summary>cuBLASLt and Microscale interleaved (<see cref="CublasSession.Interleaved"/>), iteration i on operand set i % 4.</summary>
-    private static Row Measure(CublasSession session, Sets<QuantizedTensor> q, DeviceTensor<BFloat16> c, Mode mode, bool warmUpFirst)
+    private static Row Measure(CublasSession session, OperandSets<QuantizedTensor> q, DeviceTensor<BFloat16> c, Mode mode, bool warmUpFirst)
     {
         var (context, cublas) = (session.Context, session.Cublas);
         int m = q.A[0].Rows, n = q.B[0].Rows, k = q.A[0].Columns;
@@ -123,14 +109,14 @@ internal static class GemmFp8Sweep
             var clock = System.Diagnostics.Stopwatch.StartNew();
             for (int i = 0; clock.Elapsed < WarmupTime; i++)
             {
-                Cublas(i % OperandSets);
-                Microscale(i % OperandSets);
+                Cublas(i % OperandSets.Count);
+                Microscale(i % OperandSets.Count);
                 if (i % 16 == 15)
                     context.Synchronize();
             }
             context.Synchronize();
         }
-        var (us, cublasUs) = session.Interleaved(i => Cublas(i % OperandSets), i => Microscale(i % OperandSets), Warmup, Iterations);
+        var (us, cublasUs) = session.Interleaved(i => Cublas(i % OperandSets.Count), i => Microscale(i % OperandSets.Count), Warmup, Iterations);
         if (!baseline)
             cublasUs = double.NaN;
         double flops = 2.0 * m * n * k;

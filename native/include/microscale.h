@@ -38,8 +38,9 @@ enum {
   MS_ERR_NONFINITE = 9
 };
 
-/* Quantized formats (same numbering as the managed QuantFormat). */
-enum { MS_FMT_MXFP4 = 0, MS_FMT_MXFP8 = 1, MS_FMT_NVFP4 = 2, MS_FMT_FP8_TENSOR = 3, MS_FMT_FP8_ROW = 4, MS_FMT_DENSE = -1 };
+/* Quantized formats (same numbering as the managed QuantFormat). MXINT8 (int8 x E8M0 per 32) is read by the GEMM and
+   ms_dequantize; ms_quantize does not write it (the managed layer quantizes it). */
+enum { MS_FMT_MXFP4 = 0, MS_FMT_MXFP8 = 1, MS_FMT_NVFP4 = 2, MS_FMT_FP8_TENSOR = 3, MS_FMT_FP8_ROW = 4, MS_FMT_MXINT8 = 5, MS_FMT_DENSE = -1 };
 enum { MS_ELEM_E4M3 = 0, MS_ELEM_E5M2 = 1 };               /* FP8 element of MXFP8 / FP8 formats */
 enum { MS_RULE_FLOOR = 0, MS_RULE_CEIL = 1 };              /* MX scale exponent rule */
 enum { MS_LAYOUT_LINEAR = 0, MS_LAYOUT_SWIZZLED_128X4 = 1 };
@@ -57,7 +58,7 @@ typedef struct ms_qtensor_t {
   int32_t reserved;
   void* data;               /* packed codes: rows x padded_cols x bits / 8 bytes */
   void* block_scales;       /* E8M0 / UE4M3 codes; NULL for FP8 per-tensor / per-row */
-  float* decode_scales;     /* NVFP4 g [1], FP8 per-tensor [1], FP8 per-row [rows]; NULL for MX */
+  float* decode_scales;     /* NVFP4 g [1], FP8 per-tensor [1], FP8 per-row [rows]; NULL for MX (MXFP4, MXFP8, MXINT8) */
   const void* dense;        /* dense operand [rows, cols] of dtype */
 } ms_qtensor_t;
 
@@ -121,10 +122,12 @@ MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_q
 /* GEMM C = alpha * A.B^T + bias: validate and pick a kernel once (plan), then run it many times. */
 MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan** out_plan);
 MS_API ms_status_t ms_gemm_plan_name(const ms_gemm_plan* plan, char* name, size_t capacity);
-/* Device workspace the plan can use (0 for most plans; decode plans up to 64 tokens use it to split K over CTAs).
-   ms_gemm_plan_run accepts NULL instead and then runs without it (correct, possibly slower). A workspace must be 256-byte
-   aligned, zero-filled before its first use with any plan (every run leaves it reusable: its counters return to zero), and
-   not used by anything else until the run's stream has passed it. One workspace may serve every plan in turn. */
+/* Device workspace the plan can use (0 for some plans): decode plans up to 64 tokens split K over CTAs with it; the sm_90
+   BF16 plans (block-scaled operands above 64 tokens) dequantize A and B into it, (M + N) x K x 2 bytes and more.
+   ms_gemm_plan_run accepts NULL instead and then runs without it (correct, possibly much slower). A workspace must be
+   256-byte aligned, zero-filled before its first use with any plan (every run leaves it reusable: its first 16 KiB, the
+   counters, return to zero), and not used by anything else until the run's stream has passed it. One workspace may serve
+   every plan in turn. */
 MS_API ms_status_t ms_gemm_plan_workspace_size(const ms_gemm_plan* plan, size_t* out_bytes);
 MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_operands_t* ops, void* workspace, void* stream);
 MS_API void ms_gemm_plan_destroy(ms_gemm_plan* plan);   /* NULL-safe, cannot fail */

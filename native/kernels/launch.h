@@ -40,6 +40,10 @@ void launch_dequantize(const ms_qtensor_t& q, int padded_cols, int scale_cols, i
 void launch_gguf_repack(int values_per_block, const void* src, int rows, int cols, const ms_qtensor_t& dst, float global_scale, int multiprocessors,
                         cudaStream_t stream);
 
+// The first bytes of every GEMM workspace: the decode plans' split-K counters. Every plan leaves them zero, so one
+// workspace serves every plan in turn (microscale.h).
+constexpr size_t kWorkspaceCounterBytes = 16384;
+
 // Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs. Configs are named
 // ms_sm90_fp8_gemm_nt_<BM>x<BN>x<BK>_c1x1_s<stages>_ws[_variant]; the heuristic picks one from the problem and SM count.
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& desc);
@@ -49,6 +53,17 @@ const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors
 size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& desc, const char* config, int multiprocessors);
 void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
                           cudaStream_t stream);
+
+// Hopper BF16 tensor-core GEMM (sm_90a wgmma + TMA) for block-scaled and FP4 operands: A and B dequantized into BF16 in the
+// workspace (exact), then the shared sm90 kernel (sm90_bf16_gemm_nt.cu). Configs ms_sm90_bf16_gemm_nt_<BM>x<BN>x<BK>_...;
+// it needs the workspace (sm90_bf16_gemm_workspace_size) and 16-byte aligned operands, else the caller runs another kernel.
+bool sm90_bf16_gemm_can_implement(const ms_gemm_desc_t& desc);
+bool sm90_bf16_gemm_has_config(const char* name);
+const char* sm90_bf16_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors);
+size_t sm90_bf16_gemm_workspace_size(const ms_gemm_desc_t& desc);
+bool sm90_bf16_gemm_operands_aligned(const ms_gemm_operands_t& ops);
+void launch_sm90_bf16_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
+                           cudaStream_t stream);
 
 // Decode GEMM (sm_80+, M <= 64): BF16 or FP8 activations x FP4 (MX / NV) or FP8 (per-tensor / per-row) weights, weights
 // streamed once (sm80_decode_gemm_nt.cu). The workspace (size from decode_gemm_workspace_size) lets it split K over CTAs;

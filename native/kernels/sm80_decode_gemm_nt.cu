@@ -42,7 +42,7 @@ namespace {
 constexpr int kWarps = 8, kThreads = kWarps * 32;
 constexpr int kRowsPerCta = kWarps * 16;
 constexpr int kChunkBytes = 64;        // bytes of one weight row per chunk (16 per lane of a quad)
-constexpr int kCounterBytes = 16384;   // split-K arrival counters (one int per 128-row tile) at the start of the workspace
+constexpr int kCounterBytes = (int)kWorkspaceCounterBytes;  // split-K arrival counters (one int per 128-row tile) at the start of the workspace
 constexpr int kMaxSplitTiles = kCounterBytes / 4;
 // Staged activations per CTA: up to 16 tokens within the 48 KB that needs no opt-in (3 CTAs per SM); 32 and 64 tokens
 // take 100 KB (2 CTAs per SM) so that a CTA restages rarely (each restage reads 32-64 token rows from L2).

@@ -1,380 +1,11 @@
-// Hopper FP8 GEMM (sm_90a), "NT": A [M,K] and B [N,K] K-major FP8 (E4M3 or E5M2), C = alpha * diag(sa) (A.B^T) diag(sb) + bias.
-// Persistent and warp-specialized (study: DeepGEMM sm90_fp8_gemm_1d2d, CUTLASS sm90 warpspecialized cooperative):
-//  - warpgroup 0 (producer, setmaxnreg 40): one thread issues TMA loads of the A and B tiles into a ring of kStages stages,
-//    each guarded by a "full" mbarrier (TMA completes bytes) and an "empty" mbarrier (every consumer warp released it);
-//  - warpgroups 1 and 2 (consumers, setmaxnreg 232): each owns 64 rows of the 128-row tile and issues wgmma.mma_async
-//    m64nNk32 over each 128-wide K block, then promotes the block's partial sum into FP32 registers (NUMERICS.md s5: FP8
-//    tensor-core accumulation is promoted at least every 128 of K). How promotion overlaps the tensor cores is per config;
-//  - epilogue: per-tensor / per-row scales and bias in FP32; 16-bit outputs are staged through a 128B-swizzled shared
-//    buffer and written by TMA stores that run while the warpgroup starts its next tile; FP32 (or rows whose stride is not
-//    a multiple of 16 bytes) is stored straight from registers.
-// Tiles are visited in groups of 8 M-tiles for L2 reuse. (A 2-CTA cluster sharing B by TMA multicast was correct but measured
-// 2x slower on the H100 with 66 co-resident clusters, twice; see NOTES-sm90-fp8.md. Not kept.)
-// M, N and K tails: TMA zero-fills out-of-range boxes (K must be a multiple of 16 bytes for the TMA row stride) and clips
-// out-of-range stores.
-#include <cuda_runtime_api.h>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include "common/formats.cuh"
-#include "common/ptx_sm90.cuh"
-#include "launch.h"
-#include "../src/driver.h"
-#include "../src/error.h"
+// Hopper FP8 GEMM family (sm_90a): FP8 per-tensor / per-row operands (E4M3 or E5M2) read by TMA straight from global
+// memory into the shared wgmma kernel (sm90_gemm_kernel.cuh, which describes the pipeline), FP8 partial sums promoted into
+// FP32 registers every 128 of K. This file holds the family's tile configs, their measured costs and the heuristic.
+#include "sm90_gemm_kernel.cuh"
 
 namespace ms {
 
 namespace {
-
-constexpr int kBM = 128, kBK = 128, kGroupM = 8, kThreads = 384, kSmemLimit = 232448;
-constexpr int kConsumerWarps = 8;
-
-// How a consumer warpgroup promotes its wgmma partial sums (one 128-wide K block each) into the FP32 total:
-//  kPipelined: two partial accumulators, block kb+1 is issued before block kb is promoted (BN <= 128: 3 x BN/2 registers);
-//  kPerBlock:  one partial accumulator, wait then promote (DeepGEMM); the other warpgroup keeps the tensor cores busy;
-//  kHalves:    BN = 256 as two m64n128 halves into one 64-register partial, each promoted after its wait (128 + 64 registers);
-//  kNone:      no promotion, the whole K accumulates in the tensor core. Diagnostic only: it breaks the NUMERICS.md s5
-//              accuracy bound, the heuristic never picks it, MS_FORCE_CONFIG can (to measure what promotion costs).
-enum Promotion { kPipelined, kPerBlock, kHalves, kNone };
-
-template <int kBN_, int kStages_, Promotion kPromotion_> struct Config {
-  static constexpr int kBN = kBN_, kStages = kStages_;
-  static constexpr Promotion kPromotion = kPromotion_;
-  static constexpr int kMmaN = kPromotion == kHalves ? kBN / 2 : kBN;  // N of one wgmma
-  static constexpr int kTileA = kBM * kBK, kStageBytes = kTileA + kBN * kBK;
-  static constexpr int kOutTileBytes = kBM * kBN * 2;  // 16-bit output tile staged for the TMA store (64-column chunks)
-  static constexpr int kEpilogueFloats = kBM + 2 * kBN;  // one tile's row scales, column scales and biases
-  static constexpr int kSmemBytes = kStages * kStageBytes + kOutTileBytes + 1024 /* alignment */ + (2 * kStages + 2) * 8 /* barriers */ +
-                                    kEpilogueFloats * 4;
-  static_assert(kSmemBytes <= kSmemLimit, "shared memory");
-  static_assert(kBN % 64 == 0 && kBN <= 256, "the output is staged in 64-column chunks");
-  static_assert(kPromotion != kPipelined || kBN <= 128, "pipelined promotion needs 3 x BN/2 accumulator registers");
-};
-
-struct alignas(64) TensorMap { uint64_t opaque[16]; };  // CUtensorMap
-
-struct Sm90Params {
-  int m, n, k;
-  float alpha;
-  const float* __restrict__ scale_a;  // [1] or [m]
-  const float* __restrict__ scale_b;  // [1] or [n]
-  int a_per_row, b_per_row;
-  const float* __restrict__ bias;     // [n] or null
-  void* out;
-  int out_dtype;   // MS_DTYPE_F32 / BF16 / F16
-  int tma_store;   // 16-bit output with a 16-byte aligned base and row stride: staged + TMA store
-};
-
-#ifdef MS_SM90_ENABLED
-__device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int& tm, int& tn) {
-  int in_group = kGroupM * tiles_n;
-  int group = tile / in_group, first_m = group * kGroupM;
-  int rows = min(tiles_m - first_m, kGroupM);
-  int local = tile - group * in_group;
-  tm = first_m + local % rows;
-  tn = local / rows;
-}
-
-// Two FP32 values to a packed pair of BF16 or FP16 (RNE; the first value in the low half).
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi, int out_dtype) {
-  uint32_t r;
-  if (out_dtype == MS_DTYPE_BF16) asm("cvt.rn.bf16x2.f32 %0, %2, %1;" : "=r"(r) : "f"(lo), "f"(hi));
-  else asm("cvt.rn.f16x2.f32 %0, %2, %1;" : "=r"(r) : "f"(lo), "f"(hi));
-  return r;
-}
-
-__device__ __forceinline__ void store_pair(const Sm90Params& p, int row, int col, float v0, float v1) {
-  int64_t index = (int64_t)row * p.n + col;
-  bool both = col + 1 < p.n, aligned = (p.n & 1) == 0;
-  if (p.out_dtype == MS_DTYPE_F32) {
-    float* out = static_cast<float*>(p.out);
-    if (both && aligned) *reinterpret_cast<float2*>(out + index) = make_float2(v0, v1);
-    else { out[index] = v0; if (both) out[index + 1] = v1; }
-  } else {
-    uint16_t* out = static_cast<uint16_t*>(p.out);
-    uint32_t pair = pack_half2(v0, v1, p.out_dtype);
-    if (both && aligned) *reinterpret_cast<uint32_t*>(out + index) = pair;
-    else { out[index] = (uint16_t)pair; if (both) out[index + 1] = (uint16_t)(pair >> 16); }
-  }
-}
-
-// One m64nNk32 FP8 wgmma (32 FP8 values = 32 bytes along K: descriptors advance by 2 per step in 16-byte units).
-template <int kA, int kB, int kN>
-__device__ __forceinline__ void mma(float (&d)[kN / 2], uint64_t da, uint64_t db, int scale_d) {
-  using namespace sm90;
-#define MS_WGMMA(N)                                                                  \
-  if constexpr (kA == kE4M3 && kB == kE4M3) wgmma_m64n##N##k32_e4m3_e4m3(d, da, db, scale_d); \
-  else if constexpr (kA == kE4M3) wgmma_m64n##N##k32_e4m3_e5m2(d, da, db, scale_d);          \
-  else if constexpr (kB == kE4M3) wgmma_m64n##N##k32_e5m2_e4m3(d, da, db, scale_d);          \
-  else wgmma_m64n##N##k32_e5m2_e5m2(d, da, db, scale_d);
-  if constexpr (kN == 64) { MS_WGMMA(64) }
-  else if constexpr (kN == 128) { MS_WGMMA(128) }
-  else if constexpr (kN == 192) { MS_WGMMA(192) }
-  else { static_assert(kN == 256, "wgmma N"); MS_WGMMA(256) }
-#undef MS_WGMMA
-}
-
-// Issues one 128-wide K block (4 wgmma k32) as one wgmma group; `accumulate` keeps what `d` holds, else it starts at 0.
-template <int kA, int kB, int kN>
-__device__ __forceinline__ void mma_block(float (&d)[kN / 2], uint64_t da, uint64_t db, bool accumulate) {
-  sm90::fence_operand(d);
-  sm90::wgmma_fence();
-#pragma unroll
-  for (int k = 0; k < kBK / 32; ++k) mma<kA, kB, kN>(d, da + 2 * k, db + 2 * k, (k > 0 || accumulate) ? 1 : 0);
-  sm90::wgmma_commit();
-}
-
-template <int N> __device__ __forceinline__ void add_into(float* total, const float (&partial)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) total[i] += partial[i];
-}
-#endif
-
-template <int kA, int kB, class C>
-__global__ void __launch_bounds__(kThreads, 1)
-sm90_fp8_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b,
-                     const __grid_constant__ TensorMap map_out, Sm90Params p) {
-#ifdef MS_SM90_ENABLED
-  using namespace sm90;
-  constexpr int kBN = C::kBN, kStages = C::kStages, kStageBytes = C::kStageBytes, kTileA = C::kTileA, kMmaN = C::kMmaN;
-  extern __shared__ __align__(1024) uint8_t smem_raw[];
-  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-  uint8_t* out_tile = smem + kStages * kStageBytes;
-  uint64_t* full = reinterpret_cast<uint64_t*>(out_tile + C::kOutTileBytes);
-  uint64_t* empty = full + kStages;
-  // The epilogue operands of one tile (alpha x row scales, column scales, biases), loaded by the producer warpgroup's second
-  // warp: consumer warps never keep global loads in flight across their mainloop (measured: per-row x per-row scales loaded
-  // by the consumers at tile start made the mainloop 25% slower at 8192^3 and 16384x8192x8192, data-starved).
-  uint64_t* epilogue_full = empty + kStages;
-  uint64_t* epilogue_empty = epilogue_full + 1;
-  float* row_scale = reinterpret_cast<float*>(epilogue_empty + 1);
-  float* column_scale = row_scale + kBM;
-  float* column_bias = column_scale + kBN;
-  const int warpgroup = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
-  const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
-  const int k_blocks = (p.k + kBK - 1) / kBK;
-
-  if (threadIdx.x == 0) {
-    prefetch_tensormap(&map_a);
-    prefetch_tensormap(&map_b);
-    if (p.tma_store) prefetch_tensormap(&map_out);
-    for (int s = 0; s < kStages; ++s) {
-      mbarrier_init(&full[s], 1);
-      mbarrier_init(&empty[s], kConsumerWarps);  // lane 0 of every consumer warp releases the stage
-    }
-    mbarrier_init(epilogue_full, 32);             // every lane of the loading warp, after its stores
-    mbarrier_init(epilogue_empty, kConsumerWarps);
-    fence_barrier_init();
-  }
-  __syncthreads();
-
-  uint32_t stage = 0, phase = 0;
-  auto advance = [&] {
-    if (++stage == kStages) { stage = 0; phase ^= 1; }
-  };
-
-  if (warpgroup == 0) {
-    setmaxnreg_dec<40>();
-    if (threadIdx.x == 0) {
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
-        for (int kb = 0; kb < k_blocks; ++kb, advance()) {
-          mbarrier_wait(&empty[stage], phase ^ 1);
-          uint8_t* a_tile = smem + stage * kStageBytes;
-          mbarrier_arrive_expect_tx(&full[stage], kStageBytes);
-          tma_load_2d(a_tile, &map_a, &full[stage], kb * kBK, tm * kBM);
-          tma_load_2d(a_tile + kTileA, &map_b, &full[stage], kb * kBK, tn * kBN);
-        }
-      }
-    } else if (threadIdx.x / 32 == 1) {
-      const int lane = threadIdx.x % 32;
-      uint32_t parity = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, parity ^= 1) {
-        int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
-        mbarrier_wait(epilogue_empty, parity ^ 1);  // the consumers have read the previous tile's operands
-        for (int i = lane; i < kBM; i += 32) {
-          const int row = tm * kBM + i;
-          row_scale[i] = row < p.m ? p.alpha * p.scale_a[p.a_per_row ? row : 0] : 0.0f;
-        }
-        for (int i = lane; i < kBN; i += 32) {
-          const int col = tn * kBN + i;
-          column_scale[i] = col < p.n ? p.scale_b[p.b_per_row ? col : 0] : 0.0f;
-          column_bias[i] = p.bias && col < p.n ? p.bias[col] : 0.0f;
-        }
-        mbarrier_arrive(epilogue_full);
-      }
-    }
-    return;
-  }
-
-  setmaxnreg_inc<232>();
-  const int consumer = warpgroup - 1;  // rows consumer*64 .. +63 of the tile
-  const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
-  // Descriptors of stage 0; stage s adds s * kStageBytes / 16 (the start address field counts 16-byte units).
-  const uint64_t desc_a0 = sw128_desc(smem + consumer * 64 * kBK), desc_b0 = sw128_desc(smem + kTileA);
-  auto desc_a = [&](uint32_t s) { return desc_a0 + s * (kStageBytes / 16); };
-  auto desc_b = [&](uint32_t s) { return desc_b0 + s * (kStageBytes / 16); };
-  auto release = [&](uint32_t s) {
-    if (lane == 0) mbarrier_arrive(&empty[s]);
-  };
-  float total[kBN / 2];
-
-  const int r = warp * 16 + lane / 4;  // the wgmma D rows of this thread within the warpgroup's 64: r and r + 8
-  uint32_t epilogue_parity = 0;
-  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, epilogue_parity ^= 1) {
-    int tm, tn;
-    tile_coords(tile, tiles_m, tiles_n, tm, tn);
-
-    if constexpr (C::kPromotion == kNone) {
-      // The accumulator stays in the tensor core for all of K; one group in flight, its stage released one block later.
-      uint32_t previous = 0;
-      for (int kb = 0; kb < k_blocks; ++kb, advance()) {
-        mbarrier_wait(&full[stage], phase);
-        mma_block<kA, kB, kMmaN>(total, desc_a(stage), desc_b(stage), kb > 0);
-        wgmma_wait<1>();
-        if (kb > 0) release(previous);
-        previous = stage;
-      }
-      wgmma_wait<0>();
-      fence_operand(total);
-      release(previous);
-    } else {
-#pragma unroll
-      for (int i = 0; i < kBN / 2; ++i) total[i] = 0.0f;
-      if constexpr (C::kPromotion == kPipelined) {
-        // Issue block kb into one partial, then wait for block kb-1 in the other and promote it while kb runs (CUTLASS's
-        // K_PIPE_MMAS = 1).
-        float part0[kBN / 2], part1[kBN / 2];
-        auto issue = [&](float (&part)[kBN / 2]) -> uint32_t {
-          mbarrier_wait(&full[stage], phase);
-          mma_block<kA, kB, kMmaN>(part, desc_a(stage), desc_b(stage), false);
-          uint32_t used = stage;
-          advance();
-          return used;
-        };
-        auto retire = [&](float (&part)[kBN / 2], uint32_t s) {
-          fence_operand(part);
-          release(s);
-          add_into(total, part);
-        };
-        uint32_t s0 = issue(part0), s1 = 0;
-        for (int kb = 1;;) {
-          if (kb >= k_blocks) { wgmma_wait<0>(); retire(part0, s0); break; }
-          s1 = issue(part1); wgmma_wait<1>(); retire(part0, s0); ++kb;
-          if (kb >= k_blocks) { wgmma_wait<0>(); retire(part1, s1); break; }
-          s0 = issue(part0); wgmma_wait<1>(); retire(part1, s1); ++kb;
-        }
-      } else {
-        // kPerBlock / kHalves: wait for each wgmma group and promote it at once; the other warpgroup keeps the tensor cores
-        // busy meanwhile. kHalves issues the K block as two m64n(BN/2) groups into one partial, promoting each in turn.
-        constexpr int kParts = kBN / kMmaN;
-        constexpr uint32_t kPartB = kMmaN * kBK / 16;  // descriptor step to the next part of the B tile
-        float part[kMmaN / 2];
-#pragma unroll 1
-        for (int kb = 0; kb < k_blocks; ++kb, advance()) {
-          mbarrier_wait(&full[stage], phase);
-#pragma unroll
-          for (int h = 0; h < kParts; ++h) {
-            mma_block<kA, kB, kMmaN>(part, desc_a(stage), desc_b(stage) + h * kPartB, false);
-            wgmma_wait<0>();
-            fence_operand(part);
-            if (h == kParts - 1) release(stage);
-            add_into(total + h * (kMmaN / 2), part);
-          }
-        }
-      }
-    }
-
-    // Epilogue. wgmma D layout (m64nNk32, f32): total[4c+{0,1}] at (r, 8c + 2(lane%4) + {0,1}), total[4c+{2,3}] at row r + 8.
-    // (With kHalves the second half's columns follow the first's.)
-    mbarrier_wait(epilogue_full, epilogue_parity);
-    const int row0 = tm * kBM + consumer * 64 + r, row1 = row0 + 8;
-    const float sa0 = row_scale[consumer * 64 + r], sa1 = row_scale[consumer * 64 + r + 8];
-    const int col_base = tn * kBN + 2 * (lane % 4);
-    if (p.tma_store) {
-      // The staging buffer is free once the previous tile's TMA store has read it.
-      if (t == 0) bulk_wait_group_read<0>();
-      named_barrier_sync(1 + consumer, 128);
-      uint8_t* staged = out_tile + consumer * (64 * kBN * 2);
-#pragma unroll
-      for (int c = 0; c < kBN / 8; ++c) {
-        const int local = 8 * c + 2 * (lane % 4);  // tile column of total[4c] (and + 1)
-        const float sb0 = column_scale[local], sb1 = column_scale[local + 1], b0 = column_bias[local], b1 = column_bias[local + 1];
-        uint32_t top = pack_half2(total[4 * c] * sa0 * sb0 + b0, total[4 * c + 1] * sa0 * sb1 + b1, p.out_dtype);
-        uint32_t bottom = pack_half2(total[4 * c + 2] * sa1 * sb0 + b0, total[4 * c + 3] * sa1 * sb1 + b1, p.out_dtype);
-        // 64-column chunks of 64 rows x 128 B; 16-byte unit u of row r sits at unit u ^ (r % 8) (TMA SWIZZLE_128B).
-        uint8_t* chunk = staged + (c / 8) * 8192 + (((c % 8) ^ (r % 8)) * 16) + (lane % 4) * 4;
-        *reinterpret_cast<uint32_t*>(chunk + r * 128) = top;
-        *reinterpret_cast<uint32_t*>(chunk + (r + 8) * 128) = bottom;
-      }
-      fence_proxy_async_shared();
-      named_barrier_sync(1 + consumer, 128);
-      if (t == 0) {
-#pragma unroll
-        for (int chunk = 0; chunk < kBN / 64; ++chunk)
-          tma_store_2d(&map_out, staged + chunk * 8192, tn * kBN + chunk * 64, tm * kBM + consumer * 64);
-        bulk_commit_group();
-      }
-    } else {
-#pragma unroll
-      for (int c = 0; c < kBN / 8; ++c) {
-        const int local = 8 * c + 2 * (lane % 4);  // tile column of total[4c] (and + 1)
-        const float sb0 = column_scale[local], sb1 = column_scale[local + 1], b0 = column_bias[local], b1 = column_bias[local + 1];
-        const int col = col_base + 8 * c;
-        if (col >= p.n) continue;
-        if (row0 < p.m) store_pair(p, row0, col, total[4 * c] * sa0 * sb0 + b0, total[4 * c + 1] * sa0 * sb1 + b1);
-        if (row1 < p.m) store_pair(p, row1, col, total[4 * c + 2] * sa1 * sb0 + b0, total[4 * c + 3] * sa1 * sb1 + b1);
-      }
-    }
-    __syncwarp();
-    if (lane == 0) mbarrier_arrive(epilogue_empty);  // this warp is done with the tile's epilogue operands
-  }
-  if (p.tma_store && t == 0) bulk_wait_group<0>();  // shared memory must outlive the last store's reads
-#endif
-}
-
-using EncodeTiled = int (*)(TensorMap*, int, uint32_t, void*, const uint64_t*, const uint64_t*, const uint32_t*, const uint32_t*, int, int, int, int);
-
-// A 2D tensor map over a row-major [rows, cols] matrix of `element_bytes` elements with a box of box_cols x box_rows and
-// 128-byte swizzle (box_cols * element_bytes must be 128). CUtensorMapDataType: 0 UINT8, 1 UINT16.
-TensorMap make_map(const void* base, int rows, int cols, int element_bytes, int box_cols, int box_rows) {
-  static EncodeTiled encode = reinterpret_cast<EncodeTiled>(Driver::get().symbol("cuTensorMapEncodeTiled"));
-  if (!encode) fail(MS_ERR_CUDA, "", "cuTensorMapEncodeTiled is not available from the CUDA driver");
-  TensorMap map;
-  uint64_t dims[2] = {(uint64_t)cols, (uint64_t)rows};
-  uint64_t strides[1] = {(uint64_t)cols * element_bytes};
-  uint32_t box[2] = {(uint32_t)box_cols, (uint32_t)box_rows};
-  uint32_t element_strides[2] = {1, 1};
-  const int data_type = element_bytes == 1 ? 0 : 1, interleave_none = 0, swizzle_128b = 3, l2_promotion_256b = 3, oob_fill_zero = 0;
-  int result = encode(&map, data_type, 2, const_cast<void*>(base), dims, strides, box, element_strides, interleave_none, swizzle_128b,
-                      l2_promotion_256b, oob_fill_zero);
-  if (result != 0) fail(MS_ERR_CUDA, "", "cuTensorMapEncodeTiled failed with CUresult %d (rows %d, cols %d)", result, rows, cols);
-  return map;
-}
-
-template <int kA, int kB, class C>
-void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
-  auto kernel = sm90_fp8_gemm_kernel<kA, kB, C>;
-  // Set on every launch: the attribute belongs to the kernel as loaded in the current context, and a process may use several
-  // contexts (devices, or an engine's context beside ILGPU's); the call costs about a microsecond.
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) != cudaSuccess)
-    fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
-  TensorMap ma = make_map(a, p.m, p.k, 1, kBK, kBM), mb = make_map(b, p.n, p.k, 1, kBK, C::kBN);
-  TensorMap mo{};
-  if (p.tma_store) mo = make_map(p.out, p.m, p.n, 2, 64, 64);
-  const int tiles = ((p.m + kBM - 1) / kBM) * ((p.n + C::kBN - 1) / C::kBN);
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(tiles < sms ? tiles : sms);  // persistent: at most one CTA per SM
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = C::kSmemBytes;
-  config.stream = stream;
-  const char* print = std::getenv("MS_PRINT_CONFIGS");
-  if (print && *print == '1')
-    std::fprintf(stderr, "microscale: sm90 fp8 grid %u CTAs for %d tiles\n", config.gridDim.x, tiles);
-  check_cuda(cudaLaunchKernelEx(&config, kernel, ma, mb, mo, p), "sm90 FP8 GEMM launch");
-}
 
 template <class C>
 void launch_config(const ms_gemm_desc_t& d, const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
@@ -385,13 +16,6 @@ void launch_config(const ms_gemm_desc_t& d, const void* a, const void* b, const 
   else launch_typed<kE5M2, kE5M2, C>(a, b, p, sms, stream);
 }
 
-using Launcher = void (*)(const ms_gemm_desc_t&, const void*, const void*, const Sm90Params&, int, cudaStream_t);
-struct ConfigEntry {
-  const char* name;
-  Launcher launch;
-  int bn;
-  double us_per_tile_block;  // measured cost of one 128-wide K block of one tile with every SM busy (0: never chosen)
-};
 // us_per_tile_block: 8192^3 per-tensor on the H100 (microscale_selftest --sweep, 2026-11-23): time / (waves x K blocks).
 const ConfigEntry kConfigs[] = {
     {"ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", launch_config<Config<64, 8, kPipelined>>, 64, 0.396},
@@ -402,12 +26,6 @@ const ConfigEntry kConfigs[] = {
     {"ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws_nopromotion", launch_config<Config<256, 3, kNone>>, 256, 0.0},
 };
 
-const ConfigEntry* find_config(const char* name) {
-  for (const ConfigEntry& c : kConfigs)
-    if (std::strcmp(c.name, name) == 0) return &c;
-  return nullptr;
-}
-
 }  // namespace
 
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& d) {
@@ -415,7 +33,7 @@ bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& d) {
   return fp8 && d.k % 16 == 0;
 }
 
-bool sm90_fp8_gemm_has_config(const char* name) { return find_config(name) != nullptr; }
+bool sm90_fp8_gemm_has_config(const char* name) { return find_config(kConfigs, name) != nullptr; }
 
 size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& d, const char* config, int sms) {
   // No workspace yet: a split-K last wave that used one was correct but made every shape ~7% slower on the H100
@@ -425,33 +43,18 @@ size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& d, const char* config,
 }
 
 const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& d, int sms) {
-  // Heuristic: every tile costs about the same, and a persistent CTA runs ceil(tiles / SMs) of them, so the estimated time is
-  // waves x K blocks x the config's measured cost per tile and K block; the cheapest estimate wins (ties: the earlier,
-  // smaller tile). This picks 128x64 when 128-wide tiles would leave SMs idle (small M x N, e.g. 128x8192) and 128x128
+  // pick_config's wave model picks 128x64 when 128-wide tiles would leave SMs idle (small M x N, e.g. 128x8192) and 128x128
   // elsewhere on the H100; the wider tiles win where their wave count rounds better.
-  const ConfigEntry* best = &kConfigs[1];
-  double best_cost = 0;
-  const int k_blocks = (d.k + kBK - 1) / kBK;
-  for (const ConfigEntry& c : kConfigs) {
-    if (c.us_per_tile_block == 0) continue;
-    long tiles = (long)((d.m + kBM - 1) / kBM) * ((d.n + c.bn - 1) / c.bn);
-    long waves = (tiles + sms - 1) / (sms > 0 ? sms : 1);
-    double cost = (double)waves * k_blocks * c.us_per_tile_block;
-    if (best_cost == 0 || cost < best_cost) { best = &c; best_cost = cost; }
-  }
-  return best->name;
+  return pick_config(kConfigs, kConfigs[1], d.m, d.n, d.k, kKPerBlock<kE4M3>, sms).name;
 }
 
 void launch_sm90_fp8_gemm(const ms_gemm_desc_t& d, const char* config, const ms_gemm_operands_t& ops, int sms, void* workspace, cudaStream_t stream) {
   if (reinterpret_cast<uintptr_t>(ops.a.data) % 16 || reinterpret_cast<uintptr_t>(ops.b.data) % 16)
     fail(MS_ERR_MISALIGNED, "a", "the sm90 FP8 kernel needs 16-byte aligned A and B data");
-  const ConfigEntry* entry = find_config(config);
+  const ConfigEntry* entry = find_config(kConfigs, config);
   if (!entry) fail(MS_ERR_INVALID_ARGUMENT, "config", "no sm90 FP8 GEMM config named %s", config);
-  bool half_out = d.out_dtype == MS_DTYPE_BF16 || d.out_dtype == MS_DTYPE_F16;
-  bool tma_store = half_out && reinterpret_cast<uintptr_t>(ops.out) % 16 == 0 && (d.n * 2) % 16 == 0;
-  Sm90Params p{d.m, d.n, d.k, ops.alpha, ops.a.decode_scales, ops.b.decode_scales, d.a_format == MS_FMT_FP8_ROW, d.b_format == MS_FMT_FP8_ROW,
-               d.has_bias ? ops.bias : nullptr, ops.out, d.out_dtype, tma_store ? 1 : 0};
   (void)workspace;
+  Sm90Params p = params_of(d, ops, ops.a.decode_scales, d.a_format == MS_FMT_FP8_ROW, ops.b.decode_scales, d.b_format == MS_FMT_FP8_ROW);
   entry->launch(d, ops.a.data, ops.b.data, p, sms, stream);
 }
 

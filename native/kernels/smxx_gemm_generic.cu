@@ -88,12 +88,7 @@ Operand operand_of(const ms_qtensor_t& t, int k) {
   o.dense_dtype = t.dtype;
   o.q.cols = k;
   if (o.is_dense) return o;
-  int block = t.format == kFmtNvfp4 ? 16 : (t.format == kFmtMxfp4 || t.format == kFmtMxfp8) ? 32 : 0;
-  int padded = block ? (k + block - 1) / block * block : k;
-  o.q = QuantView{static_cast<const uint8_t*>(t.data), static_cast<const uint8_t*>(t.block_scales), t.decode_scales, t.format,
-                  (t.format == kFmtMxfp4 || t.format == kFmtNvfp4) ? kE2M1 : (t.element == MS_ELEM_E5M2 ? kE5M2 : kE4M3),
-                  (t.format == kFmtMxfp4 || t.format == kFmtNvfp4) ? 4 : 8, block, padded, block ? padded / block : 0,
-                  t.layout == MS_LAYOUT_SWIZZLED_128X4, k};
+  o.q = quant_view_of(t, k);
   return o;
 }
 

@@ -19,11 +19,12 @@
 
 namespace {
 
-bool is_block_format(int f) { return f == MS_FMT_MXFP4 || f == MS_FMT_MXFP8 || f == MS_FMT_NVFP4; }
+bool is_mx(int f) { return f == MS_FMT_MXFP4 || f == MS_FMT_MXFP8 || f == MS_FMT_MXINT8; }
+bool is_block_format(int f) { return is_mx(f) || f == MS_FMT_NVFP4; }
 bool is_fp4(int f) { return f == MS_FMT_MXFP4 || f == MS_FMT_NVFP4; }
-int block_size(int f) { return f == MS_FMT_NVFP4 ? 16 : (f == MS_FMT_MXFP4 || f == MS_FMT_MXFP8) ? 32 : 0; }
+int block_size(int f) { return f == MS_FMT_NVFP4 ? 16 : is_mx(f) ? 32 : 0; }
 int padded_cols(int f, int cols) { int b = block_size(f); return b ? (cols + b - 1) / b * b : cols; }
-int element_kind(int f, int element) { return is_fp4(f) ? 0 : element == MS_ELEM_E5M2 ? 2 : 1; }
+int element_kind(int f, int element) { return is_fp4(f) ? 0 : f == MS_FMT_MXINT8 ? 3 : element == MS_ELEM_E5M2 ? 2 : 1; }  // formats.cuh kinds
 int dtype_size(int dtype) { return dtype == MS_DTYPE_F32 ? 4 : 2; }
 
 const char* format_name(int f) {
@@ -33,6 +34,7 @@ const char* format_name(int f) {
     case MS_FMT_NVFP4: return "nvfp4";
     case MS_FMT_FP8_TENSOR: return "fp8-tensor";
     case MS_FMT_FP8_ROW: return "fp8-row";
+    case MS_FMT_MXINT8: return "mxint8";
     case MS_FMT_DENSE: return "dense";
     default: return "unknown";
   }
@@ -58,14 +60,14 @@ void check_qtensor(const ms_qtensor_t* t, const char* arg) {
     check_aligned(t->dense, dtype_size(t->dtype), arg);
     return;
   }
-  MS_CHECK_ARG(t->format >= MS_FMT_MXFP4 && t->format <= MS_FMT_FP8_ROW, arg, "%s: unknown format %d", arg, t->format);
-  MS_CHECK_ARG(t->element == MS_ELEM_E4M3 || (t->element == MS_ELEM_E5M2 && !is_fp4(t->format)), arg,
+  MS_CHECK_ARG(t->format >= MS_FMT_MXFP4 && t->format <= MS_FMT_MXINT8, arg, "%s: unknown format %d", arg, t->format);
+  MS_CHECK_ARG(t->element == MS_ELEM_E4M3 || (t->element == MS_ELEM_E5M2 && !is_fp4(t->format) && t->format != MS_FMT_MXINT8), arg,
                "%s: element %d does not apply to %s", arg, t->element, format_name(t->format));
   MS_CHECK_ARG(t->layout == MS_LAYOUT_LINEAR || (t->layout == MS_LAYOUT_SWIZZLED_128X4 && is_block_format(t->format)), arg,
                "%s: layout %d does not apply to %s", arg, t->layout, format_name(t->format));
   MS_CHECK_ARG(t->data != nullptr, arg, "%s.data: must not be NULL", arg);
   if (is_block_format(t->format)) MS_CHECK_ARG(t->block_scales != nullptr, arg, "%s.block_scales: must not be NULL for %s", arg, format_name(t->format));
-  if (t->format != MS_FMT_MXFP4 && t->format != MS_FMT_MXFP8) {
+  if (!is_mx(t->format)) {
     MS_CHECK_ARG(t->decode_scales != nullptr, arg, "%s.decode_scales: must not be NULL for %s", arg, format_name(t->format));
     check_aligned(t->decode_scales, 4, arg);
   }
@@ -108,7 +110,7 @@ void check_quantize_desc(const ms_quantize_desc_t* desc, const void* src, int co
 }
 
 size_t amax_bytes(const ms_qtensor_t* dst) {
-  if (dst->format == MS_FMT_MXFP4 || dst->format == MS_FMT_MXFP8) return 0;
+  if (is_mx(dst->format)) return 0;
   return sizeof(int) * (dst->format == MS_FMT_FP8_ROW ? (size_t)dst->rows : 1);
 }
 
@@ -120,12 +122,12 @@ bool pair_supported(const ms_gemm_desc_t& d) {
   if (a == MS_FMT_NVFP4 && b == MS_FMT_NVFP4) return true;
   if (is_fp4(b) && (a == MS_FMT_FP8_ROW || a == MS_FMT_FP8_TENSOR || a == MS_FMT_MXFP8) && d.a_element == MS_ELEM_E4M3) return true;
   if ((a == MS_FMT_FP8_TENSOR || a == MS_FMT_FP8_ROW) && (b == MS_FMT_FP8_TENSOR || b == MS_FMT_FP8_ROW)) return true;
-  return a == MS_FMT_MXFP8 && b == MS_FMT_MXFP8;
+  return (a == MS_FMT_MXFP8 && b == MS_FMT_MXFP8) || (a == MS_FMT_MXINT8 && b == MS_FMT_MXINT8);
 }
 
 }  // namespace
 
-enum class GemmFamily { Generic, Sm90Fp8, Decode };
+enum class GemmFamily { Generic, Sm90Fp8, Sm90Bf16, Decode };
 
 struct ms_gemm_plan {
   ms_gemm_desc_t desc;
@@ -148,15 +150,20 @@ int current_sm() {
   return major * 10 + minor;
 }
 
+// Above this many tokens the sm90 BF16 family beats the decode kernel on the pairs both run (H100, gpu-sweep mx part).
+constexpr int kDecodeTokensOnHopper = 64;
+
 // The heuristic: the fastest family that can run the problem on the current device; MS_FORCE_CONFIG pins one by name
 // ("generic" or a family's config name) and fails loudly when it cannot run.
 GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   const char* forced = std::getenv("MS_FORCE_CONFIG");
   const int sm = current_sm();
   const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
-  // Decode (any M; built for small M); FP8 x FP8 on Hopper only up to 16 tokens (wgmma tiles take over above).
-  const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90);
-  GemmFamily family = decode ? GemmFamily::Decode : sm90 ? GemmFamily::Sm90Fp8 : GemmFamily::Generic;
+  const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
+  // Decode (any M; built for small M); on Hopper FP8 x FP8 only up to 16 tokens and the BF16 family's pairs up to
+  // kDecodeTokensOnHopper (wgmma tiles take over above).
+  const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90) && (d.m <= kDecodeTokensOnHopper || !sm90_bf16);
+  GemmFamily family = decode ? GemmFamily::Decode : sm90 ? GemmFamily::Sm90Fp8 : sm90_bf16 ? GemmFamily::Sm90Bf16 : GemmFamily::Generic;
   if (forced && *forced) {
     if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) {
       family = GemmFamily::Generic;
@@ -168,6 +175,10 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
       if (!sm90) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
       family = GemmFamily::Sm90Fp8;
       name = forced;
+    } else if (ms::sm90_bf16_gemm_has_config(forced)) {
+      if (!sm90_bf16) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
+      family = GemmFamily::Sm90Bf16;
+      name = forced;
     } else {
       ms::fail(MS_ERR_INVALID_ARGUMENT, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s names no GEMM config", forced);
     }
@@ -175,6 +186,7 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   if (name.empty()) {
     switch (family) {
       case GemmFamily::Sm90Fp8: name = ms::sm90_fp8_gemm_config(d, ms::Driver::get().multiprocessors()); break;
+      case GemmFamily::Sm90Bf16: name = ms::sm90_bf16_gemm_config(d, ms::Driver::get().multiprocessors()); break;
       case GemmFamily::Decode: name = ms::decode_gemm_config(d); break;
       default: name = ms::kGemmGenericName; break;
     }
@@ -206,7 +218,7 @@ MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_cap
   *out_sm = major * 10 + minor;
   std::string list = *out_sm >= 80 ? "quantize,hadamard,dequantize,gemm_generic" : "";
   if (*out_sm >= 80) list += ",gemm_decode";
-  if (*out_sm == 90) list += ",gemm_sm90_fp8";
+  if (*out_sm == 90) list += ",gemm_sm90_fp8,gemm_sm90_bf16";
   if (families && families_capacity) {
     std::strncpy(families, list.c_str(), families_capacity - 1);
     families[families_capacity - 1] = '\0';
@@ -230,6 +242,8 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   MS_API_BEGIN
   check_qtensor(dst, "dst");
   MS_CHECK_ARG(dst->format != MS_FMT_DENSE, "dst", "dst: must be a quantized format");
+  if (dst->format == MS_FMT_MXINT8)
+    ms::fail(MS_ERR_UNSUPPORTED, "dst", "dst: libmicroscale reads mxint8 but does not quantize to it (the managed layer does)");
   check_quantize_desc(desc, src, dst->cols);
   size_t needed = amax_bytes(dst);
   MS_CHECK_ARG(workspace_bytes >= needed && (needed == 0 || workspace != nullptr), "workspace",
@@ -320,9 +334,10 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   std::string name;
   GemmFamily family = choose_family(*desc, name);
   const int sms = ms::Driver::get().multiprocessors();
-  size_t workspace_bytes = family == GemmFamily::Sm90Fp8 ? ms::sm90_fp8_gemm_workspace_size(*desc, name.c_str(), sms)
-                           : family == GemmFamily::Decode ? ms::decode_gemm_workspace_size(*desc, sms)
-                                                          : 0;
+  size_t workspace_bytes = family == GemmFamily::Sm90Fp8    ? ms::sm90_fp8_gemm_workspace_size(*desc, name.c_str(), sms)
+                           : family == GemmFamily::Sm90Bf16 ? ms::sm90_bf16_gemm_workspace_size(*desc)
+                           : family == GemmFamily::Decode   ? ms::decode_gemm_workspace_size(*desc, sms)
+                                                            : 0;
   auto* plan = new ms_gemm_plan{*desc, family, name, workspace_bytes};
   *out_plan = plan;
   MS_API_END
@@ -365,6 +380,8 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   const int sms = ms::Driver::get().multiprocessors();
   if (plan->family == GemmFamily::Sm90Fp8)
     ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
+  else if (plan->family == GemmFamily::Sm90Bf16 && workspace && ms::sm90_bf16_gemm_operands_aligned(*ops))
+    ms::launch_sm90_bf16_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Decode && ms::decode_gemm_operands_aligned(*ops))
     ms::launch_decode_gemm(d, *ops, sms, workspace, workspace ? plan->workspace_bytes : 0, static_cast<cudaStream_t>(stream));
   else

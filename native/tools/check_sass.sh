@@ -2,7 +2,8 @@
 # Proves from the SASS what the kernels claim: for every architecture in the library,
 #  - the quantize kernels exchange values with warp shuffles (the FWHT and block reductions);
 #  - the generic GEMM accumulates with FFMA;
-#  - the decode GEMM multiplies on BF16 tensor cores (HMMA) without local-memory traffic (LDL/STL = spills).
+#  - the decode GEMM multiplies on BF16 tensor cores (HMMA) without local-memory traffic (LDL/STL = spills);
+#  - on sm_90a, the wgmma GEMM runs FP8 (QGMMA) and BF16 (HGMMA) wgmma without spills.
 # Usage: check_sass.sh path/to/libmicroscale.so   (exit 1 on any failed claim)
 set -uo pipefail
 lib="$1"
@@ -22,11 +23,12 @@ for arch in $archs; do
   [[ $n_hmma -gt 0 && $n_dlocal -eq 0 ]] || ok=0
   extra=" | decode_gemm: $n_hmma HMMA.BF16 (want >0), $n_dlocal LDL/STL (want 0)"
   if [[ "$arch" == "sm_90a" ]]; then
-    # The Hopper FP8 family: FP8 wgmma (QGMMA) and no local-memory traffic (LDL/STL = spills).
-    fp8=$(awk '/Function : .*sm90_fp8/{on=1} /Function : /&&!/sm90_fp8/{on=0} on' <<<"$sass")
-    n_qgmma=$(grep -c "QGMMA" <<<"$fp8"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$fp8")
-    [[ $n_qgmma -gt 0 && $n_local -eq 0 ]] || ok=0
-    extra+=" | sm90_fp8_gemm: $n_qgmma QGMMA (want >0), $n_local LDL/STL (want 0)"
+    # The Hopper wgmma kernel (FP8 and BF16 families): FP8 wgmma (QGMMA) and BF16 wgmma (HGMMA ... BF16), no local-memory
+    # traffic (LDL/STL = spills).
+    sm90=$(awk '/Function : .*sm90_gemm_kernel/{on=1} /Function : /&&!/sm90_gemm_kernel/{on=0} on' <<<"$sass")
+    n_qgmma=$(grep -c "QGMMA" <<<"$sm90"); n_hgmma=$(grep -cE "HGMMA.*BF16" <<<"$sm90"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$sm90")
+    [[ $n_qgmma -gt 0 && $n_hgmma -gt 0 && $n_local -eq 0 ]] || ok=0
+    extra+=" | sm90_gemm: $n_qgmma QGMMA, $n_hgmma HGMMA.BF16 (want >0), $n_local LDL/STL (want 0)"
   fi
   printf '%s %-8s quantize: %5d SHFL.BFLY (want >0) | gemm_generic: %5d FFMA (want >0)%s\n' \
     "$([[ $ok == 1 ]] && echo PASS || echo FAIL)" "$arch" "$n_shfl" "$n_ffma" "$extra"

@@ -594,7 +594,7 @@ public sealed class MicroscaleContext : IDisposable
         if (!float.IsFinite(options.Alpha))
             throw new ArgumentOutOfRangeException("options.Alpha", options.Alpha, "Alpha must be finite.");
 
-        if (IsNative && NativeOps.Supports(b.Options) && (quantizedA is null || NativeOps.Supports(quantizedA.Options)))
+        if (IsNative && NativeOps.GemmReads(b.Options) && (quantizedA is null || NativeOps.GemmReads(quantizedA.Options)))
         {
             LastGemmKernel = NativeOps.Gemm(_device!, m, n, k, quantizedA, nativeDenseA, nativeDenseKind, b, destination.Storage, outputKind, options);
             return;

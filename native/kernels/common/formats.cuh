@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include "microscale.h"
 
 #define MS_HD __host__ __device__ __forceinline__
 
@@ -29,7 +30,7 @@ MS_HD uint32_t abs_bits(float x) { return f2u(x) & 0x7FFFFFFFu; }
 MS_HD bool is_nan_bits(uint32_t a) { return a > 0x7F800000u; }
 MS_HD bool is_finite_bits(uint32_t a) { return a < 0x7F800000u; }
 
-enum : int { kE2M1 = 0, kE4M3 = 1, kE5M2 = 2 };
+enum : int { kE2M1 = 0, kE4M3 = 1, kE5M2 = 2, kInt8 = 3 /* MXINT8: a two's-complement byte */ };
 constexpr uint32_t kNanCode8 = 0x7F;
 constexpr uint32_t kE4M3Max = 0x7E, kE5M2Max = 0x7B, kE2M1Max = 0x7;
 constexpr uint32_t kE8M0Nan = 0xFF, kUE4M3Nan = 0x7F;
@@ -89,7 +90,9 @@ MS_HD float from_small_float(uint32_t code, int mantissa_bits, int bias, bool fi
 
 MS_HD float from_e4m3(uint32_t code) { return from_small_float(code & 0xFFu, 3, 7, true); }
 MS_HD float from_e5m2(uint32_t code) { return from_small_float(code & 0xFFu, 2, 15, false); }
-MS_HD float decode(uint32_t code, int kind) { return kind == kE2M1 ? from_e2m1(code) : kind == kE4M3 ? from_e4m3(code) : from_e5m2(code); }
+MS_HD float decode(uint32_t code, int kind) {
+  return kind == kE2M1 ? from_e2m1(code) : kind == kE4M3 ? from_e4m3(code) : kind == kE5M2 ? from_e5m2(code) : (float)(int8_t)(code & 0xFFu);
+}
 MS_HD float from_e8m0(uint32_t code) {
   code &= 0xFFu;
   return code == 0xFFu ? u2f(0x7FC00000u) : u2f(code == 0 ? 0x400000u : code << 23);
@@ -158,14 +161,25 @@ struct QuantView {
   int format, kind, bits, block, padded_cols, scale_cols, swizzled, cols;
 };
 
-enum : int { kFmtMxfp4 = 0, kFmtMxfp8 = 1, kFmtNvfp4 = 2, kFmtFp8Tensor = 3, kFmtFp8Row = 4 };
+enum : int { kFmtMxfp4 = 0, kFmtMxfp8 = 1, kFmtNvfp4 = 2, kFmtFp8Tensor = 3, kFmtFp8Row = 4, kFmtMxint8 = 5 };
+MS_HD bool is_mx_format(int format) { return format == kFmtMxfp4 || format == kFmtMxfp8 || format == kFmtMxint8; }
+
+// The view of a quantized operand [rows, cols] described through the C ABI.
+inline QuantView quant_view_of(const ms_qtensor_t& t, int cols) {
+  const bool fp4 = t.format == kFmtMxfp4 || t.format == kFmtNvfp4;
+  const int block = t.format == kFmtNvfp4 ? 16 : is_mx_format(t.format) ? 32 : 0;
+  const int padded = block ? (cols + block - 1) / block * block : cols;
+  const int kind = fp4 ? kE2M1 : t.format == kFmtMxint8 ? kInt8 : t.element == MS_ELEM_E5M2 ? kE5M2 : kE4M3;
+  return QuantView{static_cast<const uint8_t*>(t.data), static_cast<const uint8_t*>(t.block_scales), t.decode_scales, t.format, kind, fp4 ? 4 : 8,
+                   block, padded, block ? padded / block : 0, t.layout == MS_LAYOUT_SWIZZLED_128X4, cols};
+}
 
 // The dequantized value at (row, col): element x scale (MX), x s x g (NVFP4), x g (FP8).
 MS_HD float dequantize_at(const QuantView& q, int row, int col) {
   int64_t index = (int64_t)row * q.padded_cols + col;
   uint32_t code = q.bits == 8 ? q.data[index] : (uint32_t)(q.data[index >> 1] >> (4 * (index & 1))) & 0xFu;
   float element = decode(code, q.kind);
-  if (q.format == kFmtMxfp4 || q.format == kFmtMxfp8)
+  if (is_mx_format(q.format))
     return element * from_e8m0(q.block_scales[scale_offset(row, col / q.block, q.scale_cols, q.swizzled)]);
   if (q.format == kFmtNvfp4)
     return element * from_e4m3(q.block_scales[scale_offset(row, col / q.block, q.scale_cols, q.swizzled)]) * q.decode_scales[0];

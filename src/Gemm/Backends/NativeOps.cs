@@ -20,6 +20,11 @@ internal static class NativeOps
     public static bool Supports(QuantizationOptions options) =>
         options.Format <= QuantFormat.Fp8PerRow && options.Rounding == RoundingMode.Nearest && !options.TwoDimensionalBlocks;
 
+    /// <summary>Whether libmicroscale's GEMM reads operands of these options: its own formats, and MXINT8 (which the ILGPU kernels
+    /// quantize; the rounding mode only matters when quantizing).</summary>
+    public static bool GemmReads(QuantizationOptions options) =>
+        (Supports(options) || options.Format == QuantFormat.Mxint8) && !options.TwoDimensionalBlocks;
+
     private static nint Pointer<T>(TensorStorage<T> storage) where T : unmanaged =>
         storage.Length == 0 ? 0 : storage.View.LoadEffectiveAddressAsPtr();
 

@@ -5,7 +5,8 @@ namespace Microscale.Tests.Gpu;
 /// bound: every M of the decode list, odd N with a partial 128-row tile, K with a partial chunk, every weight format (MXFP4 and
 /// NVFP4 in both scale layouts, FP8 per-tensor / per-row, E4M3 and E5M2) with BF16 and FP8 activations, alpha, bias, every output
 /// type, split-K (large N x K) run twice for identical bytes; and exactness: one-hot activations read every weight code and scale
-/// (extreme MX exponents, every UE4M3 scale, every FP8 code) back bit for bit.
+/// (extreme MX exponents, every UE4M3 scale, every FP8 code) back bit for bit. On sm_90 the pairs above 64 tokens run the BF16
+/// wgmma family instead (native/kernels/sm90_bf16_gemm_nt.cu) and are checked the same way.
 /// </summary>
 [TestFixture]
 [Category("Gpu")]
@@ -13,7 +14,16 @@ public sealed class DecodeGemmTests : NativeFixture
 {
     // Every token tile count, and 130 tokens: three 64-token blocks along grid z, the last partial.
     private static readonly int[] s_tokens = { 1, 2, 4, 8, 16, 32, 64, 130 };
-    private const string DecodePrefix = "ms_sm80_decode_gemm_nt_";
+
+    // The heuristic (native/src/api.cpp): on sm_90, FP8 x FP8 above 16 tokens goes to the FP8 wgmma family (Sm90Fp8GemmTests) and
+    // the other pairs above 64 tokens to the BF16 wgmma family (Sm90Bf16GemmTests); everything else here to the decode kernel.
+    private static string ExpectedKernel(QuantizationOptions? a, QuantizationOptions b, int m)
+    {
+        bool w8a8 = a?.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor && b.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor;
+        if (Sm == 90 && w8a8 && m > 16)
+            return Sm90Fp8Prefix;
+        return Sm == 90 && !w8a8 && m > 64 ? Sm90Bf16Prefix : DecodePrefix;
+    }
 
     public static IEnumerable<TestCaseData> WeightFormats()
     {
@@ -37,7 +47,7 @@ public sealed class DecodeGemmTests : NativeFixture
             activations.Add(new QuantizationOptions(weights.Format) { Layout = weights.Layout });
         foreach (int m in s_tokens)
             foreach (var a in activations)
-                RunAndCheck(a, weights, m, n, k, repeat: false);
+                RunAndCheck(a, weights, m, n, k, repeat: false, ExpectedKernel(a, weights, m));
     }
 
     /// <summary>N x K large enough that the heuristic splits K over CTAs: the partial sums add in split order, so two runs
@@ -45,67 +55,18 @@ public sealed class DecodeGemmTests : NativeFixture
     [TestCaseSource(nameof(WeightFormats))]
     public void SplitKWithinBoundAndDeterministic(QuantizationOptions weights)
     {
-        RunAndCheck(null, weights, 3, 1000, 8192, repeat: true);
-        RunAndCheck(new QuantizationOptions(QuantFormat.Fp8PerRow), weights, 16, 520, 4096, repeat: true);
+        RunAndCheck(null, weights, 3, 1000, 8192, repeat: true, DecodePrefix);
+        RunAndCheck(new QuantizationOptions(QuantFormat.Fp8PerRow), weights, 16, 520, 4096, repeat: true, DecodePrefix);
         if (weights.Format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4)
-            RunAndCheck(new QuantizationOptions(weights.Format) { Layout = weights.Layout }, weights, 5, 1000, 8192, repeat: true);
+            RunAndCheck(new QuantizationOptions(weights.Format) { Layout = weights.Layout }, weights, 5, 1000, 8192, repeat: true, DecodePrefix);
     }
 
-    private void RunAndCheck(QuantizationOptions? aOptions, QuantizationOptions bOptions, int m, int n, int k, bool repeat)
-    {
-        const float alpha = 0.75f;
-        var biasValues = SeededGaussian.Create(n, seed: 5);
-        var aValues = SeededGaussian.Create(m * k, seed: m + 7 * k);
-        using var weightSource = Context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: n + 3 * k), n, k);
-        using var qb = Context.Quantize(weightSource, bOptions);
-        using var bias = Context.CreateTensor<float>(biasValues, 1, n);
-        var options = new GemmOptions { Alpha = alpha, Bias = bias };
-        string what = $"{aOptions?.ToString() ?? "bf16"} x {bOptions} m={m},n={n},k={k}";
-
-        // Dense activations are BF16 (what the kernel reads); the reference gets the same BF16 values.
-        var aBf16 = aValues.Select(v => (BFloat16)v).ToArray();
-        using var dense = Context.CreateTensor<BFloat16>(aBf16, m, k);
-        using var qa = aOptions is null ? null : Context.Quantize(dense, aOptions);
-        float[] aReference = qa is null ? aBf16.Select(v => (float)v).ToArray() : Context.Dequantize(qa).ToArray();
-        var (expected, abs) = GemmBounds.Reference(aReference, Context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
-
-        T[] Run<T>() where T : unmanaged
-        {
-            using var c = Context.AllocateTensor<T>(m, n);
-            if (qa is null)
-                Context.Gemm(dense, qb, c, options);
-            else
-                Context.Gemm(qa, qb, c, options);
-            // FP8 x FP8 above 16 tokens goes to the Hopper wgmma kernel on sm_90 (Sm90Fp8GemmTests covers it).
-            bool w8a8 = aOptions?.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor && bOptions.Format is QuantFormat.Fp8PerRow or QuantFormat.Fp8PerTensor;
-            if (!(w8a8 && m > 16))
-                Assert.That(Context.LastGemmKernel, Does.StartWith(DecodePrefix), what);
-            return c.ToArray();
-        }
-
-        void Check<T>() where T : unmanaged
-        {
-            var first = Run<T>();
-            GemmBounds.AssertWithin<T>(expected, abs, first, n, k, alpha, $"{what} {typeof(T).Name}", Context.LastGemmKernel);
-            if (repeat)
-                Assert.That(Run<T>(), Is.EqualTo(first), $"{what}: a second run differs");
-        }
-
-        Check<BFloat16>();
-        Check<float>();
-        if (m == 1 || repeat)
-            Check<Half>();
-        var (worst, _) = GemmAccuracy.Check(expected, abs, Run<float>(), k, alpha, Context.LastGemmKernel);
-        TestContext.Out.WriteLine($"{what}: worst |err| / bound {worst:E2} [{Context.LastGemmKernel}]");
-    }
-
-    public static IEnumerable<TestCaseData> ExactWeights()
-    {
-        yield return new TestCaseData(QuantFormat.Mxfp4, Fp8Element.E4M3).SetName("{m}_mxfp4");
-        yield return new TestCaseData(QuantFormat.Nvfp4, Fp8Element.E4M3).SetName("{m}_nvfp4");
-        yield return new TestCaseData(QuantFormat.Fp8PerRow, Fp8Element.E4M3).SetName("{m}_fp8_row_e4m3");
-        yield return new TestCaseData(QuantFormat.Fp8PerTensor, Fp8Element.E5M2).SetName("{m}_fp8_tensor_e5m2");
-    }
+    // 64 tokens: the decode kernel; 128: on sm_90 the BF16 wgmma family (exact BF16 copies of the weights), else decode.
+    public static IEnumerable<TestCaseData> ExactWeights() =>
+        from m in new[] { 64, 128 }
+        from c in new[] { (QuantFormat.Mxfp4, Fp8Element.E4M3, "mxfp4"), (QuantFormat.Nvfp4, Fp8Element.E4M3, "nvfp4"),
+                          (QuantFormat.Fp8PerRow, Fp8Element.E4M3, "fp8_row_e4m3"), (QuantFormat.Fp8PerTensor, Fp8Element.E5M2, "fp8_tensor_e5m2") }
+        select new TestCaseData(c.Item1, c.Item2, m).SetName($"{{m}}_{c.Item3}_m{m}");
 
     /// <summary>
     /// Token m's activations are 1 at k = m and 0 elsewhere, so C[m, n] = deq(W)[n, m], one exact product: the result must
@@ -114,9 +75,10 @@ public sealed class DecodeGemmTests : NativeFixture
     /// every UE4M3 code 0x00 … 0x7F with a tensor scale that is not a power of two, FP8 every code.
     /// </summary>
     [TestCaseSource(nameof(ExactWeights))]
-    public void OneHotActivationsReadEveryWeightCodeExactly(QuantFormat format, Fp8Element element)
+    public void OneHotActivationsReadEveryWeightCodeExactly(QuantFormat format, Fp8Element element, int m)
     {
-        const int m = 64, k = 64, n = 256;
+        const int n = 256;
+        int k = m;
         var options = new QuantizationOptions(format) { Element = element };
         var spec = FormatSpec.Of(options);
         var random = new Random(11);
@@ -137,7 +99,7 @@ public sealed class DecodeGemmTests : NativeFixture
         using var a = Context.CreateTensor<BFloat16>(oneHot, m, k);
         using var c = Context.AllocateTensor<float>(m, n);
         Context.Gemm(a, weights, c);
-        Assert.That(Context.LastGemmKernel, Does.StartWith(DecodePrefix));
+        Assert.That(Context.LastGemmKernel, Does.StartWith(ExpectedKernel(null, options, m)));
 
         var (expected, _) = GemmBounds.Reference(oneHot.Select(v => (float)v).ToArray(), host.Dequantize(Backend.Reference), m, n, k);
         AssertBitExact(expected, c.ToArray(), n, $"{options}", "the weight");
@@ -159,34 +121,55 @@ public sealed class DecodeGemmTests : NativeFixture
         return nan;
     }
 
+    public static IEnumerable<TestCaseData> ExactActivations() =>
+        from m in new[] { 64, 128 }
+        from format in new[] { QuantFormat.Mxfp4, QuantFormat.Nvfp4, QuantFormat.Mxint8, QuantFormat.Mxfp8 }
+        select new TestCaseData(format, m).SetName($"{{m}}_{format}_m{m}");
+
     /// <summary>
-    /// W4A4: weight row n is 1 at k = n and 0 elsewhere, so C[m, n] = deq(A)[m, n]: every activation code and scale must come
-    /// back bit for bit (NaN where the reference has NaN: a NaN scale, or 0 x Inf in a row holding a value that overflows
-    /// binary32). MX activation scales cover exponent codes 0 … 255; NVFP4 every UE4M3 code with a tensor scale that is not a
-    /// power of two.
+    /// W4A4, MXINT8 and MXFP8 pairs: weight row n is 1 at k = n and 0 elsewhere, so C[m, n] = deq(A)[m, n]: every activation code
+    /// and scale must come back bit for bit (NaN where the reference has NaN: a NaN scale, or 0 x Inf in a row holding a value that
+    /// overflows binary32). MX activation scales cover exponent codes 0 … 255; NVFP4 every UE4M3 code with a tensor scale that is not
+    /// a power of two; MXINT8 every byte, −128 included; MXFP8 every E4M3 code but NaN, with scale codes 3 … 255. FP4 at 64 tokens runs the decode kernel; on
+    /// sm_90 the rest runs the BF16 wgmma family.
     /// </summary>
-    [TestCase(QuantFormat.Mxfp4)]
-    [TestCase(QuantFormat.Nvfp4)]
-    public void OneHotWeightsReadEveryFp4ActivationCodeExactly(QuantFormat format)
+    [TestCaseSource(nameof(ExactActivations))]
+    public void OneHotWeightsReadEveryActivationCodeExactly(QuantFormat format, int m)
     {
-        const int m = 64, k = 256, n = 256;
+        const int k = 256, n = 256;
         var options = new QuantizationOptions(format);
         var spec = FormatSpec.Of(options);
+        bool fp4 = format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4;
         var random = new Random(13);
         var aData = new byte[spec.DataBytes(m, k)];
         random.NextBytes(aData);
+        if (format == QuantFormat.Mxfp8)
+            for (int i = 0; i < aData.Length; i++)
+                aData[i] = (aData[i] & 0x7F) == 0x7F ? (byte)(aData[i] - 1) : aData[i]; // a NaN element would make its whole row NaN
         var aScales = new byte[spec.BlockScaleBytes(m, k, ScaleLayout.Linear)];
         for (int i = 0; i < aScales.Length; i++)
-            aScales[i] = format == QuantFormat.Mxfp4 ? (byte)(i * 7 % 256) : (byte)(i % 128);
+            aScales[i] = format switch
+            {
+                QuantFormat.Nvfp4 => (byte)(i % 128),
+                // E8M0 codes 0-2 put E4M3 subnormals below BF16's smallest subnormal: the sm_90 BF16 family rounds those
+                // (documented in sm90_bf16_gemm_nt.cu), so this exactness check starts at code 3.
+                QuantFormat.Mxfp8 => (byte)(3 + i * 7 % 253),
+                _ => (byte)(i * 7 % 256),
+            };
         var aDecode = new float[spec.DecodeScaleCount(m)];
         Array.Fill(aDecode, format == QuantFormat.Nvfp4 ? 0.3f : 1f);
         using var aHost = QuantizedTensor.FromParts(options, m, k, aData, aScales, aDecode);
 
         var wData = new byte[spec.DataBytes(n, k)];
         for (int row = 0; row < n; row++)
-            wData[(row * k + row) / 2] = (byte)(row % 2 == 0 ? 0x02 : 0x20); // E2M1 code 2 = 1.0 at k = row
+        {
+            if (fp4)
+                wData[(row * k + row) / 2] = (byte)(row % 2 == 0 ? 0x02 : 0x20); // E2M1 code 2 = 1.0 at k = row
+            else
+                wData[row * k + row] = format == QuantFormat.Mxint8 ? (byte)1 : (byte)0x38; // integer 1; E4M3 1.0
+        }
         var wScales = new byte[spec.BlockScaleBytes(n, k, ScaleLayout.Linear)];
-        Array.Fill(wScales, format == QuantFormat.Mxfp4 ? (byte)127 : (byte)0x38); // 2^0; UE4M3 1.0
+        Array.Fill(wScales, format == QuantFormat.Nvfp4 ? (byte)0x38 : (byte)127); // UE4M3 1.0; 2^0
         var wDecode = new float[spec.DecodeScaleCount(n)];
         Array.Fill(wDecode, 1f);
         using var wHost = QuantizedTensor.FromParts(options, n, k, wData, wScales, wDecode);
@@ -195,7 +178,8 @@ public sealed class DecodeGemmTests : NativeFixture
         using var w = Context.Upload(wHost);
         using var c = Context.AllocateTensor<float>(m, n);
         Context.Gemm(a, w, c);
-        Assert.That(Context.LastGemmKernel, Does.StartWith(DecodePrefix));
+        string expectedKernel = Sm == 90 && (m > 64 || !fp4) ? Sm90Bf16Prefix : fp4 ? DecodePrefix : "ms_smxx_gemm_generic";
+        Assert.That(Context.LastGemmKernel, Does.StartWith(expectedKernel));
 
         var (expected, _) = GemmBounds.Reference(aHost.Dequantize(Backend.Reference), wHost.Dequantize(Backend.Reference), m, n, k);
         int nan = AssertBitExact(expected, c.ToArray(), n, $"{options} activations", "the activation");

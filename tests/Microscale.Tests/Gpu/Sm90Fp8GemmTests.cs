@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microscale.Interop;
 
 namespace Microscale.Tests.Gpu;
@@ -11,7 +10,7 @@ namespace Microscale.Tests.Gpu;
 /// </summary>
 [TestFixture]
 [Category("Gpu")]
-public sealed partial class Sm90Fp8GemmTests
+public sealed class Sm90Fp8GemmTests
 {
     private static readonly string[] s_configs =
     {
@@ -41,7 +40,7 @@ public sealed partial class Sm90Fp8GemmTests
     {
         _context?.Dispose();
         if (OperatingSystem.IsLinux())
-            UnsetEnvironment("MS_FORCE_CONFIG");
+            NativeEnvironment.Unset("MS_FORCE_CONFIG");
     }
 
     public static IEnumerable<TestCaseData> ScalingCases()
@@ -66,11 +65,9 @@ public sealed partial class Sm90Fp8GemmTests
     [Test]
     public void EveryTileConfigWithinBound()
     {
-        if (!OperatingSystem.IsLinux())
-            Assert.Ignore("MS_FORCE_CONFIG is set through libc");
         foreach (var config in s_configs)
         {
-            SetEnvironment("MS_FORCE_CONFIG", config);
+            NativeEnvironment.Set("MS_FORCE_CONFIG", config);
             foreach (var (m, n, k) in s_shapes)
                 RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerRow), m, n, k, expectedKernel: config, outputs: 2);
         }
@@ -110,11 +107,4 @@ public sealed partial class Sm90Fp8GemmTests
         if (outputs > 2)
             Check<Half>();
     }
-
-    // The native library reads MS_FORCE_CONFIG with getenv: .NET's Environment.SetEnvironmentVariable does not reach it on Unix.
-    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int SetEnvironment(string name, string value, int overwrite = 1);
-
-    [LibraryImport("libc", EntryPoint = "unsetenv", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int UnsetEnvironment(string name);
 }
