@@ -20,10 +20,9 @@ internal static class NativeOps
     public static bool Supports(QuantizationOptions options) =>
         options.Format <= QuantFormat.Fp8PerRow && options.Rounding == RoundingMode.Nearest && !options.TwoDimensionalBlocks;
 
-    /// <summary>Whether libmicroscale's GEMM reads operands of these options: its own formats, and MXINT8 (which the ILGPU kernels
-    /// quantize; the rounding mode only matters when quantizing).</summary>
-    public static bool GemmReads(QuantizationOptions options) =>
-        (Supports(options) || options.Format == QuantFormat.Mxint8) && !options.TwoDimensionalBlocks;
+    /// <summary>Whether libmicroscale's GEMM reads operands of these options: its formats and MXINT8, however the ILGPU kernels
+    /// quantized them (stochastic rounding and NVFP4 2D blocks change the bytes, not the layout: NUMERICS.md §7, §9).</summary>
+    public static bool GemmReads(QuantizationOptions options) => options.Format <= QuantFormat.Fp8PerRow || options.Format == QuantFormat.Mxint8;
 
     private static nint Pointer<T>(TensorStorage<T> storage) where T : unmanaged =>
         storage.Length == 0 ? 0 : storage.View.LoadEffectiveAddressAsPtr();

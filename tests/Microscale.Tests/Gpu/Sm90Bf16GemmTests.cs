@@ -3,7 +3,7 @@ namespace Microscale.Tests.Gpu;
 /// <summary>
 /// The Hopper BF16 family (native/kernels/sm90_bf16_gemm_nt.cu: operands dequantized exactly into BF16, then BF16 wgmma) against the
 /// float64 reference within the NUMERICS.md §5 bound: every pair it takes (MXINT8 and MXFP8 pairs, W4A4 MXFP4 / NVFP4 in both scale
-/// layouts, W4A8, W4A16 and W8A16 with BF16 activations), FP32 / BF16 / FP16 outputs, alpha and bias, M / N / K tails (odd N: direct
+/// layouts and as the training recipes quantize them, W4A8, W4A16 and W8A16 with BF16 activations), FP32 / BF16 / FP16 outputs, alpha and bias, M / N / K tails (odd N: direct
 /// stores; K not a multiple of the 32-value block), more tiles than SMs, few tokens for the pairs no decode kernel takes, every tile
 /// config forced through MS_FORCE_CONFIG, and repeated runs giving the same bytes. Exactness (every code and scale read back bit for
 /// bit) is in DecodeGemmTests' one-hot tests at 128 tokens. Runs only on an sm_90 device.
@@ -40,6 +40,12 @@ public sealed class Sm90Bf16GemmTests : NativeFixture
         yield return new TestCaseData(O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4, swizzled)).SetName("{m}_fp8row_mxfp4swizzled");
         yield return new TestCaseData(O(QuantFormat.Fp8PerTensor), O(QuantFormat.Nvfp4)).SetName("{m}_fp8tensor_nvfp4");
         yield return new TestCaseData(O(QuantFormat.Mxfp8), O(QuantFormat.Nvfp4)).SetName("{m}_mxfp8_nvfp4");
+        // The training recipes' operands: stochastic rounding and NVFP4 2D weight blocks (quantized by the ILGPU kernels) change
+        // the bytes, not the layout the GEMM reads.
+        var sr = new QuantizationOptions(QuantFormat.Mxfp4) { Rounding = RoundingMode.Stochastic, Seed = 7 };
+        yield return new TestCaseData(sr, sr with { Seed = 8 }).SetName("{m}_mxfp4sr_mxfp4sr");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Nvfp4) { Rounding = RoundingMode.Stochastic, Seed = 9 },
+                                      new QuantizationOptions(QuantFormat.Nvfp4) { TwoDimensionalBlocks = true }).SetName("{m}_nvfp4sr_nvfp4twod");
         yield return new TestCaseData(null, O(QuantFormat.Mxfp4)).SetName("{m}_bf16_mxfp4");
         yield return new TestCaseData(null, O(QuantFormat.Nvfp4, swizzled)).SetName("{m}_bf16_nvfp4swizzled");
         yield return new TestCaseData(null, O(QuantFormat.Fp8PerRow, element: Fp8Element.E5M2)).SetName("{m}_bf16_fp8rowE5M2");
