@@ -16,53 +16,59 @@ namespace ms {
 
 namespace {
 
-constexpr int kValuesPerThread = 8;  // one 16-byte BF16 store per thread and step
+constexpr int kValuesPerGroup = 8;  // one 16-byte BF16 store
 constexpr int kDequantThreads = 256;
 
 // BF16 [rows, q.cols] (row stride q.cols, a multiple of 8) from a quantized operand, without its decode scales: element x
 // block scale (E8M0 for MX, UE4M3 for NVFP4) or the bare FP8 element. Exact but for the MXFP8 corner above, which RNE rounds.
+// One CTA per row (grid-stride over rows), its threads over the row's groups of 8 values: no 64-bit division per group.
 template <int kKind>
 __global__ void __launch_bounds__(kDequantThreads) dequantize_bf16_kernel(QuantView q, int rows, uint4* __restrict__ dst) {
-  const int64_t groups_per_row = q.cols / kValuesPerThread, groups = (int64_t)rows * groups_per_row;
-  for (int64_t g = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; g < groups; g += (int64_t)gridDim.x * blockDim.x) {
-    const int row = (int)(g / groups_per_row), col = (int)(g % groups_per_row) * kValuesPerThread;
-    const int64_t index = (int64_t)row * q.padded_cols + col;  // a multiple of 8: the loads below are aligned
-    uint32_t codes[kValuesPerThread];
-    if constexpr (kKind == kE2M1) {
-      const uint32_t word = __ldg(reinterpret_cast<const uint32_t*>(q.data + index / 2));
+  const int groups = q.cols / kValuesPerGroup;
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t row_bytes = kKind == kE2M1 ? q.padded_cols / 2 : q.padded_cols;
+    const uint8_t* data = q.data + row * row_bytes;
+    uint4* out = dst + (int64_t)row * groups;
+    for (int group = threadIdx.x; group < groups; group += blockDim.x) {
+      const int col = group * kValuesPerGroup;  // rows start 8-byte aligned (padded_cols is a multiple of 8, 16 or 32)
+      uint32_t codes[kValuesPerGroup];
+      if constexpr (kKind == kE2M1) {
+        const uint32_t word = __ldg(reinterpret_cast<const uint32_t*>(data + col / 2));
 #pragma unroll
-      for (int i = 0; i < kValuesPerThread; ++i) codes[i] = (word >> (4 * i)) & 0xFu;
-    } else {
-      const uint2 words = __ldg(reinterpret_cast<const uint2*>(q.data + index));
+        for (int i = 0; i < kValuesPerGroup; ++i) codes[i] = (word >> (4 * i)) & 0xFu;
+      } else {
+        const uint2 words = __ldg(reinterpret_cast<const uint2*>(data + col));
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        codes[i] = (words.x >> (8 * i)) & 0xFFu;
-        codes[4 + i] = (words.y >> (8 * i)) & 0xFFu;
+        for (int i = 0; i < 4; ++i) {
+          codes[i] = (words.x >> (8 * i)) & 0xFFu;
+          codes[4 + i] = (words.y >> (8 * i)) & 0xFFu;
+        }
       }
-    }
-    float scale = 1.0f;
-    if (q.block) {  // the 8 values share one block (blocks of 16 and 32)
-      const uint32_t code = __ldg(q.block_scales + scale_offset(row, col / q.block, q.scale_cols, q.swizzled));
-      scale = is_mx_format(q.format) ? from_e8m0(code) : from_e4m3(code);
-    }
-    uint32_t packed[kValuesPerThread / 2];
+      float scale = 1.0f;
+      if (q.block) {  // the 8 values share one block (blocks of 16 and 32)
+        const uint32_t code = __ldg(q.block_scales + scale_offset(row, col / q.block, q.scale_cols, q.swizzled));
+        scale = is_mx_format(q.format) ? from_e8m0(code) : from_e4m3(code);
+      }
+      uint32_t packed[kValuesPerGroup / 2];
 #pragma unroll
-    for (int i = 0; i < kValuesPerThread / 2; ++i)
-      packed[i] = (uint32_t)to_bf16(decode(codes[2 * i], kKind) * scale) | ((uint32_t)to_bf16(decode(codes[2 * i + 1], kKind) * scale) << 16);
-    dst[g] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      for (int i = 0; i < kValuesPerGroup / 2; ++i)
+        packed[i] = (uint32_t)to_bf16(decode(codes[2 * i], kKind) * scale) | ((uint32_t)to_bf16(decode(codes[2 * i + 1], kKind) * scale) << 16);
+      out[group] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
   }
 }
 
 void dequantize_bf16(const ms_qtensor_t& t, int k, void* dst, int sms, cudaStream_t stream) {
   const QuantView q = quant_view_of(t, k);
-  const int64_t groups = (int64_t)t.rows * (k / kValuesPerThread);
-  const int grid = (int)std::min<int64_t>((groups + kDequantThreads - 1) / kDequantThreads, (int64_t)sms * 16);
+  const int groups = k / kValuesPerGroup;
+  const int threads = std::min(kDequantThreads, (groups + 31) / 32 * 32);
+  const int grid = std::min(t.rows, sms * 16);
   auto* out = static_cast<uint4*>(dst);
   switch (q.kind) {
-    case kE2M1: dequantize_bf16_kernel<kE2M1><<<grid, kDequantThreads, 0, stream>>>(q, t.rows, out); break;
-    case kE4M3: dequantize_bf16_kernel<kE4M3><<<grid, kDequantThreads, 0, stream>>>(q, t.rows, out); break;
-    case kE5M2: dequantize_bf16_kernel<kE5M2><<<grid, kDequantThreads, 0, stream>>>(q, t.rows, out); break;
-    default: dequantize_bf16_kernel<kInt8><<<grid, kDequantThreads, 0, stream>>>(q, t.rows, out); break;
+    case kE2M1: dequantize_bf16_kernel<kE2M1><<<grid, threads, 0, stream>>>(q, t.rows, out); break;
+    case kE4M3: dequantize_bf16_kernel<kE4M3><<<grid, threads, 0, stream>>>(q, t.rows, out); break;
+    case kE5M2: dequantize_bf16_kernel<kE5M2><<<grid, threads, 0, stream>>>(q, t.rows, out); break;
+    default: dequantize_bf16_kernel<kInt8><<<grid, threads, 0, stream>>>(q, t.rows, out); break;
   }
   check_cuda(cudaGetLastError(), "BF16 dequantize launch");
 }
