@@ -19,7 +19,8 @@ internal static class GemmFp8Sweep
     private static readonly TimeSpan WarmupTime = TimeSpan.FromSeconds(3);
     private const int Iterations = 50;
 
-    private static readonly (int M, int N, int K)[] s_shapes =
+    /// <summary>The seven shapes of the Hopper FP8 issue (M, N, K); the block-scaled sweep uses them too, so the tables compare.</summary>
+    internal static readonly (int M, int N, int K)[] Shapes =
     [
         (8192, 8192, 8192), (4096, 4096, 4096), (16384, 8192, 8192), (4096, 14336, 4096), (4096, 4096, 14336), (1024, 8192, 8192),
         (128, 8192, 8192),
@@ -55,7 +56,7 @@ internal static class GemmFp8Sweep
         Console.WriteLine($"FP8 GEMM vs cuBLASLt FP8, BF16 out, on {context.DeviceName}: median of {Iterations} (CUDA events), {OperandSets.Count} rotating operand sets");
         Console.WriteLine($"{"shape",-17} {"scales",-10} {"kernel",-46} {"us",10} {"TFLOPS",8} {"cuBLASLt us",12} {"cuBLASLt TFLOPS",15} {"ratio",7}");
         bool warmedUp = false;
-        foreach (var (m, n, k) in s_shapes)
+        foreach (var (m, n, k) in Shapes)
         {
             // The same BF16 values for both modes; each mode quantizes them afresh.
             using var sources = new OperandSets<DeviceTensor<BFloat16>>(i => random.Tensor(m, k, (ulong)(2 * i)), i => random.Tensor(n, k, (ulong)(2 * i + 1)));

@@ -19,12 +19,6 @@ internal static class GemmMxSweep
     private const int Warmup = 5;
     private const int Iterations = 30;
 
-    private static readonly (int M, int N, int K)[] s_shapes =
-    [
-        (8192, 8192, 8192), (4096, 4096, 4096), (16384, 8192, 8192), (4096, 14336, 4096), (4096, 4096, 14336), (1024, 8192, 8192),
-        (128, 8192, 8192),
-    ];
-
     /// <summary>Operands of a mode: A's format (null: the BF16 values themselves) and B's.</summary>
     private sealed record Mode(string Name, QuantFormat? A, QuantFormat B);
 
@@ -62,7 +56,7 @@ internal static class GemmMxSweep
         var rows = new List<Row>();
         Console.WriteLine($"Block-scaled GEMMs vs cuBLAS BF16 and cuBLASLt FP8 (per-tensor), BF16 out, on {context.DeviceName}: median of {Iterations} (CUDA events), {OperandSets.Count} rotating operand sets");
         Console.WriteLine($"{"shape",-17} {"operands",-16} {"kernel",-44} {"us",9} {"TFLOPS",7} {"BF16 us",9} {"x BF16",7} {"FP8 us",9} {"x FP8",7}");
-        foreach (var (m, n, k) in s_shapes)
+        foreach (var (m, n, k) in GemmFp8Sweep.Shapes)
         {
             using var sources = new OperandSets<DeviceTensor<BFloat16>>(i => random.Tensor(m, k, (ulong)(2 * i)), i => random.Tensor(n, k, (ulong)(2 * i + 1)));
             var fp8Options = new QuantizationOptions(QuantFormat.Fp8PerTensor);
