@@ -143,7 +143,7 @@ template <int N> __device__ __forceinline__ void add_into(float* total, const fl
 template <int kA, int kB, class C>
 __global__ void __launch_bounds__(kThreads, 1)
 sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b,
-                     const __grid_constant__ TensorMap map_out, Sm90Params p) {
+                 const __grid_constant__ TensorMap map_out, Sm90Params p) {
 #ifdef MS_SM90_ENABLED
   using namespace sm90;
   constexpr int kBN = C::kBN, kStages = C::kStages, kStageBytes = C::kStageBytes, kTileA = C::kTileA, kMmaN = C::kMmaN;
