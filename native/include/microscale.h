@@ -38,8 +38,7 @@ enum {
   MS_ERR_NONFINITE = 9
 };
 
-/* Quantized formats (same numbering as the managed QuantFormat). MXINT8 (int8 x E8M0 per 32) is read by the GEMM and
-   ms_dequantize; ms_quantize does not write it (the managed layer quantizes it). */
+/* Quantized formats (same numbering as the managed QuantFormat; MXINT8: int8 in [-127, 127] x E8M0 per 32, NUMERICS.md s8). */
 enum { MS_FMT_MXFP4 = 0, MS_FMT_MXFP8 = 1, MS_FMT_NVFP4 = 2, MS_FMT_FP8_TENSOR = 3, MS_FMT_FP8_ROW = 4, MS_FMT_MXINT8 = 5, MS_FMT_DENSE = -1 };
 enum { MS_ELEM_E4M3 = 0, MS_ELEM_E5M2 = 1 };               /* FP8 element of MXFP8 / FP8 formats */
 enum { MS_RULE_FLOOR = 0, MS_RULE_CEIL = 1 };              /* MX scale exponent rule */

@@ -1,4 +1,4 @@
-// Quantization to every format of NUMERICS.md s3 (MXFP4, MXFP8, NVFP4, FP8 per-tensor / per-row), optionally fused with
+// Quantization to every format of NUMERICS.md s3 (MXFP4, MXFP8, NVFP4, FP8 per-tensor / per-row) and MXINT8 (s8), optionally fused with
 // the block Hadamard rotation (the rotated values never leave registers), the non-finite scan and dequantization.
 // Bit-exact: built with --fmad=false -ftz=false -prec-div=true. One warp per row segment (common/segment.cuh).
 #include <climits>
@@ -134,7 +134,7 @@ void launch_mode(const QuantizeParams& p, const void* src, cudaStream_t stream) 
 void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream) {
   if (launch_quantize_bf16_rows(q, stream)) return;  // FP8 per-row from BF16: row amax and codes in one pass
   QuantizeParams p = params_for(q);
-  bool mx = q.format == kFmtMxfp4 || q.format == kFmtMxfp8;
+  bool mx = is_mx_format(q.format);
   if (q.block_scales && q.swizzled) {
     int64_t bytes = (int64_t)((q.rows + 127) / 128 * 128) * ((q.scale_cols + 3) / 4 * 4);
     check_cuda(cudaMemsetAsync(q.block_scales, 0, (size_t)bytes, stream), "cudaMemsetAsync(block_scales)");

@@ -186,6 +186,7 @@ __global__ void __launch_bounds__(32 * kRowWarps) row_kernel(QuantizeParams p, c
 // BF16 source, K a multiple of 8, 16-byte aligned rows and a data pointer aligned for the 4- / 8-byte stores.
 bool eligible(const QuantizeLaunch& q) {
   const bool fp8 = q.kind != kE2M1;
+  if (q.format == kFmtMxint8) return false;  // its integer encoding lives in the generic kernel
   return q.src_dtype == 1 && q.cols % 8 == 0 && reinterpret_cast<uintptr_t>(q.src) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(q.data) % (fp8 ? 8 : 4) == 0 && q.hadamard <= kSegment;
 }

@@ -242,8 +242,6 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   MS_API_BEGIN
   check_qtensor(dst, "dst");
   MS_CHECK_ARG(dst->format != MS_FMT_DENSE, "dst", "dst: must be a quantized format");
-  if (dst->format == MS_FMT_MXINT8)
-    ms::fail(MS_ERR_UNSUPPORTED, "dst", "dst: libmicroscale reads mxint8 but does not quantize to it (the managed layer does)");
   check_quantize_desc(desc, src, dst->cols);
   size_t needed = amax_bytes(dst);
   MS_CHECK_ARG(workspace_bytes >= needed && (needed == 0 || workspace != nullptr), "workspace",

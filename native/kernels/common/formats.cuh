@@ -68,7 +68,23 @@ MS_HD uint32_t to_fp8_sat(float x, int mantissa_bits, int min_exponent, uint32_t
 
 MS_HD uint32_t to_e4m3(float x) { return to_fp8_sat(x, 3, -6, kE4M3Max); }
 MS_HD uint32_t to_e5m2(float x) { return to_fp8_sat(x, 2, -14, kE5M2Max); }
-MS_HD uint32_t encode(float x, int kind) { return kind == kE2M1 ? to_e2m1(x) : kind == kE4M3 ? to_e4m3(x) : to_e5m2(x); }
+// MXINT8 (NUMERICS.md s8): RNE of a finite binary32 to an integer, clamped to +-127, as a two's-complement byte. The
+// magic-number rounding is exact for |x| <= 2^22 (larger values clamp anyway); the same steps as the managed RoundToInt.
+MS_HD uint32_t to_int8(float x) {
+  float a = u2f(abs_bits(x));
+  if (a > 4194304.0f) a = 4194304.0f;
+#ifdef __CUDA_ARCH__
+  const float r = __fsub_rn(__fadd_rn(a, 12582912.0f), 12582912.0f);
+#else
+  volatile float up = a + 12582912.0f;  // no reassociation on the host either
+  const float r = up - 12582912.0f;
+#endif
+  const int q = r > 127.0f ? 127 : (int)r;
+  return (uint32_t)(f2u(x) >> 31 ? -q : q) & 0xFFu;
+}
+MS_HD uint32_t encode(float x, int kind) {
+  return kind == kE2M1 ? to_e2m1(x) : kind == kE4M3 ? to_e4m3(x) : kind == kE5M2 ? to_e5m2(x) : to_int8(x);
+}
 
 MS_HD float pow2(int n) { return n >= -126 ? u2f((uint32_t)(n + 127) << 23) : u2f(1u << (n + 149)); }
 
@@ -105,8 +121,9 @@ MS_HD int floor_log2(float a) {
 }
 MS_HD int ceil_log2(float t) { int f = floor_log2(t); return t == pow2(f) ? f : f + 1; }
 
-MS_HD float element_max(int kind) { return kind == kE2M1 ? 6.0f : kind == kE4M3 ? 448.0f : 57344.0f; }
-MS_HD int element_max_exponent(int kind) { return kind == kE2M1 ? 2 : kind == kE4M3 ? 8 : 15; }
+MS_HD float element_max(int kind) { return kind == kE2M1 ? 6.0f : kind == kE4M3 ? 448.0f : kind == kE5M2 ? 57344.0f : 127.0f; }
+// The exponent the MX floor rule subtracts: emax of the FP element (OCP), b - 2 = 6 for MXINT8 (NUMERICS.md s8).
+MS_HD int element_max_exponent(int kind) { return kind == kE2M1 ? 2 : kind == kE4M3 ? 8 : kind == kE5M2 ? 15 : 6; }
 
 // MX exponent for a block with finite amax > 0 (rule 0 floor, 1 ceil), clamped to [-127, 127].
 MS_HD int mx_exponent(float amax, int rule, int kind) {

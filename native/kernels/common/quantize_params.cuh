@@ -53,7 +53,7 @@ __device__ __forceinline__ uint32_t block_scale(const QuantizeParams& p, uint32_
   return (uint32_t)(e + 127);
 }
 
-inline int block_size_of(int format) { return format == kFmtNvfp4 ? 16 : (format == kFmtMxfp4 || format == kFmtMxfp8) ? 32 : 0; }
+inline int block_size_of(int format) { return format == kFmtNvfp4 ? 16 : is_mx_format(format) ? 32 : 0; }
 
 // `segment`: values per warp segment (0: the generic kernel's, the smallest multiple of g and of the block that fills a warp).
 inline QuantizeParams params_for(const QuantizeLaunch& q, int segment = 0) {

@@ -14,14 +14,15 @@ namespace Microscale.Backends;
 internal static class NativeOps
 {
     /// <summary>
-    /// Whether libmicroscale has kernels for these options: its formats are MXFP4, MXFP8, NVFP4 and FP8 per-tensor/per-row with
-    /// round-to-nearest and 1D blocks. The Native context runs everything else with the ILGPU kernels on the same CUDA device.
+    /// Whether libmicroscale has kernels for these options: its formats are MXFP4, MXFP8, NVFP4, FP8 per-tensor/per-row and
+    /// MXINT8 with round-to-nearest and 1D blocks. The Native context runs everything else with the ILGPU kernels on the same
+    /// CUDA device.
     /// </summary>
     public static bool Supports(QuantizationOptions options) =>
-        options.Format <= QuantFormat.Fp8PerRow && options.Rounding == RoundingMode.Nearest && !options.TwoDimensionalBlocks;
+        GemmReads(options) && options.Rounding == RoundingMode.Nearest && !options.TwoDimensionalBlocks;
 
-    /// <summary>Whether libmicroscale's GEMM reads operands of these options: its formats and MXINT8, however the ILGPU kernels
-    /// quantized them (stochastic rounding and NVFP4 2D blocks change the bytes, not the layout: NUMERICS.md §7, §9).</summary>
+    /// <summary>Whether libmicroscale's GEMM reads operands of these options: its formats, however they were quantized (the ILGPU
+    /// kernels' stochastic rounding and NVFP4 2D blocks change the bytes, not the layout: NUMERICS.md §7, §9).</summary>
     public static bool GemmReads(QuantizationOptions options) => options.Format <= QuantFormat.Fp8PerRow || options.Format == QuantFormat.Mxint8;
 
     private static nint Pointer<T>(TensorStorage<T> storage) where T : unmanaged =>
