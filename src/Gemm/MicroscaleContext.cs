@@ -529,7 +529,7 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfForeign(a, nameof(a));
         ThrowIfForeign(b, nameof(b));
         GemmPairs.Check(null, b.Options);
-        if (IsNative && NativeOps.Supports(b.Options))
+        if (IsNative && NativeOps.GemmReads(b.Options))
         {
             // The native kernel reads BF16 / FP16 activations directly.
             GemmCore(a.Rows, a.Columns, null, null, b, destination, options ?? GemmOptions.Default,

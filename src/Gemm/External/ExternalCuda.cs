@@ -145,7 +145,7 @@ public static class ExternalCuda
         ThrowHelper.ThrowIfUndefined(sourceType, nameof(sourceType));
         source.Require((long)destination.Rows * destination.Columns * ElementBytes(sourceType), ElementBytes(sourceType), nameof(source), "source");
         if (!NativeOps.Supports(destination.Options))
-            throw new NotSupportedException($"libmicroscale quantizes MXFP4, MXFP8, NVFP4 and FP8 per-tensor/per-row with round-to-nearest and " +
+            throw new NotSupportedException($"libmicroscale quantizes MXFP4, MXFP8, NVFP4, FP8 per-tensor/per-row and MXINT8 with round-to-nearest and " +
                                             $"1D blocks, not {destination.Options}; use a MicroscaleContext (the ILGPU kernels) for it.");
         long needed = QuantizeWorkspaceBytes(destination);
         workspace.Require(needed, 4, nameof(workspace), "quantize workspace");

@@ -90,7 +90,7 @@ public sealed class ExternalCudaTests
         Assert.That(Assert.Throws<ArgumentException>(() => ExternalCuda.Quantize(default, DenseElement.Float32, nv, 0))!.ParamName, Is.EqualTo("source"));
         Assert.That(Assert.Throws<ArgumentException>(() => ExternalCuda.Quantize(Range(4 * 64 * 4, offset: 2), DenseElement.Float32, nv, 0))!.ParamName,
                     Is.EqualTo("source"));
-        var integer = Tensor(new QuantizationOptions(QuantFormat.Mxint8), 4, 64);
+        var integer = Tensor(new QuantizationOptions(QuantFormat.Mxint6), 4, 64);
         Assert.That(Assert.Throws<NotSupportedException>(() => ExternalCuda.Quantize(Range(1 << 20), DenseElement.Float32, integer, 0))!.Message,
                     Does.Contain("MicroscaleContext"));
         Assert.Throws<InvalidOperationException>(() => ExternalCuda.Quantize(Range(1 << 20), DenseElement.Float32, nv, 0));
