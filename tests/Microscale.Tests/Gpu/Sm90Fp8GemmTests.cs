@@ -1,5 +1,3 @@
-using Microscale.Interop;
-
 namespace Microscale.Tests.Gpu;
 
 /// <summary>
@@ -10,7 +8,7 @@ namespace Microscale.Tests.Gpu;
 /// </summary>
 [TestFixture]
 [Category("Gpu")]
-public sealed class Sm90Fp8GemmTests
+public sealed class Sm90Fp8GemmTests : NativeFixture
 {
     private static readonly string[] s_configs =
     {
@@ -22,25 +20,11 @@ public sealed class Sm90Fp8GemmTests
     // odd number of M tiles with several tiles per CTA at K = 4112.
     private static readonly (int M, int N, int K)[] s_shapes = { (1, 128, 128), (7, 130, 272), (200, 264, 1040), (333, 776, 4112), (129, 136, 16) };
 
-    private MicroscaleContext _context = null!;
-
     [SetUp]
-    public void Create()
+    public void RequireSm90()
     {
-        TestBackends.Require(Backend.Native);
-        _context = MicroscaleContext.Create(Backend.Native);
-        using var device = Backends.IlgpuDevice.Create(cuda: true);
-        using var binding = device.Accelerator.BindScoped();
-        if (NativeRuntime.Query().Sm != 90)
+        if (Sm != 90)
             Assert.Ignore("the sm90 FP8 kernel needs an sm_90 GPU");
-    }
-
-    [TearDown]
-    public void Dispose()
-    {
-        _context?.Dispose();
-        if (OperatingSystem.IsLinux())
-            NativeEnvironment.Unset("MS_FORCE_CONFIG");
     }
 
     public static IEnumerable<TestCaseData> ScalingCases()
@@ -82,24 +66,24 @@ public sealed class Sm90Fp8GemmTests
     {
         const float alpha = 0.75f;
         var biasValues = SeededGaussian.Create(n, seed: 5);
-        using var at = _context.CreateTensor<float>(SeededGaussian.Create(m * k, seed: m + 7 * k), m, k);
-        using var wt = _context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: n + 3 * k), n, k);
-        using var bias = _context.CreateTensor<float>(biasValues, 1, n);
-        using var qa = _context.Quantize(at, aOptions);
-        using var qb = _context.Quantize(wt, bOptions);
+        using var at = Context.CreateTensor<float>(SeededGaussian.Create(m * k, seed: m + 7 * k), m, k);
+        using var wt = Context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: n + 3 * k), n, k);
+        using var bias = Context.CreateTensor<float>(biasValues, 1, n);
+        using var qa = Context.Quantize(at, aOptions);
+        using var qb = Context.Quantize(wt, bOptions);
         var options = new GemmOptions { Alpha = alpha, Bias = bias };
-        var (expected, abs) = GemmBounds.Reference(_context.Dequantize(qa).ToArray(), _context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
+        var (expected, abs) = GemmBounds.Reference(Context.Dequantize(qa).ToArray(), Context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
         string what = $"{aOptions} x {bOptions} m={m},n={n},k={k}";
 
         void Check<T>() where T : unmanaged
         {
-            using var c = _context.AllocateTensor<T>(m, n);
-            _context.Gemm(qa, qb, c, options);
+            using var c = Context.AllocateTensor<T>(m, n);
+            Context.Gemm(qa, qb, c, options);
             if (expectedKernel is null) // up to 16 tokens (K a multiple of 32) the decode kernel takes FP8 x FP8 (DecodeGemmTests covers it)
-                Assert.That(_context.LastGemmKernel, Does.StartWith(m <= 16 && k % 32 == 0 ? "ms_sm80_decode_gemm_nt_" : "ms_sm90_fp8_gemm_nt_"), what);
+                Assert.That(Context.LastGemmKernel, Does.StartWith(m <= 16 && k % 32 == 0 ? DecodePrefix : Sm90Fp8Prefix), what);
             else
-                Assert.That(_context.LastGemmKernel, Is.EqualTo(expectedKernel), what);
-            GemmBounds.AssertWithin<T>(expected, abs, c.ToArray(), n, k, alpha, $"{what} {typeof(T).Name}", _context.LastGemmKernel);
+                Assert.That(Context.LastGemmKernel, Is.EqualTo(expectedKernel), what);
+            GemmBounds.AssertWithin<T>(expected, abs, c.ToArray(), n, k, alpha, $"{what} {typeof(T).Name}", Context.LastGemmKernel);
         }
 
         Check<float>();
