@@ -19,7 +19,7 @@ internal static class GpuSweep
                               string Baseline, double BaselineMicroseconds, double Ratio);
 
     private const string QuantizePart = "quantize", GemmPart = "gemm";
-    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part, GemmMxSweep.Part, DecodeSweep.Part, MlpSweep.Part, MultiGpuSweep.Part, TrainingSweep.Part, GptqTiming.Part];
+    private static readonly string[] s_parts = [QuantizePart, GemmPart, GemmFp8Sweep.Part, GemmMxSweep.Part, DecodeSweep.Part, MlpSweep.Part, MultiGpuSweep.Part, TrainingSweep.Part, TransposeQuantizeSweep.Part, GptqTiming.Part];
 
     /// <summary>Runs the parts named by <c>--only</c> (default: all but gptq) and writes their files into OUT_DIR (default artifacts/bench).</summary>
     public static int Run(IReadOnlyList<string> args)
@@ -48,7 +48,8 @@ internal static class GpuSweep
         foreach (var (name, run) in new (string, Action<string>)[]
                  {
                      (GemmFp8Sweep.Part, GemmFp8Sweep.Run), (GemmMxSweep.Part, GemmMxSweep.Run), (DecodeSweep.Part, DecodeSweep.Run), (MlpSweep.Part, MlpSweep.Run),
-                     (MultiGpuSweep.Part, MultiGpuSweep.Run), (TrainingSweep.Part, TrainingSweep.Run), (GptqTiming.Part, GptqTiming.Run),
+                     (MultiGpuSweep.Part, MultiGpuSweep.Run), (TrainingSweep.Part, TrainingSweep.Run), (TransposeQuantizeSweep.Part, TransposeQuantizeSweep.Run),
+                     (GptqTiming.Part, GptqTiming.Run),
                  })
             if (parts.Contains(name))
                 steps.Add((name, () => run(outputDirectory)));

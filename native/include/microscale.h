@@ -44,6 +44,7 @@ enum { MS_ELEM_E4M3 = 0, MS_ELEM_E5M2 = 1 };               /* FP8 element of MXF
 enum { MS_RULE_FLOOR = 0, MS_RULE_CEIL = 1 };              /* MX scale exponent rule */
 enum { MS_LAYOUT_LINEAR = 0, MS_LAYOUT_SWIZZLED_128X4 = 1 };
 enum { MS_DTYPE_F32 = 0, MS_DTYPE_BF16 = 1, MS_DTYPE_F16 = 2 };
+enum { MS_ROUND_NEAREST = 0, MS_ROUND_STOCHASTIC = 1 };     /* element rounding (NUMERICS.md s7; scales always RNE) */
 
 /* A quantized tensor [rows, cols] (cols = logical K, zero-padded to the block): where its parts live. */
 typedef struct ms_qtensor_t {
@@ -68,6 +69,10 @@ typedef struct ms_quantize_desc_t {
   int32_t src_dtype;        /* MS_DTYPE_* */
   int32_t hadamard_block;   /* 0 (none) or 16, 32, 64, 128, 256 (cols must be a multiple) */
   const float* hadamard_signs; /* device, hadamard_block values of +-1, or NULL for all +1 */
+  /* Since 0.2 (a caller whose struct_size ends before them gets round-to-nearest): */
+  int32_t rounding;         /* MS_ROUND_*; stochastic for the FP formats only (not MXINT8) */
+  int32_t reserved;         /* 0 */
+  uint64_t seed;            /* key of the stochastic rounding's Philox random bytes */
 } ms_quantize_desc_t;
 
 typedef struct ms_gemm_desc_t {
@@ -103,6 +108,15 @@ MS_API ms_status_t ms_quantize_workspace_size(const ms_qtensor_t* dst, const ms_
 /* Quantizes src into dst (bit-exact, NUMERICS.md s3/s4/s6, non-finite policy Propagate). */
 MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, const ms_qtensor_t* dst,
                                void* workspace, size_t workspace_bytes, void* stream);
+/* Both orientations of src [rows, cols] in one read (NUMERICS.md s9): row_dst [rows, cols] = Quantize(src) with row_desc,
+   col_dst [cols, rows] = Quantize(src^T) with col_desc, whose Hadamard block runs along src's rows; bytes equal the two
+   separate quantizations. Either destination may be NULL (with its desc). Formats MXFP4, MXFP8, NVFP4 (both sides the same
+   format), src F32 or BF16 (the same src_dtype in both descs), cols a multiple of 16 bytes of src, src and data 16-byte
+   aligned, Hadamard blocks 0, 16 or 32. workspace: MS_QUANTIZE_DUAL_WORKSPACE_BYTES, 4-byte aligned (NVFP4 tensor amax). */
+#define MS_QUANTIZE_DUAL_WORKSPACE_BYTES 8
+MS_API ms_status_t ms_quantize_dual(const void* src, int32_t rows, int32_t cols, const ms_quantize_desc_t* row_desc, const ms_qtensor_t* row_dst,
+                                    const ms_quantize_desc_t* col_desc, const ms_qtensor_t* col_dst, void* workspace, size_t workspace_bytes,
+                                    void* stream);
 /* Row-major index of the first NaN/Inf of the (rotated) source, or -1: synchronizes `stream` to return it. */
 MS_API ms_status_t ms_find_first_nonfinite(const ms_quantize_desc_t* desc, const void* src, int32_t rows, int32_t cols,
                                            void* workspace, size_t workspace_bytes, void* stream, int64_t* out_index);

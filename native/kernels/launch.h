@@ -23,14 +23,41 @@ struct QuantizeLaunch {
   uint8_t* block_scales;
   float* decode_scales;
   int* amax_workspace;  // rows ints (per-row) or 1
+  int stochastic;       // NUMERICS.md s7 rounding of the elements, keyed by seed
+  uint64_t seed;
 };
 
-void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream);
+// One orientation of a dual quantization: the format and options of its destination.
+struct DualSide {
+  int on, format, kind, rule, swizzled, hadamard, stochastic;
+  uint64_t seed;
+  const float* signs;
+  uint8_t* data;
+  uint8_t* block_scales;
+  float* decode_scales;
+};
+
+// Both orientations of src [rows, cols] in one read (smxx_quantize_dual.cu): side[0] = Quantize(src) [rows, cols],
+// side[1] = Quantize(src^T) [cols, rows]; either may be off.
+struct DualLaunch {
+  const void* src;
+  int src_dtype, rows, cols;
+  DualSide side[2];
+  int* amax_workspace;  // 2 ints (NVFP4 tensor amax of each side)
+};
+
+void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t stream);
 // The bandwidth-bound BF16 activation quantizer (smxx_quantize_bf16.cu); false when the launch is not one it takes (then
 // launch_quantize uses the generic kernels). Rows: FP8 per-row, one pass. Segments: MX, NVFP4 and FP8 per-tensor, after
 // the tensor scale is in q.decode_scales.
 bool launch_quantize_bf16_rows(const QuantizeLaunch& q, cudaStream_t stream);
 bool launch_quantize_bf16_segments(const QuantizeLaunch& q, cudaStream_t stream);
+// The tile kernel of both orientations (smxx_quantize_dual.cu) takes MXFP4, MXFP8 and NVFP4 from F32 or BF16 sources
+// (K a multiple of 4 / 8, 16-byte aligned source and data) with rotations of 16 or 32; launch_quantize uses it for a
+// stochastically rounded launch it takes.
+bool dual_quantize_eligible(const QuantizeLaunch& q);
+constexpr size_t kDualWorkspaceBytes = 2 * sizeof(int);
+void launch_quantize_dual(const DualLaunch& d, int multiprocessors, cudaStream_t stream);
 // Writes the first non-finite row-major index (or INT64_MAX) of the (rotated) source to *device_index.
 void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_index, cudaStream_t stream);
 void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);

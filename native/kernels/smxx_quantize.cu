@@ -28,7 +28,7 @@ __device__ void block_quantize(const QuantizeParams& p, int row, int first, int 
   uint32_t codes[E];
 #pragma unroll
   for (int e = 0; e < E; ++e)
-    codes[e] = factor == 0.0f ? 0u : encode(nv ? __fdiv_rn(v[e], factor) : __fmul_rn(v[e], factor), p.kind);
+    codes[e] = factor == 0.0f ? 0u : encode_element(p, nv ? __fdiv_rn(v[e], factor) : __fmul_rn(v[e], factor), row_start + col0 + e);
   // FP4 with one value per lane: the even lane packs its odd neighbour's code (every lane takes part in the shuffle).
   uint32_t neighbour = E == 1 ? __shfl_down_sync(0xFFFFFFFFu, codes[0], 1) : 0u;
   if (col0 >= p.seg.padded_cols) return;  // the segment runs past the padded row
@@ -88,7 +88,10 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) segment_kernel(QuantizePa
       float g = p.decode_scales[p.per_row ? row : 0];
 #pragma unroll
       for (int e = 0; e < E; ++e)
-        if (col0 + e < p.seg.cols) p.data[(int64_t)row * p.seg.cols + col0 + e] = (uint8_t)encode(__fdiv_rn(v[e], g), p.kind);
+        if (col0 + e < p.seg.cols) {
+          const int64_t index = (int64_t)row * p.seg.cols + col0 + e;
+          p.data[index] = (uint8_t)encode_element(p, __fdiv_rn(v[e], g), index);
+        }
     } else {
 #pragma unroll
       for (int e = 0; e < E; ++e)
@@ -131,7 +134,18 @@ void launch_mode(const QuantizeParams& p, const void* src, cudaStream_t stream) 
 
 }  // namespace
 
-void launch_quantize(const QuantizeLaunch& q, cudaStream_t stream) {
+void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t stream) {
+  if (q.stochastic && dual_quantize_eligible(q)) {  // the tile kernel rounds stochastically at bandwidth
+    DualLaunch d{};
+    d.src = q.src;
+    d.src_dtype = q.src_dtype;
+    d.rows = q.rows;
+    d.cols = q.cols;
+    d.side[0] = DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, 1, q.seed, q.signs, q.data, q.block_scales, q.decode_scales};
+    d.amax_workspace = q.amax_workspace;
+    launch_quantize_dual(d, multiprocessors, stream);
+    return;
+  }
   if (launch_quantize_bf16_rows(q, stream)) return;  // FP8 per-row from BF16: row amax and codes in one pass
   QuantizeParams p = params_for(q);
   bool mx = is_mx_format(q.format);

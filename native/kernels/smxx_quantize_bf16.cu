@@ -10,6 +10,7 @@
 // NVFP4 and FP8 per-tensor take their tensor scale from the amax pass of smxx_quantize.cu first.
 #include <cuda_runtime_api.h>
 #include <cstdint>
+#include "common/fast_encode.cuh"
 #include "common/quantize_params.cuh"
 #include "launch.h"
 #include "../src/error.h"
@@ -26,55 +27,6 @@ constexpr int kRowSegmentsPerWarp = 4;       // so rows up to 16 x 4 x 256 = 163
 constexpr int kMaxRowColumns = kRowWarps * kRowSegmentsPerWarp * kSegment;
 
 enum Family { kMx = 0, kNv = 1, kFp8 = 2 };
-
-// E2M1 RNE, saturating, of a finite binary32 (bit-identical to to_e2m1): |x| below 2 rounds to halves, [2, 4) to
-// integers, from 4 to even integers; each is the binary32 rounding of |x| * {2, 1, 1/2} + 1.5 * 2^23 (ulp 1 there).
-__device__ __forceinline__ uint32_t e2m1_code(float x) {
-  const float a = fminf(fabsf(x), 8.0f);
-  const bool ge2 = a >= 2.0f, ge4 = a >= 4.0f;
-  const float m = ge4 ? 0.5f : ge2 ? 1.0f : 2.0f;
-  const uint32_t bias = ge4 ? 0x4B3FFFFCu : ge2 ? 0x4B3FFFFEu : 0x4B400000u;  // 0x4B400000 - {4, 2, 0}
-  const uint32_t code = __float_as_uint(__fmaf_rn(a, m, 12582912.0f)) - bias;
-  return (code < 7u ? code : 7u) | ((__float_as_uint(x) >> 28) & 8u);
-}
-
-// RN(a / d) for a >= 0 finite, d > 0, y = RN(1/d), d and y normal: Markstein's theorem (q within one ulp, the remainder
-// a - d q exact by FMA, one corrected rounding). The remainder is exact while a >= 2^-102; a smaller a only matters when
-// the quotient is at least 2^-18 (E5M2 smallest half-step), which needs d < 2^-84: Divider scales a and d by
-// 2^64 (exact) whenever d < 2^-60. Checked against the IEEE division on 2e7 random pairs (every quotient >= 2^-18 identical).
-__device__ __forceinline__ float divide(float a, float d, float y) {
-  const float q = __fmul_rn(a, y);
-  return __fmaf_rn(__fmaf_rn(-d, q, a), y, q);
-}
-
-// x / d with x's sign (also for -0 and for quotients below the normal range), Inf and NaN passed through (cvt saturates
-// them; E2M1 blocks holding them are zeroed before).
-struct Divider {
-  float d, y, scale;
-  bool fast;
-  __device__ explicit Divider(float divisor) {
-    fast = divisor >= 0x1p-125f && divisor <= 0x1p125f;
-    scale = divisor < 0x1p-60f ? 0x1p64f : 1.0f;
-    d = fast ? __fmul_rn(divisor, scale) : divisor;
-    y = fast ? __frcp_rn(d) : 0.0f;
-  }
-  __device__ float operator()(float x) const {
-    if (!isfinite(x)) return x;
-    const float q = fast ? divide(__fmul_rn(fabsf(x), scale), d, y) : __fdiv_rn(fabsf(x), d);
-    return __uint_as_float(__float_as_uint(q) | (__float_as_uint(x) & 0x80000000u));
-  }
-};
-
-__device__ __forceinline__ uint32_t fp8x2(float lo, float hi, int kind) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-  uint16_t r;
-  if (kind == kE4M3) asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
-  else asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
-  return r;
-#else
-  return encode(lo, kind) | (encode(hi, kind) << 8);
-#endif
-}
 
 // This lane's 8 values of segment `first` of `row` as binary32 (zeros past K), rotated when asked.
 __device__ __forceinline__ void load8(const QuantizeParams& p, const uint16_t* src, int row, int first, int lane, float (&v)[kE]) {
@@ -186,7 +138,7 @@ __global__ void __launch_bounds__(32 * kRowWarps) row_kernel(QuantizeParams p, c
 // BF16 source, K a multiple of 8, 16-byte aligned rows and a data pointer aligned for the 4- / 8-byte stores.
 bool eligible(const QuantizeLaunch& q) {
   const bool fp8 = q.kind != kE2M1;
-  if (q.format == kFmtMxint8) return false;  // its integer encoding lives in the generic kernel
+  if (q.format == kFmtMxint8 || q.stochastic) return false;  // integer and stochastic encodings live in the other kernels
   return q.src_dtype == 1 && q.cols % 8 == 0 && reinterpret_cast<uintptr_t>(q.src) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(q.data) % (fp8 ? 8 : 4) == 0 && q.hadamard <= kSegment;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -73,6 +74,11 @@ void check_qtensor(const ms_qtensor_t* t, const char* arg) {
   }
 }
 
+// The desc's rounding: fields a caller's older, shorter struct ends before read as their defaults.
+static_assert(MS_QUANTIZE_DUAL_WORKSPACE_BYTES == ms::kDualWorkspaceBytes, "the header states the dual workspace");
+constexpr size_t kQuantizeDescV1 = offsetof(ms_quantize_desc_t, rounding);
+int32_t rounding_of(const ms_quantize_desc_t* desc) { return desc->struct_size >= sizeof(ms_quantize_desc_t) ? desc->rounding : MS_ROUND_NEAREST; }
+
 ms::QuantizeLaunch launch_of(const ms_quantize_desc_t* desc, const void* src, const ms_qtensor_t* dst, int rows, int cols) {
   ms::QuantizeLaunch q{};
   q.rows = rows;
@@ -87,6 +93,8 @@ ms::QuantizeLaunch launch_of(const ms_quantize_desc_t* desc, const void* src, co
   q.hadamard = desc->hadamard_block;
   q.signs = desc->hadamard_signs;
   q.src = src;
+  q.stochastic = rounding_of(desc) == MS_ROUND_STOCHASTIC;
+  q.seed = q.stochastic ? desc->seed : 0;
   if (dst) {
     q.data = static_cast<uint8_t*>(dst->data);
     q.block_scales = static_cast<uint8_t*>(dst->block_scales);
@@ -97,7 +105,9 @@ ms::QuantizeLaunch launch_of(const ms_quantize_desc_t* desc, const void* src, co
 
 void check_quantize_desc(const ms_quantize_desc_t* desc, const void* src, int cols) {
   MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
-  check_struct(desc->struct_size, sizeof(ms_quantize_desc_t), "desc");
+  check_struct(desc->struct_size, kQuantizeDescV1, "desc");
+  MS_CHECK_ARG(rounding_of(desc) == MS_ROUND_NEAREST || rounding_of(desc) == MS_ROUND_STOCHASTIC, "desc.rounding",
+               "desc.rounding: unknown rounding %d", rounding_of(desc));
   MS_CHECK_ARG(desc->rule == MS_RULE_FLOOR || desc->rule == MS_RULE_CEIL, "desc.rule", "desc.rule: unknown rule %d", desc->rule);
   MS_CHECK_ARG(desc->src_dtype >= MS_DTYPE_F32 && desc->src_dtype <= MS_DTYPE_F16, "desc.src_dtype", "desc.src_dtype: unknown dtype %d", desc->src_dtype);
   int g = desc->hadamard_block;
@@ -111,7 +121,13 @@ void check_quantize_desc(const ms_quantize_desc_t* desc, const void* src, int co
 
 size_t amax_bytes(const ms_qtensor_t* dst) {
   if (is_mx(dst->format)) return 0;
+  if (dst->format == MS_FMT_NVFP4) return ms::kDualWorkspaceBytes;  // the stochastic path takes it through the dual kernel
   return sizeof(int) * (dst->format == MS_FMT_FP8_ROW ? (size_t)dst->rows : 1);
+}
+
+void check_rounding_applies(const ms_quantize_desc_t* desc, const ms_qtensor_t* dst, const char* arg) {
+  MS_CHECK_ARG(rounding_of(desc) == MS_ROUND_NEAREST || dst->format != MS_FMT_MXINT8, arg,
+               "%s.rounding: stochastic rounding is defined for the FP formats only, not %s", arg, format_name(dst->format));
 }
 
 // The operand pairs of NUMERICS.md s5 (the same table as the managed GemmPairs).
@@ -243,6 +259,7 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   check_qtensor(dst, "dst");
   MS_CHECK_ARG(dst->format != MS_FMT_DENSE, "dst", "dst: must be a quantized format");
   check_quantize_desc(desc, src, dst->cols);
+  check_rounding_applies(desc, dst, "desc");
   size_t needed = amax_bytes(dst);
   MS_CHECK_ARG(workspace_bytes >= needed && (needed == 0 || workspace != nullptr), "workspace",
                "workspace: needs %zu bytes, got %zu", needed, workspace_bytes);
@@ -250,7 +267,63 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   ms::require_current_context(stream);
   ms::QuantizeLaunch q = launch_of(desc, src, dst, dst->rows, dst->cols);
   q.amax_workspace = static_cast<int*>(workspace);
-  ms::launch_quantize(q, static_cast<cudaStream_t>(stream));
+  ms::launch_quantize(q, ms::Driver::get().multiprocessors(), static_cast<cudaStream_t>(stream));
+  MS_API_END
+}
+
+MS_API ms_status_t ms_quantize_dual(const void* src, int32_t rows, int32_t cols, const ms_quantize_desc_t* row_desc, const ms_qtensor_t* row_dst,
+                                    const ms_quantize_desc_t* col_desc, const ms_qtensor_t* col_dst, void* workspace, size_t workspace_bytes,
+                                    void* stream) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(rows >= 1 && cols >= 1, "rows", "rows and cols must be >= 1, got [%d, %d]", rows, cols);
+  MS_CHECK_ARG(row_dst != nullptr || col_dst != nullptr, "row_dst", "row_dst and col_dst: at least one must not be NULL");
+  ms::DualLaunch d{};
+  d.src = src;
+  d.rows = rows;
+  d.cols = cols;
+  const ms_quantize_desc_t* descs[2] = {row_desc, col_desc};
+  const ms_qtensor_t* dsts[2] = {row_dst, col_dst};
+  const char* desc_args[2] = {"row_desc", "col_desc"};
+  const char* dst_args[2] = {"row_dst", "col_dst"};
+  int format = -1;
+  for (int i = 0; i < 2; ++i) {
+    if (!dsts[i]) continue;
+    const ms_qtensor_t* dst = dsts[i];
+    const ms_quantize_desc_t* desc = descs[i];
+    check_qtensor(dst, dst_args[i]);
+    const int out_rows = i == 0 ? rows : cols, k = i == 0 ? cols : rows;
+    MS_CHECK_ARG(dst->rows == out_rows && dst->cols == k, dst_args[i], "%s: must be [%d, %d], got [%d, %d]", dst_args[i], out_rows, k, dst->rows,
+                 dst->cols);
+    MS_CHECK_ARG(dst->format == MS_FMT_MXFP4 || dst->format == MS_FMT_MXFP8 || dst->format == MS_FMT_NVFP4, dst_args[i],
+                 "%s: the dual quantizer writes mxfp4, mxfp8 or nvfp4, not %s", dst_args[i], format_name(dst->format));
+    MS_CHECK_ARG(format < 0 || dst->format == format, dst_args[i], "%s: both destinations must have one format (%s and %s)", dst_args[i],
+                 format_name(format), format_name(dst->format));
+    format = dst->format;
+    MS_CHECK_ARG(desc != nullptr, desc_args[i], "%s: must not be NULL", desc_args[i]);
+    check_quantize_desc(desc, src, k);
+    check_rounding_applies(desc, dst, desc_args[i]);
+    MS_CHECK_ARG(desc->src_dtype == MS_DTYPE_F32 || desc->src_dtype == MS_DTYPE_BF16, desc_args[i], "%s.src_dtype: must be f32 or bf16, got %d",
+                 desc_args[i], desc->src_dtype);
+    MS_CHECK_ARG(i == 0 || !row_dst || desc->src_dtype == row_desc->src_dtype, desc_args[i], "%s.src_dtype: must equal row_desc.src_dtype",
+                 desc_args[i]);
+    MS_CHECK_ARG(desc->hadamard_block <= 32, desc_args[i], "%s.hadamard_block: the dual quantizer rotates blocks of 16 or 32, got %d",
+                 desc_args[i], desc->hadamard_block);
+    check_aligned(dst->data, 16, dst_args[i]);
+    d.src_dtype = desc->src_dtype;
+    ms::QuantizeLaunch q = launch_of(desc, src, dst, dst->rows, dst->cols);
+    d.side[i] = ms::DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, q.stochastic, q.seed, q.signs, q.data, q.block_scales,
+                             q.decode_scales};
+  }
+  MS_CHECK_ARG(cols % (d.src_dtype == MS_DTYPE_BF16 ? 8 : 4) == 0, "cols", "cols: must be a multiple of 16 bytes of the source (%d values), got %d",
+               d.src_dtype == MS_DTYPE_BF16 ? 8 : 4, cols);
+  check_aligned(src, 16, "src");
+  const bool nvfp4 = format == MS_FMT_NVFP4;
+  MS_CHECK_ARG(!nvfp4 || (workspace != nullptr && workspace_bytes >= ms::kDualWorkspaceBytes), "workspace", "workspace: needs %zu bytes, got %zu",
+               ms::kDualWorkspaceBytes, workspace_bytes);
+  if (nvfp4) check_aligned(workspace, 4, "workspace");
+  ms::require_current_context(stream);
+  d.amax_workspace = static_cast<int*>(workspace);
+  ms::launch_quantize_dual(d, ms::Driver::get().multiprocessors(), static_cast<cudaStream_t>(stream));
   MS_API_END
 }
 

@@ -3,6 +3,7 @@
 #  - the quantize kernels exchange values with warp shuffles (the FWHT and block reductions);
 #  - the generic GEMM accumulates with FFMA;
 #  - the decode GEMM multiplies on BF16 tensor cores (HMMA) without local-memory traffic (LDL/STL = spills);
+#  - the dual quantizer keeps its chunks in registers (no LDL/STL) and packs E2M1 codes with byte permutes (PRMT);
 #  - on sm_90a, the wgmma GEMM runs FP8 (QGMMA) and BF16 (HGMMA) wgmma without spills.
 # Usage: check_sass.sh path/to/libmicroscale.so   (exit 1 on any failed claim)
 set -uo pipefail
@@ -22,6 +23,10 @@ for arch in $archs; do
   n_hmma=$(grep -c "HMMA.16816.F32.BF16" <<<"$decode"); n_dlocal=$(grep -cE "\b(LDL|STL)\b" <<<"$decode")
   [[ $n_hmma -gt 0 && $n_dlocal -eq 0 ]] || ok=0
   extra=" | decode_gemm: $n_hmma HMMA.BF16 (want >0), $n_dlocal LDL/STL (want 0)"
+  dual=$(awk '/Function : .*dual_kernel/{on=1} /Function : /&&!/dual_kernel/{on=0} on' <<<"$sass")
+  n_prmt=$(grep -c "PRMT" <<<"$dual"); n_qlocal=$(grep -cE "\b(LDL|STL)\b" <<<"$dual")
+  [[ $n_prmt -gt 0 && $n_qlocal -eq 0 ]] || ok=0
+  extra+=" | dual_quantize: $n_prmt PRMT (want >0), $n_qlocal LDL/STL (want 0)"
   if [[ "$arch" == "sm_90a" ]]; then
     # The Hopper wgmma kernel (FP8 and BF16 families): FP8 wgmma (QGMMA) and BF16 wgmma (HGMMA ... BF16), no local-memory
     # traffic (LDL/STL = spills).

@@ -262,6 +262,118 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfDisposed();
         ThrowIfForeign(source, nameof(source));
         QuantizerChecks.ValidateShape(source.Length, source.Columns, source.Rows, options, nameof(source));
+        var destination = AllocateQuantized(source.Columns, source.Rows, options);
+        try
+        {
+            QuantizeTransposedInto(source, rotation, destination);
+        }
+        catch
+        {
+            destination.Dispose();
+            throw;
+        }
+        return destination;
+    }
+
+    /// <summary>
+    /// Both orientations of <paramref name="source"/> in one pass (NUMERICS.md §9): <see cref="QuantizedOrientations.Rows"/> =
+    /// <c>QuantizeRotated(source, rowRotation, rowOptions)</c> and <see cref="QuantizedOrientations.Columns"/> =
+    /// <c>QuantizeTransposed(source, columnOptions, columnRotation)</c>, byte for byte. The training GEMMs read both (the forward
+    /// GEMM X and W along K; dgrad and wgrad Wᵀ, dYᵀ and Xᵀ). The native backend reads the source once for both when the two
+    /// options share an MXFP4, MXFP8 or NVFP4 format with 1D blocks, rotations of at most 32 and F32 or BF16 values; otherwise,
+    /// and on the other backends, the two are quantized one after the other.
+    /// </summary>
+    /// <param name="source">The tensor [rows, columns].</param>
+    /// <param name="rowOptions">Format of <see cref="QuantizedOrientations.Rows"/> [rows, columns].</param>
+    /// <param name="rowRotation">Hadamard rotation along the columns before quantizing the rows, or null.</param>
+    /// <param name="columnOptions">Format of <see cref="QuantizedOrientations.Columns"/> [columns, rows].</param>
+    /// <param name="columnRotation">Hadamard rotation along the source's rows (the transposed tensor's K), or null.</param>
+    /// <returns>Both tensors, which the caller owns (disposing the result disposes both).</returns>
+    /// <exception cref="ArgumentNullException">An argument other than a rotation is null.</exception>
+    /// <exception cref="ArgumentException">The source belongs to another context; an option does not apply; a dimension is not a
+    /// multiple of its rotation's block.</exception>
+    /// <exception cref="ObjectDisposedException">The source or the context was disposed.</exception>
+    public QuantizedOrientations QuantizeBothOrientations<T>(DeviceTensor<T> source, QuantizationOptions rowOptions, HadamardTransform? rowRotation,
+                                                            QuantizationOptions columnOptions, HadamardTransform? columnRotation) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        QuantizerChecks.ValidateShape(source.Length, source.Rows, source.Columns, rowOptions, nameof(source));
+        QuantizerChecks.ValidateShape(source.Length, source.Columns, source.Rows, columnOptions, nameof(source));
+        var rows = AllocateQuantized(source.Rows, source.Columns, rowOptions);
+        QuantizedTensor? columns = null;
+        try
+        {
+            columns = AllocateQuantized(source.Columns, source.Rows, columnOptions);
+            QuantizeBothOrientations(source, rowRotation, rows, columnRotation, columns);
+            return new QuantizedOrientations(rows, columns);
+        }
+        catch
+        {
+            rows.Dispose();
+            columns?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="QuantizeBothOrientations{T}(DeviceTensor{T}, QuantizationOptions, HadamardTransform?, QuantizationOptions, HadamardTransform?)"/>
+    /// into caller-allocated destinations (their options decide the formats): <paramref name="rows"/> [rows, columns] and
+    /// <paramref name="columns"/> [columns, rows].
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="source"/> or a destination is null.</exception>
+    /// <exception cref="ArgumentException">A tensor belongs to another context; a destination's shape is not the one above; a
+    /// dimension is not a multiple of its rotation's block.</exception>
+    /// <exception cref="ObjectDisposedException">A tensor or the context was disposed.</exception>
+    public void QuantizeBothOrientations<T>(DeviceTensor<T> source, HadamardTransform? rowRotation, QuantizedTensor rows, HadamardTransform? columnRotation,
+                                            QuantizedTensor columns) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        ThrowIfForeign(source, nameof(source));
+        ThrowIfForeign(rows, nameof(rows));
+        ThrowIfForeign(columns, nameof(columns));
+        int kind = OutputConvert.Kind<T>(nameof(source));
+        CheckOrientations(source, rowRotation, rows, columnRotation, columns);
+        if (IsNative && rows.Options.Format == columns.Options.Format && NativeOps.DualTakes(rows.Options, rowRotation, kind, source.Columns) &&
+            NativeOps.DualTakes(columns.Options, columnRotation, kind, source.Columns))
+        {
+            NativeOps.QuantizeDual(_device!, source.Storage, kind, source.Rows, source.Columns, rows.Options, rowRotation, rows.Storage,
+                                   columns.Options, columnRotation, columns.Storage);
+            LastQuantizeKernel = "ms_smxx_quantize_dual";
+            return;
+        }
+        QuantizeInto(source, rowRotation, rows);
+        QuantizeTransposedInto(source, columnRotation, columns);
+    }
+
+    // The destinations' shapes and the rotations' blocks, named as the caller knows them (before either path runs).
+    private static void CheckOrientations<T>(DeviceTensor<T> source, HadamardTransform? rowRotation, QuantizedTensor rows, HadamardTransform? columnRotation,
+                                     QuantizedTensor columns) where T : unmanaged
+    {
+        if (rows.Rows != source.Rows || rows.Columns != source.Columns)
+            ThrowHelper.ThrowArgument(nameof(rows), $"rows is [{rows.Rows}, {rows.Columns}], source is [{source.Rows}, {source.Columns}].");
+        if (columns.Rows != source.Columns || columns.Columns != source.Rows)
+            ThrowHelper.ThrowArgument(nameof(columns), $"columns is [{columns.Rows}, {columns.Columns}]; the source's transpose is [{source.Columns}, {source.Rows}].");
+        rowRotation?.ThrowIfColumnsNotMultiple(source.Columns, nameof(rowRotation));
+        columnRotation?.ThrowIfColumnsNotMultiple(source.Rows, nameof(columnRotation));
+    }
+
+    // Quantize(sourceᵀ) with an optional rotation along the source's rows into destination [Columns, Rows]: the native dual
+    // kernel reads the source in place when it takes the options; otherwise a transposed binary32 copy is quantized.
+    private void QuantizeTransposedInto<T>(DeviceTensor<T> source, HadamardTransform? rotation, QuantizedTensor destination) where T : unmanaged
+    {
+        ThrowIfForeign(destination, nameof(destination));
+        if (destination.Rows != source.Columns || destination.Columns != source.Rows)
+            ThrowHelper.ThrowArgument(nameof(destination), $"destination is [{destination.Rows}, {destination.Columns}]; the source's transpose is [{source.Columns}, {source.Rows}].");
+        int kind = OutputConvert.Kind<T>(nameof(source));
+        if (IsNative && NativeOps.DualTakes(destination.Options, rotation, kind, source.Columns))
+        {
+            rotation?.ThrowIfColumnsNotMultiple(source.Rows, nameof(source));
+            NativeOps.QuantizeDual(_device!, source.Storage, kind, source.Rows, source.Columns, destination.Options, null, null, destination.Options,
+                                   rotation, destination.Storage);
+            LastQuantizeKernel = "ms_smxx_quantize_dual";
+            return;
+        }
         using var widened = Widen(source, out var x);
         var transposedStorage = Allocate<float>(source.Length, zero: false);
         using var transposed = new FreeAfterQueuedWork(_device, transposedStorage);
@@ -281,7 +393,7 @@ public sealed class MicroscaleContext : IDisposable
                                               perThread, (int)total);
         }
         var view = new DeviceTensor<float>(this, transposedStorage, source.Columns, source.Rows); // borrows the storage, freed below
-        return QuantizeCore(view, options, rotation);
+        QuantizeInto(view, rotation, destination);
     }
 
     /// <summary>A device-resident quantized tensor of [rows, columns] in <paramref name="options"/>' format, contents undefined:

@@ -29,6 +29,10 @@ internal static unsafe partial class NativeMethods
     internal static partial MsStatus ms_quantize(in MsQuantizeDesc desc, nint src, in MsQTensor dst, nint workspace, nuint workspaceBytes, nint stream);
 
     [LibraryImport(NativeLibraryName.Value)]
+    internal static partial MsStatus ms_quantize_dual(nint src, int rows, int cols, MsQuantizeDesc* rowDesc, MsQTensor* rowDst, MsQuantizeDesc* colDesc,
+                                                      MsQTensor* colDst, nint workspace, nuint workspaceBytes, nint stream);
+
+    [LibraryImport(NativeLibraryName.Value)]
     internal static partial MsStatus ms_find_first_nonfinite(in MsQuantizeDesc desc, nint src, int rows, int cols, nint workspace,
                                                              nuint workspaceBytes, nint stream, out long index);
 

@@ -33,6 +33,9 @@ internal struct MsQuantizeDesc
     public int SrcDType;
     public int HadamardBlock;
     public nint HadamardSigns;
+    public int Rounding;
+    public int Reserved;
+    public ulong Seed;
 
     public static MsQuantizeDesc Create() => new() { StructSize = (uint)Marshal.SizeOf<MsQuantizeDesc>() };
 }
@@ -71,4 +74,6 @@ internal static class MsAbi
     public const int Version = 1;
     public const int FormatDense = -1;
     public const int LayoutSwizzled = 1;
+    public const int RoundStochastic = 1;
+    public const int QuantizeDualWorkspaceBytes = 8;
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include "segment.cuh"
+#include "stochastic.cuh"
 #include "../launch.h"
 
 namespace ms {
@@ -10,6 +11,8 @@ namespace ms {
 struct QuantizeParams {
   SegmentParams seg;
   int format, kind, rule, swizzled, block, scale_cols, per_row;
+  int stochastic;  // NUMERICS.md s7 element rounding with random bytes keyed by seed
+  uint64_t seed;
   uint8_t* data;
   uint8_t* block_scales;
   float* decode_scales;
@@ -53,6 +56,11 @@ __device__ __forceinline__ uint32_t block_scale(const QuantizeParams& p, uint32_
   return (uint32_t)(e + 127);
 }
 
+// Round-to-nearest or stochastic code of the scaled value x, element `index` of the padded destination.
+__device__ __forceinline__ uint32_t encode_element(const QuantizeParams& p, float x, int64_t index) {
+  return p.stochastic ? sr_encode(x, random_byte(p.seed, (uint64_t)index), p.kind) : encode(x, p.kind);
+}
+
 inline int block_size_of(int format) { return format == kFmtNvfp4 ? 16 : is_mx_format(format) ? 32 : 0; }
 
 // `segment`: values per warp segment (0: the generic kernel's, the smallest multiple of g and of the block that fills a warp).
@@ -80,6 +88,8 @@ inline QuantizeParams params_for(const QuantizeLaunch& q, int segment = 0) {
   p.block_scales = q.block_scales;
   p.decode_scales = q.decode_scales;
   p.amax = q.amax_workspace;
+  p.stochastic = q.stochastic;
+  p.seed = q.seed;
   return p;
 }
 

@@ -15,11 +15,18 @@ internal static class NativeOps
 {
     /// <summary>
     /// Whether libmicroscale has kernels for these options: its formats are MXFP4, MXFP8, NVFP4, FP8 per-tensor/per-row and
-    /// MXINT8 with round-to-nearest and 1D blocks. The Native context runs everything else with the ILGPU kernels on the same
-    /// CUDA device.
+    /// MXINT8, rounded to nearest or stochastically, with 1D blocks. The Native context runs everything else with the ILGPU
+    /// kernels on the same CUDA device.
     /// </summary>
-    public static bool Supports(QuantizationOptions options) =>
-        GemmReads(options) && options.Rounding == RoundingMode.Nearest && !options.TwoDimensionalBlocks;
+    public static bool Supports(QuantizationOptions options) => GemmReads(options) && !options.TwoDimensionalBlocks;
+
+    /// <summary>Whether the dual (both orientations, one read) kernel takes a destination of these options with this rotation
+    /// from a source of <paramref name="columns"/> values per row of <paramref name="sourceKind"/> (F32 or BF16): MXFP4, MXFP8,
+    /// NVFP4 with 1D blocks, rotations of 16 or 32, rows of whole 16-byte pieces, non-finite policy Propagate.</summary>
+    public static bool DualTakes(QuantizationOptions options, HadamardTransform? rotation, int sourceKind, int columns) =>
+        options.Format is QuantFormat.Mxfp4 or QuantFormat.Mxfp8 or QuantFormat.Nvfp4 && !options.TwoDimensionalBlocks &&
+        options.NonFinite == NonFinitePolicy.Propagate && (rotation is null || rotation.BlockSize <= 32) &&
+        (sourceKind == 1 ? columns % 8 == 0 : sourceKind == 0 && columns % 4 == 0);
 
     /// <summary>Whether libmicroscale's GEMM reads operands of these options: its formats, however they were quantized (the ILGPU
     /// kernels' stochastic rounding and NVFP4 2D blocks change the bytes, not the layout: NUMERICS.md §7, §9).</summary>
@@ -68,7 +75,31 @@ internal static class NativeOps
         desc.SrcDType = sourceKind;
         desc.HadamardBlock = rotation?.BlockSize ?? 0;
         desc.HadamardSigns = signs;
+        if (options?.Rounding == RoundingMode.Stochastic)
+            (desc.Rounding, desc.Seed) = (MsAbi.RoundStochastic, options.Seed);
         return desc;
+    }
+
+    /// <summary>
+    /// Both orientations of <paramref name="source"/> [rows, columns] in one read: <paramref name="rowParts"/> = Quantize(source),
+    /// <paramref name="columnParts"/> = Quantize(sourceᵀ); either may be null (then its options and rotation are ignored).
+    /// </summary>
+    public static unsafe void QuantizeDual<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns,
+                                              QuantizationOptions rowOptions, HadamardTransform? rowRotation, QuantizedTensor.Parts? rowParts,
+                                              QuantizationOptions columnOptions, HadamardTransform? columnRotation,
+                                              QuantizedTensor.Parts? columnParts) where T : unmanaged
+    {
+        using var binding = device.Accelerator.BindScoped();
+        nint Signs(HadamardTransform? rotation) => rotation is null ? 0 : device.Scratch.Signs(rotation).LoadEffectiveAddressAsPtr();
+        var rowDesc = QuantizeDesc(rowOptions, sourceKind, Signs(rowRotation), rowRotation);
+        var columnDesc = QuantizeDesc(columnOptions, sourceKind, Signs(columnRotation), columnRotation);
+        var rowDst = rowParts is null ? default : Describe(rowOptions, rows, columns, rowParts);
+        var columnDst = columnParts is null ? default : Describe(columnOptions, columns, rows, columnParts);
+        var workspace = device.Scratch.Ints(MsAbi.QuantizeDualWorkspaceBytes / 4).LoadEffectiveAddressAsPtr();
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize_dual(Pointer(source), rows, columns, rowParts is null ? null : &rowDesc,
+                                                                  rowParts is null ? null : &rowDst, columnParts is null ? null : &columnDesc,
+                                                                  columnParts is null ? null : &columnDst, workspace,
+                                                                  MsAbi.QuantizeDualWorkspaceBytes, Stream(device)));
     }
 
     public static void Quantize<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, QuantizationOptions options,

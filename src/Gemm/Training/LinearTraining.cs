@@ -48,7 +48,10 @@ public sealed record TrainingRecipe(string Name, QuantizationOptions? Forward, Q
 /// <summary>
 /// The three GEMMs of a linear layer y = x · Wᵀ in training, with our TN GEMM (C = A · Bᵀ) and the transposed quantizer:
 /// forward Y = Q(X)·Q(W)ᵀ, dgrad dX = Q(dY)·Q(Wᵀ)ᵀ, wgrad dW = Q(dYᵀ)·Q(Xᵀ)ᵀ, each operand quantized (and rotated) as the
-/// <see cref="TrainingRecipe"/> says. A framework wires <see cref="Forward"/> and <see cref="Backward"/> into its autograd.
+/// <see cref="TrainingRecipe"/> says. A framework wires <see cref="ForwardForBackward"/> and
+/// <see cref="Backward(MicroscaleContext, TrainingRecipe, LinearSaved, DeviceTensor{float})"/> into its autograd (each of X, W
+/// and dY quantized once, in both orientations), or the stateless <see cref="Forward"/> and
+/// <see cref="Backward(MicroscaleContext, TrainingRecipe, DeviceTensor{float}, DeviceTensor{float}, DeviceTensor{float})"/>.
 /// </summary>
 /// <remarks>A rotation on both inputs of one GEMM cancels in the product (orthonormal H), so it changes only the quantization
 /// error. Every dimension a GEMM reduces over must suit the formats and rotations (for example a multiple of 32 for Quartet).</remarks>
@@ -77,6 +80,68 @@ public static class LinearTraining
         {
             var dw = Product(context, outputGradient, recipe.Gradients, x, operands, recipe.WgradRotation, transposeA: true, transposeB: true);
             return (dx, dw);
+        }
+        catch
+        {
+            dx.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Y = X · Wᵀ as <see cref="Forward"/>, keeping what <see cref="Backward(MicroscaleContext, TrainingRecipe, LinearSaved, DeviceTensor{float})"/>
+    /// reads: X and W are each quantized once in both orientations (<see cref="MicroscaleContext.QuantizeBothOrientations{T}(DeviceTensor{T}, QuantizationOptions, HadamardTransform?, QuantizationOptions, HadamardTransform?)"/>),
+    /// the forward GEMM reads the rows, the backward GEMMs the transposes. Results equal <see cref="Forward"/> and
+    /// <see cref="Backward(MicroscaleContext, TrainingRecipe, DeviceTensor{float}, DeviceTensor{float}, DeviceTensor{float})"/> bit for bit.
+    /// </summary>
+    /// <returns>Y, and the saved operands the caller disposes after the backward pass (they borrow <paramref name="x"/> and
+    /// <paramref name="w"/> for recipes that leave a GEMM unquantized).</returns>
+    public static (DeviceTensor<float> Output, LinearSaved Saved) ForwardForBackward(MicroscaleContext context, TrainingRecipe recipe, DeviceTensor<float> x,
+                                                                                   DeviceTensor<float> w)
+    {
+        Check(context, recipe, x, w);
+        if (recipe.Forward is null || recipe.Gradients is null)
+            return (Forward(context, recipe, x, w), new LinearSaved(recipe, x, w, null, null));
+        var operands = recipe.BackwardOperands ?? recipe.Forward;
+        var qx = context.QuantizeBothOrientations(x, recipe.Forward, recipe.ForwardRotation, operands, recipe.WgradRotation);
+        QuantizedOrientations? qw = null;
+        try
+        {
+            qw = context.QuantizeBothOrientations(w, recipe.Weights ?? recipe.Forward, recipe.ForwardRotation, operands, recipe.DgradRotation);
+            var y = context.Gemm(qx.Rows, qw.Rows);
+            qx.Rows.Dispose();
+            qw.Rows.Dispose();
+            return (y, new LinearSaved(recipe, x, w, qx.Columns, qw.Columns));
+        }
+        catch
+        {
+            qx.Dispose();
+            qw?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>dX = dY · W and dW = dYᵀ · X from the operands <see cref="ForwardForBackward"/> saved: dY is quantized once in
+    /// both orientations (dgrad reads the rows, wgrad the transpose).</summary>
+    public static (DeviceTensor<float> InputGradient, DeviceTensor<float> WeightGradient) Backward(MicroscaleContext context, TrainingRecipe recipe,
+                                                                                                 LinearSaved saved, DeviceTensor<float> outputGradient)
+    {
+        ArgumentNullException.ThrowIfNull(saved);
+        ArgumentNullException.ThrowIfNull(recipe);
+        if (!ReferenceEquals(saved.Recipe, recipe))
+            throw new ArgumentException("The saved operands were made with another recipe.", nameof(saved));
+        if (saved.TransposedInput is null || saved.TransposedWeight is null)
+            return Backward(context, recipe, saved.Input, saved.Weight, outputGradient);
+        Check(context, recipe, saved.Input, saved.Weight);
+        ArgumentNullException.ThrowIfNull(outputGradient);
+        if (outputGradient.Rows != saved.Input.Rows || outputGradient.Columns != saved.Weight.Rows)
+            throw new ArgumentException($"dY is [{outputGradient.Rows}, {outputGradient.Columns}]; the layer's output is [{saved.Input.Rows}, {saved.Weight.Rows}].",
+                                        nameof(outputGradient));
+        using var qdy = context.QuantizeBothOrientations(outputGradient, recipe.Gradients!, recipe.DgradRotation, recipe.Gradients!, recipe.WgradRotation);
+        var dx = context.Gemm(qdy.Rows, saved.TransposedWeight);
+        try
+        {
+            return (dx, context.Gemm(qdy.Columns, saved.TransposedInput));
         }
         catch
         {
@@ -128,5 +193,27 @@ public static class LinearTraining
         ArgumentNullException.ThrowIfNull(w);
         if (x.Columns != w.Columns)
             throw new ArgumentException($"X is [{x.Rows}, {x.Columns}] and W [{w.Rows}, {w.Columns}]: the input features differ.", nameof(w));
+    }
+}
+
+/// <summary>What <see cref="LinearTraining.Backward(MicroscaleContext, TrainingRecipe, LinearSaved, DeviceTensor{float})"/> reads,
+/// made by <see cref="LinearTraining.ForwardForBackward"/>: Q(Xᵀ) and Q(Wᵀ) (owned), and X and W (borrowed).</summary>
+public sealed class LinearSaved : IDisposable
+{
+    internal LinearSaved(TrainingRecipe recipe, DeviceTensor<float> input, DeviceTensor<float> weight, QuantizedTensor? transposedInput,
+                         QuantizedTensor? transposedWeight) =>
+        (Recipe, Input, Weight, TransposedInput, TransposedWeight) = (recipe, input, weight, transposedInput, transposedWeight);
+
+    internal TrainingRecipe Recipe { get; }
+    internal DeviceTensor<float> Input { get; }
+    internal DeviceTensor<float> Weight { get; }
+    internal QuantizedTensor? TransposedInput { get; }
+    internal QuantizedTensor? TransposedWeight { get; }
+
+    /// <summary>Disposes the quantized transposes (X and W stay the caller's).</summary>
+    public void Dispose()
+    {
+        TransposedInput?.Dispose();
+        TransposedWeight?.Dispose();
     }
 }

@@ -26,7 +26,7 @@ public sealed class NativeAbiTests
         Assert.That(NativeRuntime.Version, Does.Match(@"^\d+\.\d+\.\d+"));
         // Sizes of the C structs on LP64 (microscale.h): a change here is an ABI break.
         Assert.That(Marshal.SizeOf<MsQTensor>(), Is.EqualTo(64));
-        Assert.That(Marshal.SizeOf<MsQuantizeDesc>(), Is.EqualTo(24));
+        Assert.That(Marshal.SizeOf<MsQuantizeDesc>(), Is.EqualTo(40));
         Assert.That(Marshal.SizeOf<MsGemmDesc>(), Is.EqualTo(52));
         Assert.That(Marshal.SizeOf<MsGemmOperands>(), Is.EqualTo(152));
     }
@@ -60,6 +60,70 @@ public sealed class NativeAbiTests
         ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, 64, dst, 16, 4, 0)))!;
         Assert.That(ex.Argument, Is.EqualTo("desc.hadamard_block"));
         Assert.That(ex.Message, Does.Contain("24"));
+    }
+
+    [Test]
+    public void OlderQuantizeDescsRoundToNearestAndRoundingIsChecked()
+    {
+        var dst = MsQTensor.Create();
+        (dst.Format, dst.Rows, dst.Cols, dst.Data, dst.BlockScales) = (0, 4, 64, 16, 16);
+        // A caller built against the first ABI passes a 24-byte desc: accepted, the fields past it read as round-to-nearest
+        // (whatever lies there), so the next check to fail is the NULL source's.
+        var old = MsQuantizeDesc.Create();
+        (old.StructSize, old.Rounding) = (24, 7);
+        Assert.That(Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(old, 0, dst, 0, 0, 0)))!.Argument,
+                    Is.EqualTo("src"));
+        old.StructSize = 20;
+        Assert.That(Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(old, 64, dst, 0, 0, 0)))!.Status,
+                    Is.EqualTo(MsStatus.AbiMismatch));
+        var desc = MsQuantizeDesc.Create();
+        desc.Rounding = 7;
+        Assert.That(Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, 64, dst, 0, 0, 0)))!.Argument,
+                    Is.EqualTo("desc.rounding"));
+        desc.Rounding = MsAbi.RoundStochastic;
+        dst.Format = 5; // mxint8: integers are never rounded stochastically
+        var ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_quantize(desc, 64, dst, 0, 0, 0)))!;
+        Assert.That(ex.Argument, Is.EqualTo("desc"));
+        Assert.That(ex.Message, Does.Contain("stochastic").And.Contain("mxint8"));
+    }
+
+    [Test]
+    public unsafe void DualQuantizeArgumentsAreNamed()
+    {
+        var rowDesc = MsQuantizeDesc.Create();
+        var colDesc = MsQuantizeDesc.Create();
+        rowDesc.SrcDType = colDesc.SrcDType = 1; // bf16
+        var rowDst = MsQTensor.Create();
+        (rowDst.Format, rowDst.Rows, rowDst.Cols, rowDst.Data, rowDst.BlockScales) = (0, 128, 64, 256, 256);
+        var colDst = rowDst;
+        (colDst.Rows, colDst.Cols) = (64, 128);
+        string? Argument(int rows, int cols, MsQuantizeDesc* rd, MsQTensor* r, MsQuantizeDesc* cd, MsQTensor* c)
+        {
+            var status = NativeMethods.ms_quantize_dual(64, rows, cols, rd, r, cd, c, 0, 0, 0);
+            Assert.That(status, Is.Not.EqualTo(MsStatus.Ok));
+            return Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(status))!.Argument;
+        }
+        Assert.That(Argument(128, 64, null, null, null, null), Is.EqualTo("row_dst"));
+        Assert.That(Argument(128, 32, &rowDesc, &rowDst, null, null), Is.EqualTo("row_dst"), "row_dst must be [rows, cols]");
+        Assert.That(Argument(64, 128, null, null, &colDesc, &colDst), Is.EqualTo("col_dst"), "col_dst must be [cols, rows]");
+        colDesc.HadamardBlock = 64;
+        Assert.That(Argument(128, 64, &rowDesc, &rowDst, &colDesc, &colDst), Is.EqualTo("col_desc"), "rotations of 16 or 32");
+        colDesc.HadamardBlock = 0;
+        colDesc.SrcDType = 0;
+        Assert.That(Argument(128, 64, &rowDesc, &rowDst, &colDesc, &colDst), Is.EqualTo("col_desc"), "one source dtype");
+        colDesc.SrcDType = 1;
+        colDst.Format = 2; // nvfp4 beside mxfp4
+        colDst.DecodeScales = 256;
+        Assert.That(Argument(128, 64, &rowDesc, &rowDst, &colDesc, &colDst), Is.EqualTo("col_dst"), "one format");
+        rowDst.Format = 4; // fp8-row
+        rowDst.DecodeScales = 256;
+        Assert.That(Argument(128, 64, &rowDesc, &rowDst, null, null), Is.EqualTo("row_dst"), "mxfp4, mxfp8 or nvfp4 only");
+        rowDst.Format = 2;
+        Assert.That(Argument(128, 60, &rowDesc, &rowDst, null, null), Is.EqualTo("row_dst"));
+        rowDst.Cols = 60;
+        Assert.That(Argument(128, 60, &rowDesc, &rowDst, null, null), Is.EqualTo("cols"), "whole 16-byte pieces of BF16");
+        rowDst.Cols = 64;
+        Assert.That(Argument(128, 64, &rowDesc, &rowDst, null, null), Is.EqualTo("workspace"), "nvfp4 needs the amax workspace");
     }
 
     [Test]

@@ -42,6 +42,44 @@ public sealed class LinearTrainingTests
         Assert.That(exact.ToArray()[0], Is.EqualTo(y00));
     }
 
+    [Test]
+    public void SavedOperandsGiveTheStatelessStep()
+    {
+        using var context = MicroscaleContext.Create(Backend.Cpu);
+        using var x = context.CreateTensor<float>(Gaussian(Batch * In, 1, 1), Batch, In);
+        using var w = context.CreateTensor<float>(Gaussian(Hidden * In, 2, 0.2f), Hidden, In);
+        using var dy = context.CreateTensor<float>(Gaussian(Batch * Hidden, 3, 0.1f), Batch, Hidden);
+        foreach (var recipe in new[] { TrainingRecipe.Quartet(4), TrainingRecipe.Nvfp4(4), TrainingRecipe.Float })
+            AssertSavedStepIsTheStatelessStep(context, recipe, x, w, dy);
+    }
+
+    /// <summary>ForwardForBackward + Backward(saved) give Forward + Backward's Y, dX and dW bit for bit; the saved operands refuse
+    /// another recipe.</summary>
+    internal static void AssertSavedStepIsTheStatelessStep(MicroscaleContext context, TrainingRecipe recipe, DeviceTensor<float> x, DeviceTensor<float> w,
+                                                          DeviceTensor<float> dy)
+    {
+        using var y = LinearTraining.Forward(context, recipe, x, w);
+        var (dx, dw) = LinearTraining.Backward(context, recipe, x, w, dy);
+        var (y2, saved) = LinearTraining.ForwardForBackward(context, recipe, x, w);
+        using (dx)
+        using (dw)
+        using (y2)
+        using (saved)
+        {
+            var (dx2, dw2) = LinearTraining.Backward(context, recipe, saved, dy);
+            using (dx2)
+            using (dw2)
+            {
+                Assert.That(y2.ToArray(), Is.EqualTo(y.ToArray()), $"{recipe.Name}: Y");
+                Assert.That(dx2.ToArray(), Is.EqualTo(dx.ToArray()), $"{recipe.Name}: dX");
+                Assert.That(dw2.ToArray(), Is.EqualTo(dw.ToArray()), $"{recipe.Name}: dW");
+            }
+            var other = recipe.ForStep(1);
+            if (!ReferenceEquals(other, recipe))
+                Assert.That(Assert.Throws<ArgumentException>(() => LinearTraining.Backward(context, other, saved, dy))!.ParamName, Is.EqualTo("saved"));
+        }
+    }
+
     // Trains y = W2 · relu(W1 · x) on a teacher of the same shape (MSE, plain SGD); returns the loss of the first and last steps.
     private static (double First, double Last) Train(TrainingRecipe recipe, int steps)
     {

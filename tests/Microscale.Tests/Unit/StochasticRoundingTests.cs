@@ -21,7 +21,7 @@ public sealed class StochasticRoundingTests
         Assert.That(StochasticRounding.RandomByte(0, 15), Is.EqualTo(0x9Bu));
     }
 
-    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.EachIlgpu))]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
     public void Nvfp4AndMxfp4MatchTheGoldenBytes(Backend backend)
     {
         TestBackends.Require(backend);
@@ -37,7 +37,7 @@ public sealed class StochasticRoundingTests
         Exact.AssertBytes(f.Read<byte>("sr_mxfp4_q"), mx.Data, "mxfp4 codes", 128);
     }
 
-    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.EachIlgpu))]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
     public void EveryFormatAgreesWithTheReferenceAndSeedsChangeTheBytes(Backend backend)
     {
         TestBackends.Require(backend);
@@ -87,16 +87,23 @@ public sealed class StochasticRoundingTests
 
     [Test]
     [Category("Gpu")]
-    public void NativeContextRunsStochasticRoundingWithTheIlgpuKernelsOnTheSameDevice()
+    public void NativeContextRoundsStochasticallyInLibmicroscale()
     {
         TestBackends.Require(Backend.Native);
-        var x = SeededGaussian.Create(2 * 64, 8);
-        var o = new QuantizationOptions(QuantFormat.Mxfp4) { Rounding = RoundingMode.Stochastic, Seed = 1 };
+        var x = SeededGaussian.Create(2 * 100, 8);
         using var context = MicroscaleContext.Create(Backend.Native);
-        using var source = context.CreateTensor<float>(x, 2, 64);
-        using var q = context.Quantize(source, o).ToHost();
-        Assert.That(context.LastQuantizeKernel, Is.EqualTo("ilgpu_quantize"));
-        using var expected = Quantizer.Quantize(x, 2, 64, o, Backend.Reference);
-        Exact.AssertBytes(expected.Data, q.Data, "codes");
+        // Every FP format: K = 100 takes the generic kernel (the dual kernel wants whole 16-byte rows), K = 96 the dual kernel.
+        foreach (int k in new[] { 100, 96 })
+        foreach (var format in new[] { QuantFormat.Mxfp4, QuantFormat.Mxfp8, QuantFormat.Nvfp4, QuantFormat.Fp8PerTensor, QuantFormat.Fp8PerRow })
+        {
+            var o = new QuantizationOptions(format) { Rounding = RoundingMode.Stochastic, Seed = 1 };
+            var values = x.Take(2 * k).ToArray();
+            using var input = context.CreateTensor<float>(values, 2, k);
+            using var q = context.Quantize(input, o).ToHost();
+            Assert.That(context.LastQuantizeKernel, Is.EqualTo("ms_smxx_quantize"), $"{o} K={k}");
+            using var expected = Quantizer.Quantize(values, 2, k, o, Backend.Reference);
+            Exact.AssertBytes(expected.Data, q.Data, $"{o} K={k} codes");
+            Exact.AssertBytes(expected.BlockScales, q.BlockScales, $"{o} K={k} scales");
+        }
     }
 }

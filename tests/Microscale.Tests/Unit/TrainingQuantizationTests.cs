@@ -6,7 +6,7 @@ namespace Microscale.Tests.Unit;
 [TestFixture]
 public sealed class TrainingQuantizationTests
 {
-    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.EachIlgpu))]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
     public void TwoDimensionalNvfp4BlocksMatchGolden(Backend backend)
     {
         TestBackends.Require(backend);
@@ -21,7 +21,7 @@ public sealed class TrainingQuantizationTests
             Assert.That(q.BlockScales.Slice(r * 4, 4).ToArray(), Is.EqualTo(q.BlockScales.Slice((r & ~15) * 4, 4).ToArray()), $"row {r}");
     }
 
-    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.EachIlgpu))]
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
     public void TransposedQuantizationMatchesGoldenAndQuantizeOfTheTranspose(Backend backend)
     {
         TestBackends.Require(backend);
@@ -50,6 +50,39 @@ public sealed class TrainingQuantizationTests
             Exact.AssertBytes(b.BlockScales, a.BlockScales, $"{o} scales");
             Exact.AssertFloats(b.DecodeScales, a.DecodeScales, $"{o} decode scales");
         }
+    }
+
+    [TestCaseSource(typeof(TestBackends), nameof(TestBackends.Each))]
+    public void BothOrientationsEqualQuantizeAndQuantizeTransposed(Backend backend)
+    {
+        TestBackends.Require(backend);
+        using var context = MicroscaleContext.Create(backend);
+        using var source = context.CreateTensor<float>(SeededGaussian.Create(48 * 96, 5), 48, 96);
+        var rowOptions = new QuantizationOptions(QuantFormat.Nvfp4) { Rounding = RoundingMode.Stochastic, Seed = 3 };
+        var columnOptions = new QuantizationOptions(QuantFormat.Nvfp4);
+        var h = HadamardTransform.CreateRandom(16, 2);
+        using var both = context.QuantizeBothOrientations(source, rowOptions, null, columnOptions, h);
+        using var rows = context.Quantize(source, rowOptions);
+        using var columns = context.QuantizeTransposed(source, columnOptions, h);
+        foreach (var (expected, actual, what) in new[] { (rows, both.Rows, "rows"), (columns, both.Columns, "columns") })
+        {
+            using var e = expected.ToHost();
+            using var a = actual.ToHost();
+            Assert.That((a.Rows, a.Columns), Is.EqualTo((e.Rows, e.Columns)), what);
+            Exact.AssertFloats(e.DecodeScales, a.DecodeScales, $"{what} decode scale");
+            Exact.AssertBytes(e.BlockScales, a.BlockScales, $"{what} scales");
+            Exact.AssertBytes(e.Data, a.Data, $"{what} codes");
+        }
+        // Caller-allocated destinations must have the source's shape and its transpose's; rotations must divide their K.
+        using var wrong = context.AllocateQuantized(48, 96, columnOptions);
+        Assert.That(Assert.Throws<ArgumentException>(() => context.QuantizeBothOrientations(source, null, both.Rows, null, wrong))!.ParamName, Is.EqualTo("columns"));
+        Assert.That(Assert.Throws<ArgumentException>(() => context.QuantizeBothOrientations(source, null, both.Columns, null, both.Columns))!.ParamName,
+                    Is.EqualTo("rows"));
+        var h64 = HadamardTransform.Create(64);
+        Assert.That(Assert.Throws<ArgumentException>(() => context.QuantizeBothOrientations(source, null, both.Rows, h64, both.Columns))!.ParamName,
+                    Is.EqualTo("columnRotation"), "48 rows are not a multiple of 64");
+        Assert.That(Assert.Throws<ArgumentException>(() => context.QuantizeBothOrientations(source, rowOptions, h64, columnOptions, null))!.ParamName,
+                    Is.EqualTo("rowRotation"), "96 columns are not a multiple of 64");
     }
 
     [Test]
