@@ -71,7 +71,7 @@ typedef struct ms_quantize_desc_t {
   const float* hadamard_signs; /* device, hadamard_block values of +-1, or NULL for all +1 */
   /* Since 0.2 (a caller whose struct_size ends before them gets round-to-nearest): */
   int32_t rounding;         /* MS_ROUND_*; stochastic for the FP formats only (not MXINT8) */
-  int32_t reserved;         /* 0 */
+  int32_t two_d_blocks;     /* 1: NVFP4 block amax over 16 rows x 16 (NUMERICS.md s9), unrotated, f32/bf16 sources */
   uint64_t seed;            /* key of the stochastic rounding's Philox random bytes */
 } ms_quantize_desc_t;
 

@@ -25,11 +25,13 @@ struct QuantizeLaunch {
   int* amax_workspace;  // rows ints (per-row) or 1
   int stochastic;       // NUMERICS.md s7 rounding of the elements, keyed by seed
   uint64_t seed;
+  int two_d;            // NVFP4 16 x 16 blocks (NUMERICS.md s9): the dual kernel only
 };
 
 // One orientation of a dual quantization: the format and options of its destination.
 struct DualSide {
   int on, format, kind, rule, swizzled, hadamard, stochastic;
+  int two_d;  // NVFP4 16 x 16 blocks (row side only)
   uint64_t seed;
   const float* signs;
   uint8_t* data;

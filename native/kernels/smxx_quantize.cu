@@ -135,13 +135,14 @@ void launch_mode(const QuantizeParams& p, const void* src, cudaStream_t stream) 
 }  // namespace
 
 void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t stream) {
-  if (q.stochastic && dual_quantize_eligible(q)) {  // the tile kernel rounds stochastically at bandwidth
+  if ((q.stochastic || q.two_d) && dual_quantize_eligible(q)) {  // the tile kernel: stochastic rounding at bandwidth, 2D blocks
     DualLaunch d{};
     d.src = q.src;
     d.src_dtype = q.src_dtype;
     d.rows = q.rows;
     d.cols = q.cols;
-    d.side[0] = DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, 1, q.seed, q.signs, q.data, q.block_scales, q.decode_scales};
+    d.side[0] = DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, q.stochastic, q.two_d, q.seed, q.signs, q.data, q.block_scales,
+                         q.decode_scales};
     d.amax_workspace = q.amax_workspace;
     launch_quantize_dual(d, multiprocessors, stream);
     return;

@@ -36,6 +36,7 @@ enum Pass { kQuantize = 0, kAmax = 1 };
 
 struct Side {
   int on, kind, rule, g;
+  int two_d;          // NVFP4 rows side: block amax over 16 rows x 16 (NUMERICS.md s9), one scale for the tile's rows
   float c;            // 1/sqrt(g)
   int stochastic;
   uint64_t seed;
@@ -166,7 +167,8 @@ __device__ __forceinline__ uint32_t pack_e2m1(const uint32_t (&m)[8], const floa
 
 // The codes and scale bytes of one chunk (32 values along K starting at k0, rotated already) of output row `row`.
 template <Family F>
-__device__ __forceinline__ void quantize_chunk(const Side& s, int row, int k0, float (&v)[kChunk]) {
+// `stored`: false for a row past the tensor that a 2D tile still reads as zeros (it takes part in the tile's amax only).
+__device__ __forceinline__ void quantize_chunk(const Side& s, int row, int k0, bool stored, float (&v)[kChunk]) {
   constexpr int kBlock = F == kNvfp4 ? 16 : 32;
   uint32_t random_lo[4], random_hi[4];  // the random bytes of the chunk's two groups of 16 (s7)
   if (s.stochastic) {
@@ -178,7 +180,13 @@ __device__ __forceinline__ void quantize_chunk(const Side& s, int row, int k0, f
 #pragma unroll
   for (int b = 0; b < kChunk / kBlock; ++b) {
     bool non_finite;
-    const float amax = range_amax<kBlock>(v, b * kBlock, non_finite);
+    float amax = range_amax<kBlock>(v, b * kBlock, non_finite);
+    if (F == kNvfp4 && s.two_d) {  // the 16 lanes of a 16-row tile (rows 16 t .. 16 t + 15: lanes 0-15 or 16-31)
+      for (int o = 1; o < 16; o <<= 1) {
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
+        non_finite |= __shfl_xor_sync(0xFFFFFFFFu, (int)non_finite, o) != 0;
+      }
+    }
     float factor = 0.0f;  // MX: x 2^-e; NVFP4: / d; 0: every code +0
     uint32_t code;
     if (F == kNvfp4) {
@@ -194,7 +202,7 @@ __device__ __forceinline__ void quantize_chunk(const Side& s, int row, int k0, f
       factor = pow2(-e);
       code = (uint32_t)(e + 127);
     }
-    if (k0 + b * kBlock < s.padded_k) s.scales[scale_offset(row, (k0 >> (F == kNvfp4 ? 4 : 5)) + b, s.scale_cols, s.swizzled)] = (uint8_t)code;
+    if (stored && k0 + b * kBlock < s.padded_k) s.scales[scale_offset(row, (k0 >> (F == kNvfp4 ? 4 : 5)) + b, s.scale_cols, s.swizzled)] = (uint8_t)code;
     constexpr int kWords = F == kMxfp8 ? kBlock / 4 : kBlock / 8;
     if (factor == 0.0f) {  // zero or non-finite block: +0 codes (lanes rarely differ here)
 #pragma unroll
@@ -241,6 +249,7 @@ __device__ __forceinline__ void quantize_chunk(const Side& s, int row, int k0, f
     }
   }
   // Stores: MX chunks are whole (padded K is a multiple of 32); NVFP4 rows may end half-way (padded K a multiple of 16).
+  if (!stored) return;
   if (F == kMxfp8) {
     if (k0 >= s.padded_k) return;
     uint4* out = reinterpret_cast<uint4*>(s.data + (int64_t)row * s.padded_k + k0);
@@ -266,7 +275,13 @@ __device__ __forceinline__ bool gather(const Params& p, const uint8_t* tile, boo
   if (!column) {
     row = tile_r + r0 + lane;
     k0 = tile_c + c0 + part * kChunk;
-    if (row >= p.rows || k0 >= p.side[0].padded_k) return false;
+    if (k0 >= p.side[0].padded_k) return false;  // the same for every lane
+    if (row >= p.rows) {  // 2D tiles: the lane still takes part in its tile's amax, with zeros
+      if (!p.side[0].two_d) return false;
+#pragma unroll
+      for (int e = 0; e < kChunk; ++e) v[e] = 0.0f;
+      return true;
+    }
     const uint8_t* base = tile + (r0 + lane) * kRowBytes + (c0 + part * kChunk) * (int)sizeof(T);
     if constexpr (sizeof(T) == 2) {
 #pragma unroll
@@ -346,7 +361,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) dual_kernel(Params 
       const Side& s = column ? s1 : s0;
       if (s.g) rotate(s, column ? negative1 : negative0, k0, v);
       if (P == kQuantize) {
-        quantize_chunk<F>(s, row, k0, v);
+        quantize_chunk<F>(s, row, k0, column || row < p.rows, v);
       } else {
         bool non_finite;
         const float m = range_amax<kChunk>(v, 0, non_finite);
@@ -402,6 +417,7 @@ Family family_of(const DualSide& s) { return s.format == kFmtNvfp4 ? kNvfp4 : s.
 bool dual_quantize_eligible(const QuantizeLaunch& q) {
   const bool format = q.format == kFmtMxfp4 || q.format == kFmtMxfp8 || q.format == kFmtNvfp4;
   const int granule = q.src_dtype == 1 ? 8 : 4;
+  if (q.two_d && (q.format != kFmtNvfp4 || q.hadamard != 0)) return false;
   return format && (q.src_dtype == 0 || q.src_dtype == 1) && q.cols % granule == 0 && reinterpret_cast<uintptr_t>(q.src) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(q.data) % 16 == 0 && (q.hadamard == 0 || q.hadamard == 16 || q.hadamard == 32);
 }
@@ -435,6 +451,7 @@ void launch_quantize_dual(const DualLaunch& d, int multiprocessors, cudaStream_t
     s.scales = in.block_scales;
     s.decode_scale = in.decode_scales;
     s.signs = in.signs;
+    s.two_d = in.two_d;
     if (in.swizzled) {
       const int64_t bytes = (int64_t)((s.out_rows + 127) / 128 * 128) * ((s.scale_cols + 3) / 4 * 4);
       check_cuda(cudaMemsetAsync(in.block_scales, 0, (size_t)bytes, stream), "cudaMemsetAsync(block_scales)");

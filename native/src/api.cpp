@@ -95,6 +95,7 @@ ms::QuantizeLaunch launch_of(const ms_quantize_desc_t* desc, const void* src, co
   q.src = src;
   q.stochastic = rounding_of(desc) == MS_ROUND_STOCHASTIC;
   q.seed = q.stochastic ? desc->seed : 0;
+  q.two_d = desc->struct_size >= sizeof(ms_quantize_desc_t) && desc->two_d_blocks;
   if (dst) {
     q.data = static_cast<uint8_t*>(dst->data);
     q.block_scales = static_cast<uint8_t*>(dst->block_scales);
@@ -125,9 +126,14 @@ size_t amax_bytes(const ms_qtensor_t* dst) {
   return sizeof(int) * (dst->format == MS_FMT_FP8_ROW ? (size_t)dst->rows : 1);
 }
 
-void check_rounding_applies(const ms_quantize_desc_t* desc, const ms_qtensor_t* dst, const char* arg) {
+// The options of a desc that depend on the destination: stochastic rounding (FP formats), 2D blocks (NVFP4, unrotated).
+void check_options_apply(const ms_quantize_desc_t* desc, const ms_qtensor_t* dst, const char* arg) {
   MS_CHECK_ARG(rounding_of(desc) == MS_ROUND_NEAREST || dst->format != MS_FMT_MXINT8, arg,
                "%s.rounding: stochastic rounding is defined for the FP formats only, not %s", arg, format_name(dst->format));
+  const bool two_d = desc->struct_size >= sizeof(ms_quantize_desc_t) && desc->two_d_blocks != 0;
+  MS_CHECK_ARG(!two_d || (dst->format == MS_FMT_NVFP4 && desc->hadamard_block == 0), arg,
+               "%s.two_d_blocks: 16 x 16 blocks apply to unrotated nvfp4 only, not %s%s", arg, format_name(dst->format),
+               desc->hadamard_block ? " with a rotation" : "");
 }
 
 // The operand pairs of NUMERICS.md s5 (the same table as the managed GemmPairs).
@@ -259,7 +265,7 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   check_qtensor(dst, "dst");
   MS_CHECK_ARG(dst->format != MS_FMT_DENSE, "dst", "dst: must be a quantized format");
   check_quantize_desc(desc, src, dst->cols);
-  check_rounding_applies(desc, dst, "desc");
+  check_options_apply(desc, dst, "desc");
   size_t needed = amax_bytes(dst);
   MS_CHECK_ARG(workspace_bytes >= needed && (needed == 0 || workspace != nullptr), "workspace",
                "workspace: needs %zu bytes, got %zu", needed, workspace_bytes);
@@ -267,6 +273,9 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   ms::require_current_context(stream);
   ms::QuantizeLaunch q = launch_of(desc, src, dst, dst->rows, dst->cols);
   q.amax_workspace = static_cast<int*>(workspace);
+  if (q.two_d && !ms::dual_quantize_eligible(q))
+    ms::fail(MS_ERR_UNSUPPORTED, "desc.two_d_blocks", "desc.two_d_blocks: 16 x 16 blocks need an f32 or bf16 source with rows of whole 16-byte "
+             "pieces, 16-byte aligned src and data");
   ms::launch_quantize(q, ms::Driver::get().multiprocessors(), static_cast<cudaStream_t>(stream));
   MS_API_END
 }
@@ -301,7 +310,9 @@ MS_API ms_status_t ms_quantize_dual(const void* src, int32_t rows, int32_t cols,
     format = dst->format;
     MS_CHECK_ARG(desc != nullptr, desc_args[i], "%s: must not be NULL", desc_args[i]);
     check_quantize_desc(desc, src, k);
-    check_rounding_applies(desc, dst, desc_args[i]);
+    check_options_apply(desc, dst, desc_args[i]);
+    MS_CHECK_ARG(i == 0 || desc->struct_size < sizeof(ms_quantize_desc_t) || !desc->two_d_blocks, desc_args[i],
+                 "%s.two_d_blocks: the dual quantizer writes 16 x 16 blocks on the row side only", desc_args[i]);
     MS_CHECK_ARG(desc->src_dtype == MS_DTYPE_F32 || desc->src_dtype == MS_DTYPE_BF16, desc_args[i], "%s.src_dtype: must be f32 or bf16, got %d",
                  desc_args[i], desc->src_dtype);
     MS_CHECK_ARG(i == 0 || !row_dst || desc->src_dtype == row_desc->src_dtype, desc_args[i], "%s.src_dtype: must equal row_desc.src_dtype",
@@ -311,7 +322,7 @@ MS_API ms_status_t ms_quantize_dual(const void* src, int32_t rows, int32_t cols,
     check_aligned(dst->data, 16, dst_args[i]);
     d.src_dtype = desc->src_dtype;
     ms::QuantizeLaunch q = launch_of(desc, src, dst, dst->rows, dst->cols);
-    d.side[i] = ms::DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, q.stochastic, q.seed, q.signs, q.data, q.block_scales,
+    d.side[i] = ms::DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, q.stochastic, q.two_d, q.seed, q.signs, q.data, q.block_scales,
                              q.decode_scales};
   }
   MS_CHECK_ARG(cols % (d.src_dtype == MS_DTYPE_BF16 ? 8 : 4) == 0, "cols", "cols: must be a multiple of 16 bytes of the source (%d values), got %d",

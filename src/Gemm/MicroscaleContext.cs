@@ -334,8 +334,8 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfForeign(columns, nameof(columns));
         int kind = OutputConvert.Kind<T>(nameof(source));
         CheckOrientations(source, rowRotation, rows, columnRotation, columns);
-        if (IsNative && rows.Options.Format == columns.Options.Format && NativeOps.DualTakes(rows.Options, rowRotation, kind, source.Columns) &&
-            NativeOps.DualTakes(columns.Options, columnRotation, kind, source.Columns))
+        if (IsNative && rows.Options.Format == columns.Options.Format && NativeOps.DualTakes(rows.Options, rowRotation, kind, source.Columns, rowSide: true) &&
+            NativeOps.DualTakes(columns.Options, columnRotation, kind, source.Columns, rowSide: false))
         {
             NativeOps.QuantizeDual(_device!, source.Storage, kind, source.Rows, source.Columns, rows.Options, rowRotation, rows.Storage,
                                    columns.Options, columnRotation, columns.Storage);
@@ -366,7 +366,7 @@ public sealed class MicroscaleContext : IDisposable
         if (destination.Rows != source.Columns || destination.Columns != source.Rows)
             ThrowHelper.ThrowArgument(nameof(destination), $"destination is [{destination.Rows}, {destination.Columns}]; the source's transpose is [{source.Columns}, {source.Rows}].");
         int kind = OutputConvert.Kind<T>(nameof(source));
-        if (IsNative && NativeOps.DualTakes(destination.Options, rotation, kind, source.Columns))
+        if (IsNative && NativeOps.DualTakes(destination.Options, rotation, kind, source.Columns, rowSide: false))
         {
             rotation?.ThrowIfColumnsNotMultiple(source.Rows, nameof(source));
             NativeOps.QuantizeDual(_device!, source.Storage, kind, source.Rows, source.Columns, destination.Options, null, null, destination.Options,
@@ -448,7 +448,9 @@ public sealed class MicroscaleContext : IDisposable
             ThrowHelper.ThrowArgument(nameof(rotation), "Two-dimensional NVFP4 blocks (weights) are not combined with a Hadamard rotation.");
         int rows = source.Rows, columns = source.Columns;
         var parts = destination.Storage;
-        if (IsNative && NativeOps.Supports(options))
+        // Natively: every format but MXINT6/4 and NVINT4; NVFP4 2D blocks where the dual kernel reads the source.
+        if (IsNative && (NativeOps.Supports(options) ||
+                         (options.TwoDimensionalBlocks && NativeOps.DualTakes(options, rotation, OutputConvert.Kind<T>(nameof(source)), columns, rowSide: true))))
         {
             NativeOps.Quantize(_device!, source.Storage, OutputConvert.Kind<T>(nameof(source)), rows, columns, options, rotation, parts);
             LastQuantizeKernel = "ms_smxx_quantize";

@@ -34,7 +34,7 @@ internal struct MsQuantizeDesc
     public int HadamardBlock;
     public nint HadamardSigns;
     public int Rounding;
-    public int Reserved;
+    public int TwoDimensionalBlocks;
     public ulong Seed;
 
     public static MsQuantizeDesc Create() => new() { StructSize = (uint)Marshal.SizeOf<MsQuantizeDesc>() };

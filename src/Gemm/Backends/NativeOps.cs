@@ -22,14 +22,16 @@ internal static class NativeOps
 
     /// <summary>Whether the dual (both orientations, one read) kernel takes a destination of these options with this rotation
     /// from a source of <paramref name="columns"/> values per row of <paramref name="sourceKind"/> (F32 or BF16): MXFP4, MXFP8,
-    /// NVFP4 with 1D blocks, rotations of 16 or 32, rows of whole 16-byte pieces, non-finite policy Propagate.</summary>
-    public static bool DualTakes(QuantizationOptions options, HadamardTransform? rotation, int sourceKind, int columns) =>
-        options.Format is QuantFormat.Mxfp4 or QuantFormat.Mxfp8 or QuantFormat.Nvfp4 && !options.TwoDimensionalBlocks &&
+    /// NVFP4, rotations of 16 or 32, rows of whole 16-byte pieces, non-finite policy Propagate; NVFP4 2D blocks unrotated and on
+    /// the <paramref name="rowSide"/> only.</summary>
+    public static bool DualTakes(QuantizationOptions options, HadamardTransform? rotation, int sourceKind, int columns, bool rowSide) =>
+        options.Format is QuantFormat.Mxfp4 or QuantFormat.Mxfp8 or QuantFormat.Nvfp4 &&
+        (!options.TwoDimensionalBlocks || (rowSide && rotation is null)) &&
         options.NonFinite == NonFinitePolicy.Propagate && (rotation is null || rotation.BlockSize <= 32) &&
         (sourceKind == 1 ? columns % 8 == 0 : sourceKind == 0 && columns % 4 == 0);
 
-    /// <summary>Whether libmicroscale's GEMM reads operands of these options: its formats, however they were quantized (the ILGPU
-    /// kernels' stochastic rounding and NVFP4 2D blocks change the bytes, not the layout: NUMERICS.md §7, §9).</summary>
+    /// <summary>Whether libmicroscale's GEMM reads operands of these options: its formats, however they were quantized (stochastic
+    /// rounding and NVFP4 2D blocks change the bytes, not the layout: NUMERICS.md §7, §9).</summary>
     public static bool GemmReads(QuantizationOptions options) => options.Format <= QuantFormat.Fp8PerRow || options.Format == QuantFormat.Mxint8;
 
     private static nint Pointer<T>(TensorStorage<T> storage) where T : unmanaged =>
@@ -77,6 +79,7 @@ internal static class NativeOps
         desc.HadamardSigns = signs;
         if (options?.Rounding == RoundingMode.Stochastic)
             (desc.Rounding, desc.Seed) = (MsAbi.RoundStochastic, options.Seed);
+        desc.TwoDimensionalBlocks = options?.TwoDimensionalBlocks == true ? 1 : 0;
         return desc;
     }
 

@@ -21,7 +21,8 @@ public sealed class DualQuantizeGpuTests : NativeFixture
             new QuantizationOptions(QuantFormat.Mxfp8) { Element = Fp8Element.E5M2 },
             new QuantizationOptions(QuantFormat.Nvfp4),
             new QuantizationOptions(QuantFormat.Nvfp4) { Layout = ScaleLayout.Swizzled128x4 },
-        }.Select(o => new TestCaseData(o).SetArgDisplayNames(o.ToString() + (o.Element == Fp8Element.E5M2 ? "-e5m2" : "")));
+            new QuantizationOptions(QuantFormat.Nvfp4) { TwoDimensionalBlocks = true },  // rows only; the columns take 1D blocks
+        }.Select(o => new TestCaseData(o).SetArgDisplayNames(o.ToString().Replace('/', '-') + (o.Element == Fp8Element.E5M2 ? "-e5m2" : "")));
 
     // Gaussian values with a heavy tail; with `specials`, a NaN, +-Inf, huge, tiny and an all-zero row.
     private static float[] Input(int rows, int columns, int seed, bool specials)
@@ -49,14 +50,15 @@ public sealed class DualQuantizeGpuTests : NativeFixture
         foreach (bool bf16 in new[] { true, false })
         foreach (int g in new[] { 0, 16, 32 })
         {
-            var rowRotation = g != 0 && columns % g == 0 ? HadamardTransform.CreateRandom(g, rows + g) : null;
+            var rowRotation = g != 0 && columns % g == 0 && !format.TwoDimensionalBlocks ? HadamardTransform.CreateRandom(g, rows + g) : null;
             var columnRotation = g != 0 && rows % g == 0 ? HadamardTransform.CreateRandom(g, columns + 3 * g) : null;
             if (g != 0 && rowRotation is null && columnRotation is null)
                 continue;
             // Stochastic rounding on neither side, the rows, the columns, both, in turn.
             var stochastic = format with { Rounding = RoundingMode.Stochastic };
             var rowOptions = cases % 4 is 1 or 3 ? stochastic with { Seed = (ulong)(1000 + cases) } : format;
-            var columnOptions = cases % 4 is 2 or 3 ? stochastic with { Seed = (ulong)(2000 + cases) } : format;
+            var columnFormat = format with { TwoDimensionalBlocks = false };
+            var columnOptions = cases % 4 is 2 or 3 ? columnFormat with { Rounding = RoundingMode.Stochastic, Seed = (ulong)(2000 + cases) } : columnFormat;
             var values = Input(rows, columns, seed: cases + 1, specials: cases % 3 == 0);
             string what = $"{format} {rows}x{columns} {(bf16 ? "bf16" : "f32")} rows({rowRotation}, {rowOptions}) columns({columnRotation}, {columnOptions})";
             if (bf16)

@@ -109,6 +109,9 @@ public sealed class NativeAbiTests
         colDesc.HadamardBlock = 64;
         Assert.That(Argument(128, 64, &rowDesc, &rowDst, &colDesc, &colDst), Is.EqualTo("col_desc"), "rotations of 16 or 32");
         colDesc.HadamardBlock = 0;
+        colDesc.TwoDimensionalBlocks = 1;
+        Assert.That(Argument(128, 64, &rowDesc, &rowDst, &colDesc, &colDst), Is.EqualTo("col_desc"), "2D blocks: nvfp4 rows only");
+        colDesc.TwoDimensionalBlocks = 0;
         colDesc.SrcDType = 0;
         Assert.That(Argument(128, 64, &rowDesc, &rowDst, &colDesc, &colDst), Is.EqualTo("col_desc"), "one source dtype");
         colDesc.SrcDType = 1;
