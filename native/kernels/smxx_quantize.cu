@@ -157,7 +157,7 @@ void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t 
   if (!mx) {
     int count = q.format == kFmtFp8Row ? q.rows : 1;
     check_cuda(cudaMemsetAsync(q.amax_workspace, 0, sizeof(int) * count, stream), "cudaMemsetAsync(workspace)");
-    launch_mode<kAbsMax>(p, q.src, stream);
+    if (!launch_quantize_bf16_amax(q, multiprocessors, stream)) launch_mode<kAbsMax>(p, q.src, stream);
     float divisor = q.format == kFmtNvfp4 ? 2688.0f : element_max(q.kind);
     decode_scales_kernel<<<(count + 255) / 256, 256, 0, stream>>>(q.amax_workspace, q.decode_scales, count, divisor);
     check_cuda(cudaGetLastError(), "decode scale kernel launch");

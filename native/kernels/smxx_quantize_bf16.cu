@@ -3,7 +3,7 @@
 // (smxx_quantize.cu) and so to the reference, but built for bandwidth:
 //  - a lane loads 8 BF16 values with one 16-byte load (a warp: one 256-value segment), rotates them in registers with the
 //    same operation order (segment.cuh), and writes its codes with one 4-byte (FP4) or 8-byte (FP8) store;
-//  - E2M1 rounding is the binary32 rounding of |x| * {2, 1, 1/2} + 1.5 * 2^23 (no integer codec), FP8 is cvt.rn.satfinite
+//  - E2M1 codes are the smallest of three binary32 roundings onto 1.5 * 2^23 (fast_encode.cuh), FP8 is cvt.rn.satfinite
 //    (sm_89+; exactly NUMERICS' satfinite conversion), and the divisions x / d of NVFP4 and FP8 are Markstein's correction
 //    of x * RN(1/d) (two FMAs; correctly rounded while d and 1/d are normal, else the IEEE division);
 //  - FP8 per-row: one CTA per row keeps the row in registers (K <= 16384), so the row amax costs no second read.
@@ -56,13 +56,14 @@ __device__ __forceinline__ void store8(const QuantizeParams& p, int row, int col
     if (zero) out = make_uint2(0, 0);
     *reinterpret_cast<uint2*>(p.data + index) = out;
   } else {
-    uint32_t packed = 0;
+    float x[kE];
+    uint32_t m[kE];
 #pragma unroll
     for (int e = 0; e < kE; ++e) {
-      const float x = F == kMx ? __fmul_rn(v[e], factor) : div(v[e]);
-      packed |= e2m1_code(x) << (4 * e);
+      x[e] = F == kMx ? __fmul_rn(v[e], factor) : div(v[e]);
+      m[e] = e2m1_magnitude(x[e]);
     }
-    *reinterpret_cast<uint32_t*>(p.data + (index >> 1)) = zero ? 0u : packed;
+    *reinterpret_cast<uint32_t*>(p.data + (index >> 1)) = zero ? 0u : pack_e2m1(m, x);
   }
 }
 
@@ -95,6 +96,27 @@ __global__ void __launch_bounds__(32 * kWarps) segment_kernel(QuantizeParams p, 
     if (lane % lanes == 0) p.block_scales[scale_offset(row, col0 / p.block, p.scale_cols, p.swizzled)] = (uint8_t)scale_code;
     store8<F>(p, row, col0, v, factor, div, factor == 0.0f);
   }
+}
+
+// The finite amax (binary32 bits, into p.amax[0]) of the (rotated) tensor for NVFP4 and FP8 per-tensor: the segments' 16-byte
+// loads, a running max per warp over its grid-stride items, one atomic per warp.
+__global__ void __launch_bounds__(32 * kWarps) amax_kernel(QuantizeParams p, const uint16_t* src) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = (int64_t)gridDim.x * kWarps, items = (int64_t)p.seg.rows * p.seg.segs_per_row;
+  uint32_t running = 0;
+  for (int64_t item = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5); item < items; item += warps) {
+    const int row = (int)(item / p.seg.segs_per_row);
+    const int first = (int)(item - (int64_t)row * p.seg.segs_per_row) * kSegment;
+    float v[kE];
+    load8(p, src, row, first, lane, v);
+#pragma unroll
+    for (int e = 0; e < kE; ++e) {
+      const uint32_t bits = abs_bits(v[e]);
+      running = bits > running && is_finite_bits(bits) ? bits : running;
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) running = max(running, __shfl_xor_sync(0xFFFFFFFFu, running, o));
+  if (lane == 0 && running != 0) atomicMax(p.amax, (int)running);
 }
 
 // FP8 per-row: a CTA holds one row in registers (warp w: segments w, w + 16, ...), reduces its finite amax, writes the
@@ -149,6 +171,15 @@ bool launch_quantize_bf16_rows(const QuantizeLaunch& q, cudaStream_t stream) {
   if (q.format != kFmtFp8Row || !eligible(q) || q.cols > kMaxRowColumns) return false;
   row_kernel<<<q.rows, 32 * kRowWarps, 0, stream>>>(params_for(q, kSegment), static_cast<const uint16_t*>(q.src));
   check_cuda(cudaGetLastError(), "BF16 row quantize launch");
+  return true;
+}
+
+bool launch_quantize_bf16_amax(const QuantizeLaunch& q, int multiprocessors, cudaStream_t stream) {
+  if (!eligible(q) || (q.format != kFmtNvfp4 && q.format != kFmtFp8Tensor)) return false;
+  const QuantizeParams p = params_for(q, kSegment);
+  const int64_t items = (int64_t)q.rows * p.seg.segs_per_row, blocks = (items + kWarps - 1) / kWarps, cap = (int64_t)multiprocessors * 16;
+  amax_kernel<<<(int)(blocks < cap ? blocks : cap), 32 * kWarps, 0, stream>>>(p, static_cast<const uint16_t*>(q.src));
+  check_cuda(cudaGetLastError(), "BF16 amax launch");
   return true;
 }
 

@@ -7,17 +7,6 @@
 
 namespace ms {
 
-// E2M1 RNE, saturating, of a finite binary32 (bit-identical to to_e2m1): |x| below 2 rounds to halves, [2, 4) to
-// integers, from 4 to even integers; each is the binary32 rounding of |x| * {2, 1, 1/2} + 1.5 * 2^23 (ulp 1 there).
-__device__ __forceinline__ uint32_t e2m1_code(float x) {
-  const float a = fminf(fabsf(x), 8.0f);
-  const bool ge2 = a >= 2.0f, ge4 = a >= 4.0f;
-  const float m = ge4 ? 0.5f : ge2 ? 1.0f : 2.0f;
-  const uint32_t bias = ge4 ? 0x4B3FFFFCu : ge2 ? 0x4B3FFFFEu : 0x4B400000u;  // 0x4B400000 - {4, 2, 0}
-  const uint32_t code = __float_as_uint(__fmaf_rn(a, m, 12582912.0f)) - bias;
-  return (code < 7u ? code : 7u) | ((__float_as_uint(x) >> 28) & 8u);
-}
-
 // RN(a / d) for a >= 0 finite, d > 0, y = RN(1/d), d and y normal: Markstein's theorem (q within one ulp, the remainder
 // a - d q exact by FMA, one corrected rounding). The remainder is exact while a >= 2^-102; a smaller a only matters when
 // the quotient is at least 2^-18 (E5M2 smallest half-step), which needs d < 2^-84: Divider scales a and d by
@@ -58,6 +47,40 @@ __device__ __forceinline__ uint32_t fp8x2(float lo, float hi, int kind) {
 #else
   return encode(lo, kind) | (encode(hi, kind) << 8);
 #endif
+}
+
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t selector) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(selector));
+  return r;
+}
+
+// E2M1 magnitude of a = |x| (finite, scaled) as a binary32 whose low byte is the code: the smallest of RNE(2a),
+// RNE(a) + 2, RNE(a / 2) + 4 and 7, each one FMA onto 1.5 * 2^23 (ulp 1 there). The right one of the three (a below 2,
+// below 4, from 4) is never above the others (2a <= a + 2 <= a / 2 + 4 below 2, and so on), and RNE(y) + 2k = RNE(y + 2k),
+// so ties still go to even codes. Bit-identical to to_e2m1 (formats.cuh).
+__device__ __forceinline__ uint32_t e2m1_magnitude(float x) {
+  const float a = fabsf(x), magic = 12582912.0f;
+  const float c1 = __fmaf_rn(a, 2.0f, magic), c2 = __fadd_rn(a, magic + 2.0f), c3 = __fmaf_rn(a, 0.5f, magic + 4.0f);
+  return __float_as_uint(fminf(fminf(c1, c2), fminf(c3, magic + 7.0f)));
+}
+
+// Packs 8 E2M1 codes, the low byte of each of m[0..7] (< 16), into nibbles 0..7 of a word: bytes of the even and the odd
+// elements gathered with byte permutes, then even | odd << 4. `signs`: when set, bit 31 of sign_source[e] becomes bit 3 of
+// nibble e (the prmt sign-replicate mode copies a byte's msb).
+__device__ __forceinline__ uint32_t pack_e2m1(const uint32_t (&m)[8], const float* sign_source) {
+  uint32_t even = prmt(prmt(m[0], m[2], 0x0040), prmt(m[4], m[6], 0x0040), 0x5410);
+  uint32_t odd = prmt(prmt(m[1], m[3], 0x0040), prmt(m[5], m[7], 0x0040), 0x5410);
+  if (sign_source) {
+    uint32_t b[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) b[e] = __float_as_uint(sign_source[e]);
+    const uint32_t even_signs = prmt(prmt(b[0], b[2], 0x00FB), prmt(b[4], b[6], 0x00FB), 0x5410);
+    const uint32_t odd_signs = prmt(prmt(b[1], b[3], 0x00FB), prmt(b[5], b[7], 0x00FB), 0x5410);
+    even |= even_signs & 0x08080808u;
+    odd |= odd_signs & 0x08080808u;
+  }
+  return even + (odd << 4);
 }
 
 // Stochastic rounding (NUMERICS.md s7) of a finite scaled value x with random byte r, the steps of stochastic.cuh's
