@@ -39,6 +39,12 @@ struct DualSide {
   float* decode_scales;
 };
 
+// The side a single-orientation launch describes.
+inline DualSide dual_side_of(const QuantizeLaunch& q) {
+  return DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, q.stochastic, q.two_d, q.seed, q.signs, q.data, q.block_scales,
+                  q.decode_scales};
+}
+
 // Both orientations of src [rows, cols] in one read (smxx_quantize_dual.cu): side[0] = Quantize(src) [rows, cols],
 // side[1] = Quantize(src^T) [cols, rows]; either may be off.
 struct DualLaunch {
@@ -62,6 +68,8 @@ bool launch_quantize_bf16_segments(const QuantizeLaunch& q, cudaStream_t stream)
 bool dual_quantize_eligible(const QuantizeLaunch& q);
 constexpr size_t kDualWorkspaceBytes = 2 * sizeof(int);
 void launch_quantize_dual(const DualLaunch& d, int multiprocessors, cudaStream_t stream);
+// Zeroes the swizzled 128x4 scale layout of [rows, scale_cols] scales, padding included (quantizers write only real blocks).
+void clear_swizzled_scales(uint8_t* block_scales, int rows, int scale_cols, cudaStream_t stream);
 // Writes the first non-finite row-major index (or INT64_MAX) of the (rotated) source to *device_index.
 void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_index, cudaStream_t stream);
 void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);

@@ -141,8 +141,7 @@ void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t 
     d.src_dtype = q.src_dtype;
     d.rows = q.rows;
     d.cols = q.cols;
-    d.side[0] = DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, q.stochastic, q.two_d, q.seed, q.signs, q.data, q.block_scales,
-                         q.decode_scales};
+    d.side[0] = dual_side_of(q);
     d.amax_workspace = q.amax_workspace;
     launch_quantize_dual(d, multiprocessors, stream);
     return;
@@ -150,10 +149,7 @@ void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t 
   if (launch_quantize_bf16_rows(q, stream)) return;  // FP8 per-row from BF16: row amax and codes in one pass
   QuantizeParams p = params_for(q);
   bool mx = is_mx_format(q.format);
-  if (q.block_scales && q.swizzled) {
-    int64_t bytes = (int64_t)((q.rows + 127) / 128 * 128) * ((q.scale_cols + 3) / 4 * 4);
-    check_cuda(cudaMemsetAsync(q.block_scales, 0, (size_t)bytes, stream), "cudaMemsetAsync(block_scales)");
-  }
+  if (q.block_scales && q.swizzled) clear_swizzled_scales(q.block_scales, q.rows, q.scale_cols, stream);
   if (!mx) {
     int count = q.format == kFmtFp8Row ? q.rows : 1;
     check_cuda(cudaMemsetAsync(q.amax_workspace, 0, sizeof(int) * count, stream), "cudaMemsetAsync(workspace)");
@@ -165,6 +161,11 @@ void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t 
   if (launch_quantize_bf16_segments(q, stream)) return;
   if (q.format == kFmtFp8Tensor || q.format == kFmtFp8Row) launch_mode<kFp8Quantize>(p, q.src, stream);
   else launch_mode<kBlockQuantize>(p, q.src, stream);
+}
+
+void clear_swizzled_scales(uint8_t* block_scales, int rows, int scale_cols, cudaStream_t stream) {
+  const int64_t bytes = (int64_t)((rows + 127) / 128 * 128) * ((scale_cols + 3) / 4 * 4);
+  check_cuda(cudaMemsetAsync(block_scales, 0, (size_t)bytes, stream), "cudaMemsetAsync(block_scales)");
 }
 
 void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_index, cudaStream_t stream) {

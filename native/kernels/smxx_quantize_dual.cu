@@ -418,10 +418,7 @@ void launch_quantize_dual(const DualLaunch& d, int multiprocessors, cudaStream_t
     s.decode_scale = in.decode_scales;
     s.signs = in.signs;
     s.two_d = in.two_d;
-    if (in.swizzled) {
-      const int64_t bytes = (int64_t)((s.out_rows + 127) / 128 * 128) * ((s.scale_cols + 3) / 4 * 4);
-      check_cuda(cudaMemsetAsync(in.block_scales, 0, (size_t)bytes, stream), "cudaMemsetAsync(block_scales)");
-    }
+    if (in.swizzled) clear_swizzled_scales(in.block_scales, s.out_rows, s.scale_cols, stream);
   }
   const Family f = family_of(d.side[d.side[0].on ? 0 : 1]);
   if (d.src_dtype == 1) {

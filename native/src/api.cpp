@@ -74,10 +74,11 @@ void check_qtensor(const ms_qtensor_t* t, const char* arg) {
   }
 }
 
-// The desc's rounding: fields a caller's older, shorter struct ends before read as their defaults.
+// The desc's fields added after the first ABI: those a caller's older, shorter struct ends before read as their defaults.
 static_assert(MS_QUANTIZE_DUAL_WORKSPACE_BYTES == ms::kDualWorkspaceBytes, "the header states the dual workspace");
 constexpr size_t kQuantizeDescV1 = offsetof(ms_quantize_desc_t, rounding);
 int32_t rounding_of(const ms_quantize_desc_t* desc) { return desc->struct_size >= sizeof(ms_quantize_desc_t) ? desc->rounding : MS_ROUND_NEAREST; }
+bool two_d_of(const ms_quantize_desc_t* desc) { return desc->struct_size >= sizeof(ms_quantize_desc_t) && desc->two_d_blocks != 0; }
 
 ms::QuantizeLaunch launch_of(const ms_quantize_desc_t* desc, const void* src, const ms_qtensor_t* dst, int rows, int cols) {
   ms::QuantizeLaunch q{};
@@ -95,7 +96,7 @@ ms::QuantizeLaunch launch_of(const ms_quantize_desc_t* desc, const void* src, co
   q.src = src;
   q.stochastic = rounding_of(desc) == MS_ROUND_STOCHASTIC;
   q.seed = q.stochastic ? desc->seed : 0;
-  q.two_d = desc->struct_size >= sizeof(ms_quantize_desc_t) && desc->two_d_blocks;
+  q.two_d = two_d_of(desc);
   if (dst) {
     q.data = static_cast<uint8_t*>(dst->data);
     q.block_scales = static_cast<uint8_t*>(dst->block_scales);
@@ -122,7 +123,7 @@ void check_quantize_desc(const ms_quantize_desc_t* desc, const void* src, int co
 
 size_t amax_bytes(const ms_qtensor_t* dst) {
   if (is_mx(dst->format)) return 0;
-  if (dst->format == MS_FMT_NVFP4) return ms::kDualWorkspaceBytes;  // the stochastic path takes it through the dual kernel
+  if (dst->format == MS_FMT_NVFP4) return ms::kDualWorkspaceBytes;  // stochastic and 2D launches take it through the dual kernel
   return sizeof(int) * (dst->format == MS_FMT_FP8_ROW ? (size_t)dst->rows : 1);
 }
 
@@ -130,8 +131,7 @@ size_t amax_bytes(const ms_qtensor_t* dst) {
 void check_options_apply(const ms_quantize_desc_t* desc, const ms_qtensor_t* dst, const char* arg) {
   MS_CHECK_ARG(rounding_of(desc) == MS_ROUND_NEAREST || dst->format != MS_FMT_MXINT8, arg,
                "%s.rounding: stochastic rounding is defined for the FP formats only, not %s", arg, format_name(dst->format));
-  const bool two_d = desc->struct_size >= sizeof(ms_quantize_desc_t) && desc->two_d_blocks != 0;
-  MS_CHECK_ARG(!two_d || (dst->format == MS_FMT_NVFP4 && desc->hadamard_block == 0), arg,
+  MS_CHECK_ARG(!two_d_of(desc) || (dst->format == MS_FMT_NVFP4 && desc->hadamard_block == 0), arg,
                "%s.two_d_blocks: 16 x 16 blocks apply to unrotated nvfp4 only, not %s%s", arg, format_name(dst->format),
                desc->hadamard_block ? " with a rotation" : "");
 }
@@ -311,7 +311,7 @@ MS_API ms_status_t ms_quantize_dual(const void* src, int32_t rows, int32_t cols,
     MS_CHECK_ARG(desc != nullptr, desc_args[i], "%s: must not be NULL", desc_args[i]);
     check_quantize_desc(desc, src, k);
     check_options_apply(desc, dst, desc_args[i]);
-    MS_CHECK_ARG(i == 0 || desc->struct_size < sizeof(ms_quantize_desc_t) || !desc->two_d_blocks, desc_args[i],
+    MS_CHECK_ARG(i == 0 || !two_d_of(desc), desc_args[i],
                  "%s.two_d_blocks: the dual quantizer writes 16 x 16 blocks on the row side only", desc_args[i]);
     MS_CHECK_ARG(desc->src_dtype == MS_DTYPE_F32 || desc->src_dtype == MS_DTYPE_BF16, desc_args[i], "%s.src_dtype: must be f32 or bf16, got %d",
                  desc_args[i], desc->src_dtype);
@@ -322,8 +322,7 @@ MS_API ms_status_t ms_quantize_dual(const void* src, int32_t rows, int32_t cols,
     check_aligned(dst->data, 16, dst_args[i]);
     d.src_dtype = desc->src_dtype;
     ms::QuantizeLaunch q = launch_of(desc, src, dst, dst->rows, dst->cols);
-    d.side[i] = ms::DualSide{1, q.format, q.kind, q.rule, q.swizzled, q.hadamard, q.stochastic, q.two_d, q.seed, q.signs, q.data, q.block_scales,
-                             q.decode_scales};
+    d.side[i] = ms::dual_side_of(q);
   }
   MS_CHECK_ARG(cols % (d.src_dtype == MS_DTYPE_BF16 ? 8 : 4) == 0, "cols", "cols: must be a multiple of 16 bytes of the source (%d values), got %d",
                d.src_dtype == MS_DTYPE_BF16 ? 8 : 4, cols);

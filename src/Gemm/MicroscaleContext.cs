@@ -228,10 +228,16 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfDisposed();
         ThrowIfForeign(source, nameof(source));
         QuantizerChecks.ValidateShape(source.Length, source.Rows, source.Columns, options, nameof(source));
-        var destination = AllocateQuantized(source.Rows, source.Columns, options);
+        return AllocateAndFill(source.Rows, source.Columns, options, destination => QuantizeInto(source, rotation, destination));
+    }
+
+    // A new tensor [rows, columns] that `fill` writes; disposed again when it throws.
+    private QuantizedTensor AllocateAndFill(int rows, int columns, QuantizationOptions options, Action<QuantizedTensor> fill)
+    {
+        var destination = AllocateQuantized(rows, columns, options);
         try
         {
-            QuantizeInto(source, rotation, destination);
+            fill(destination);
         }
         catch
         {
@@ -262,17 +268,7 @@ public sealed class MicroscaleContext : IDisposable
         ThrowIfDisposed();
         ThrowIfForeign(source, nameof(source));
         QuantizerChecks.ValidateShape(source.Length, source.Columns, source.Rows, options, nameof(source));
-        var destination = AllocateQuantized(source.Columns, source.Rows, options);
-        try
-        {
-            QuantizeTransposedInto(source, rotation, destination);
-        }
-        catch
-        {
-            destination.Dispose();
-            throw;
-        }
-        return destination;
+        return AllocateAndFill(source.Columns, source.Rows, options, destination => QuantizeTransposedInto(source, rotation, destination));
     }
 
     /// <summary>
