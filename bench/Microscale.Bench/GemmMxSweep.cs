@@ -5,12 +5,14 @@ using Microscale.Tensors;
 namespace Microscale.Bench;
 
 /// <summary>
-/// Block-scaled and FP4 GEMMs (MXINT8, MXFP8, MXFP4, NVFP4 pairs and BF16 x MXFP4) on the Native backend against cuBLAS BF16 and
-/// cuBLASLt FP8 per-tensor on the same values (`gpu-sweep OUT_DIR --only gemm-mx`), BF16 output. On Hopper these run the sm90 BF16
-/// family (operands dequantized exactly into BF16, then BF16 wgmma), so cuBLAS BF16 is the ceiling to compare with and FP8 the
-/// faster but coarser alternative. Each Microscale mode is timed interleaved with each baseline (<see cref="CublasSession.Interleaved"/>,
-/// CUDA events, median, <see cref="OperandSets.Count"/> rotating operand sets); ratio = baseline time / Microscale time. Writes
-/// gemm-mx.csv / gemm-mx.json.
+/// Block-scaled and FP4 GEMMs (MXINT8, MXFP8, MXFP4, NVFP4 pairs, MXFP8 x MXFP4 and BF16 x MXFP4) on the Native backend against
+/// cuBLAS BF16 and cuBLASLt FP8 per-tensor on the same values (`gpu-sweep OUT_DIR --only gemm-mx`), BF16 output, and where cuBLASLt
+/// has one for the pair (MXFP4, NVFP4, MXFP8: its block-scaled matmuls, Blackwell GPUs only) against that on the same quantized bytes.
+/// Operands use the swizzled 128x4 scale layout, the one cuBLASLt reads. On Hopper these run the sm90 BF16 family (operands
+/// dequantized exactly into BF16, then BF16 wgmma), so cuBLAS BF16 is the ceiling to compare with and FP8 the faster but coarser
+/// alternative; on sm_120 the FP4 pairs run the block-scaled sm120 family. Each Microscale mode is timed interleaved with each
+/// baseline (<see cref="CublasSession.Interleaved"/>, CUDA events, median, <see cref="OperandSets.Count"/> rotating operand sets);
+/// ratio = baseline time / Microscale time. Writes gemm-mx.csv / gemm-mx.json.
 /// </summary>
 internal static class GemmMxSweep
 {
@@ -19,18 +21,19 @@ internal static class GemmMxSweep
     private const int Warmup = 5;
     private const int Iterations = 30;
 
-    /// <summary>Operands of a mode: A's format (null: the BF16 values themselves) and B's.</summary>
-    private sealed record Mode(string Name, QuantFormat? A, QuantFormat B);
+    /// <summary>Operands of a mode: A's format (null: the BF16 values themselves) and B's, and the msb_gemm dtype of cuBLASLt's
+    /// block-scaled matmul of the pair (null: none).</summary>
+    private sealed record Mode(string Name, QuantFormat? A, QuantFormat B, int? BlockScaledBaseline = null);
 
     private static readonly Mode[] s_modes =
     [
-        new("mxint8 x mxint8", QuantFormat.Mxint8, QuantFormat.Mxint8), new("mxfp8 x mxfp8", QuantFormat.Mxfp8, QuantFormat.Mxfp8),
-        new("mxfp4 x mxfp4", QuantFormat.Mxfp4, QuantFormat.Mxfp4), new("nvfp4 x nvfp4", QuantFormat.Nvfp4, QuantFormat.Nvfp4),
-        new("bf16 x mxfp4", null, QuantFormat.Mxfp4),
+        new("mxint8 x mxint8", QuantFormat.Mxint8, QuantFormat.Mxint8), new("mxfp8 x mxfp8", QuantFormat.Mxfp8, QuantFormat.Mxfp8, 5),
+        new("mxfp4 x mxfp4", QuantFormat.Mxfp4, QuantFormat.Mxfp4, 4), new("nvfp4 x nvfp4", QuantFormat.Nvfp4, QuantFormat.Nvfp4, 3),
+        new("mxfp8 x mxfp4", QuantFormat.Mxfp8, QuantFormat.Mxfp4), new("bf16 x mxfp4", null, QuantFormat.Mxfp4),
     ];
 
     private sealed record Row(string Shape, string Operands, string Kernel, double Microseconds, double Tflops, double Bf16Microseconds,
-                              double RatioBf16, double Fp8Microseconds, double RatioFp8);
+                              double RatioBf16, double Fp8Microseconds, double RatioFp8, double BlockScaledMicroseconds, double RatioBlockScaled);
 
     public static void Run(string outputDirectory)
     {
@@ -42,11 +45,15 @@ internal static class GemmMxSweep
             foreach (var mode in s_modes)
             {
                 var mine = rows.Where(r => r.Operands == mode.Name).ToList();
-                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "geometric mean, {0}: {1:F3} x cuBLAS BF16, {2:F3} x cuBLASLt FP8", mode.Name,
-                                                Report.GeometricMean(mine.Select(r => r.RatioBf16)), Report.GeometricMean(mine.Select(r => r.RatioFp8))));
+                var blockScaled = mine.Where(r => !double.IsNaN(r.RatioBlockScaled)).ToList();
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "geometric mean, {0}: {1:F3} x cuBLAS BF16, {2:F3} x cuBLASLt FP8{3}", mode.Name,
+                                                Report.GeometricMean(mine.Select(r => r.RatioBf16)), Report.GeometricMean(mine.Select(r => r.RatioFp8)),
+                                                blockScaled.Count == 0 ? "" : string.Format(CultureInfo.InvariantCulture, ", {0:F3} x cuBLASLt block-scaled",
+                                                                                            Report.GeometricMean(blockScaled.Select(r => r.RatioBlockScaled)))));
             }
-            Report.Save(outputDirectory, Part, "shape,operands,kernel,us,tflops,cublas_bf16_us,ratio_bf16,cublaslt_fp8_us,ratio_fp8", rows,
-                        r => [r.Shape, r.Operands, r.Kernel, r.Microseconds, r.Tflops, r.Bf16Microseconds, r.RatioBf16, r.Fp8Microseconds, r.RatioFp8]);
+            Report.Save(outputDirectory, Part, "shape,operands,kernel,us,tflops,cublas_bf16_us,ratio_bf16,cublaslt_fp8_us,ratio_fp8,cublaslt_block_scaled_us,ratio_block_scaled",
+                        rows, r => [r.Shape, r.Operands, r.Kernel, r.Microseconds, r.Tflops, r.Bf16Microseconds, r.RatioBf16, r.Fp8Microseconds, r.RatioFp8,
+                                    r.BlockScaledMicroseconds, r.RatioBlockScaled]);
         }
     }
 
@@ -55,7 +62,7 @@ internal static class GemmMxSweep
         var (context, random, cublas) = (session.Context, session.Random, session.Cublas);
         var rows = new List<Row>();
         Console.WriteLine($"Block-scaled GEMMs vs cuBLAS BF16 and cuBLASLt FP8 (per-tensor), BF16 out, on {context.DeviceName}: median of {Iterations} (CUDA events), {OperandSets.Count} rotating operand sets");
-        Console.WriteLine($"{"shape",-17} {"operands",-16} {"kernel",-44} {"us",9} {"TFLOPS",7} {"BF16 us",9} {"x BF16",7} {"FP8 us",9} {"x FP8",7}");
+        Console.WriteLine($"{"shape",-17} {"operands",-16} {"kernel",-46} {"us",9} {"TFLOPS",7} {"BF16 us",9} {"x BF16",7} {"FP8 us",9} {"x FP8",7} {"BS us",9} {"x BS",7}");
         foreach (var (m, n, k) in GemmFp8Sweep.Shapes)
         {
             using var sources = new OperandSets<DeviceTensor<BFloat16>>(i => random.Tensor(m, k, (ulong)(2 * i)), i => random.Tensor(n, k, (ulong)(2 * i + 1)));
@@ -71,8 +78,8 @@ internal static class GemmMxSweep
 
             foreach (var mode in s_modes)
             {
-                var a = mode.A is { } af ? sources.A.Select(t => context.Quantize(t, new QuantizationOptions(af))).ToArray() : null;
-                var b = sources.B.Select(t => context.Quantize(t, new QuantizationOptions(mode.B))).ToArray();
+                var a = mode.A is { } af ? sources.A.Select(t => context.Quantize(t, Swizzled(af))).ToArray() : null;
+                var b = sources.B.Select(t => context.Quantize(t, Swizzled(mode.B))).ToArray();
                 void Microscale(int i)
                 {
                     int set = i % OperandSets.Count;
@@ -83,11 +90,20 @@ internal static class GemmMxSweep
                 }
                 var (us, bf16Us) = session.Interleaved(Bf16, Microscale, Warmup, Iterations);
                 var (_, fp8Us) = session.Interleaved(Fp8, Microscale, Warmup, Iterations);
+                double blockScaledUs = double.NaN;
+                if (mode.BlockScaledBaseline is { } dtype && a is not null && BlockScaledRuns(cublas, dtype, m, n, k, a[0], b[0], output))
+                {
+                    void BlockScaled(int i) => cublas.Gemm(dtype, m, n, k, Address(a[i % OperandSets.Count].Storage.Data), Address(b[i % OperandSets.Count].Storage.Data),
+                                                           output, Address(a[i % OperandSets.Count].Storage.BlockScales), Address(b[i % OperandSets.Count].Storage.BlockScales));
+                    (_, blockScaledUs) = session.Interleaved(BlockScaled, Microscale, Warmup, Iterations);
+                }
                 double flops = 2.0 * m * n * k;
-                var row = new Row($"{m}x{n}x{k}", mode.Name, context.LastGemmKernel, us, flops / us / 1e6, bf16Us, bf16Us / us, fp8Us, fp8Us / us);
-                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-17} {1,-16} {2,-44} {3,9:F1} {4,7:F1} {5,9:F1} {6,7:F3} {7,9:F1} {8,7:F3}",
+                var row = new Row($"{m}x{n}x{k}", mode.Name, context.LastGemmKernel, us, flops / us / 1e6, bf16Us, bf16Us / us, fp8Us, fp8Us / us,
+                                  blockScaledUs, blockScaledUs / us);
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-17} {1,-16} {2,-46} {3,9:F1} {4,7:F1} {5,9:F1} {6,7:F3} {7,9:F1} {8,7:F3} {9,9} {10,7}",
                                                 row.Shape, row.Operands, row.Kernel, row.Microseconds, row.Tflops, row.Bf16Microseconds, row.RatioBf16,
-                                                row.Fp8Microseconds, row.RatioFp8));
+                                                row.Fp8Microseconds, row.RatioFp8, double.IsNaN(blockScaledUs) ? "n/a" : blockScaledUs.ToString("F1", CultureInfo.InvariantCulture),
+                                                double.IsNaN(blockScaledUs) ? "n/a" : row.RatioBlockScaled.ToString("F3", CultureInfo.InvariantCulture)));
                 rows.Add(row);
                 foreach (var t in b.Concat(a ?? []))
                     t.Dispose();
@@ -97,4 +113,27 @@ internal static class GemmMxSweep
     }
 
     private static nint Address<T>(TensorStorage<T> storage) where T : unmanaged => storage.View.LoadEffectiveAddressAsPtr();
+
+    private static QuantizationOptions Swizzled(QuantFormat format) =>
+        new(format) { Layout = format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4 or QuantFormat.Mxfp8 or QuantFormat.Mxint8 ? ScaleLayout.Swizzled128x4 : ScaleLayout.Linear };
+
+    private static readonly HashSet<int> s_refusedBlockScaled = [];
+
+    /// <summary>Whether cuBLASLt runs its block-scaled matmul <paramref name="dtype"/> here (it has none before Blackwell); says so once if not.</summary>
+    private static bool BlockScaledRuns(Baselines.Workspace cublas, int dtype, int m, int n, int k, QuantizedTensor a, QuantizedTensor b, nint output)
+    {
+        if (s_refusedBlockScaled.Contains(dtype))
+            return false;
+        try
+        {
+            cublas.Gemm(dtype, m, n, k, Address(a.Storage.Data), Address(b.Storage.Data), output, Address(a.Storage.BlockScales), Address(b.Storage.BlockScales));
+            return true;
+        }
+        catch (InvalidOperationException ex)
+        {
+            s_refusedBlockScaled.Add(dtype);
+            Console.WriteLine($"cuBLASLt block-scaled matmul {dtype} not available here ({ex.Message}): no such column");
+            return false;
+        }
+    }
 }

@@ -28,12 +28,15 @@ int fail(const char* what, int status) {
 MSB_API const char* msb_last_error(void) { return t_error.c_str(); }
 
 // dtype: 0 bf16 x bf16 -> bf16; 1 fp8 e4m3 x e4m3 -> bf16 with per-tensor float scales a_scale, b_scale (device pointers);
-// 2 the same with row-wise scales (a_scale [m], b_scale [n]: cuBLASLt's "outer vector" scaling, cuBLASLt >= 12.9).
+// 2 the same with row-wise scales (a_scale [m], b_scale [n]: cuBLASLt's "outer vector" scaling, cuBLASLt >= 12.9);
+// block-scaled (cuBLASLt >= 12.8, Blackwell GPUs; elsewhere the heuristic finds no algorithm and the call fails), a_scale and
+// b_scale being the block scales in the swizzled 128x4 layout: 3 NVFP4 (E2M1 x E2M1, UE4M3 per 16: VEC16_UE4M3; the tensor
+// scales belong in alpha, left 1 here), 4 MXFP4 (E2M1 x E2M1, UE8M0 per 32: VEC32_UE8M0), 5 MXFP8 (E4M3 x E4M3, VEC32_UE8M0).
 // Descriptors and the heuristic's algorithm of the last problem, so that repeated calls time only cublasLtMatmul.
 struct Cached {
   int dtype = -1, m = 0, n = 0, k = 0;
-  const float* a_scale = nullptr;
-  const float* b_scale = nullptr;
+  const void* a_scale = nullptr;
+  const void* b_scale = nullptr;
   size_t workspace_bytes = 0;
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
@@ -41,7 +44,7 @@ struct Cached {
 };
 thread_local Cached t_cached;
 
-MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* b, void* d, const float* a_scale, const float* b_scale,
+MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* b, void* d, const void* a_scale, const void* b_scale,
                      void* workspace, size_t workspace_bytes, void* stream) {
   Cached& c = t_cached;
   if (c.dtype == dtype && c.m == m && c.n == n && c.k == k && c.a_scale == a_scale && c.b_scale == b_scale && c.workspace_bytes == workspace_bytes) {
@@ -53,8 +56,13 @@ MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* 
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
+  if (dtype < 0 || dtype > 5) return fail("dtype", -1);
+#if !(CUBLAS_VER_MAJOR > 12 || (CUBLAS_VER_MAJOR == 12 && CUBLAS_VER_MINOR >= 8))
+  if (dtype >= 3) return fail("block-scaled matmuls need cuBLASLt 12.8", -1);
   cudaDataType_t in = dtype == 0 ? CUDA_R_16BF : CUDA_R_8F_E4M3;
-  if (dtype < 0 || dtype > 2) return fail("dtype", -1);
+#else
+  cudaDataType_t in = dtype == 0 ? CUDA_R_16BF : dtype == 3 || dtype == 4 ? CUDA_R_4F_E2M1 : CUDA_R_8F_E4M3;
+#endif
   cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
   float alpha = 1.0f, beta = 0.0f;
   int status = 0;
@@ -67,6 +75,13 @@ MSB_API int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* 
     cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &b_scale, sizeof b_scale);
     cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale, sizeof a_scale);
   }
+#if CUBLAS_VER_MAJOR > 12 || (CUBLAS_VER_MAJOR == 12 && CUBLAS_VER_MINOR >= 8)
+  if (dtype >= 3) {
+    cublasLtMatmulMatrixScale_t mode = dtype == 3 ? CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3 : CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode);
+  }
+#endif
   if (dtype == 2) {
 #if CUBLAS_VER_MAJOR > 12 || (CUBLAS_VER_MAJOR == 12 && CUBLAS_VER_MINOR >= 9)
     cublasLtMatmulMatrixScale_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;

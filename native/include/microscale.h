@@ -134,6 +134,10 @@ MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_q
 
 /* GEMM C = alpha * A.B^T + bias: validate and pick a kernel once (plan), then run it many times. */
 MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan** out_plan);
+/* The kernel a plan for desc would run on a device of compute capability sm (e.g. 90, 100, 120) with `multiprocessors`
+   multiprocessors, whatever device is current (the dispatch table: sm_12x -> the sm120 block-scaled FP4 family, sm_90 ->
+   the Hopper families, else decode / generic); MS_FORCE_CONFIG does not apply. Needs no CUDA context. */
+MS_API ms_status_t ms_gemm_kernel_for(const ms_gemm_desc_t* desc, int32_t sm, int32_t multiprocessors, char* name, size_t capacity);
 MS_API ms_status_t ms_gemm_plan_name(const ms_gemm_plan* plan, char* name, size_t capacity);
 /* Device workspace the plan can use (0 for some plans): decode plans up to 64 tokens split K over CTAs with it; the sm_90
    BF16 plans (block-scaled operands above 64 tokens) dequantize A and B into it, (M + N) x K x 2 bytes and more.

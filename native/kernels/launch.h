@@ -104,6 +104,18 @@ bool sm90_bf16_gemm_operands_aligned(const ms_gemm_operands_t& ops);
 void launch_sm90_bf16_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
                            cudaStream_t stream);
 
+// GeForce Blackwell block-scaled FP4 GEMM (sm120_fp4_gemm_nt.cu): MXFP4 x MXFP4, NVFP4 x NVFP4 and E4M3 (MXFP8, FP8 per-token /
+// per-tensor) x MXFP4 on mma.sync ... block_scale; one config per pair, ms_sm120_fp4_gemm_nt_<kind>_128x128x128_w2x4_s<stages>.
+// Runs natively on sm_120 / sm_121, and on sm_90 with the MMA emulated in software (for the tests, only when forced).
+// Linear block scales are swizzled into the workspace first (size from sm120_fp4_gemm_workspace_size).
+bool sm120_fp4_gemm_can_implement(const ms_gemm_desc_t& desc);
+bool sm120_fp4_gemm_has_config(const char* name);
+const char* sm120_fp4_gemm_config(const ms_gemm_desc_t& desc);  // null when no config takes the pair
+bool sm120_fp4_gemm_config_fits(const ms_gemm_desc_t& desc, const char* name);
+size_t sm120_fp4_gemm_workspace_size(const ms_gemm_desc_t& desc);
+bool sm120_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else the caller runs another kernel
+void launch_sm120_fp4_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, void* workspace, cudaStream_t stream);
+
 // Decode GEMM (sm_80+, M <= 64): BF16 or FP8 activations x FP4 (MX / NV) or FP8 (per-tensor / per-row) weights, weights
 // streamed once (sm80_decode_gemm_nt.cu). The workspace (size from decode_gemm_workspace_size) lets it split K over CTAs;
 // it must be zero-filled before its first use and every run leaves its counter area zero.

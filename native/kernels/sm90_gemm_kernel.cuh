@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include "common/formats.cuh"
+#include "common/gemm_epilogue.cuh"
 #include "common/ptx_sm90.cuh"
 #include "launch.h"
 #include "../src/driver.h"
@@ -73,38 +74,6 @@ struct Sm90Params {
 };
 
 #ifdef MS_SM90_ENABLED
-__device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int& tm, int& tn) {
-  int in_group = kGroupM * tiles_n;
-  int group = tile / in_group, first_m = group * kGroupM;
-  int rows = min(tiles_m - first_m, kGroupM);
-  int local = tile - group * in_group;
-  tm = first_m + local % rows;
-  tn = local / rows;
-}
-
-// Two FP32 values to a packed pair of BF16 or FP16 (RNE; the first value in the low half).
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi, int out_dtype) {
-  uint32_t r;
-  if (out_dtype == MS_DTYPE_BF16) asm("cvt.rn.bf16x2.f32 %0, %2, %1;" : "=r"(r) : "f"(lo), "f"(hi));
-  else asm("cvt.rn.f16x2.f32 %0, %2, %1;" : "=r"(r) : "f"(lo), "f"(hi));
-  return r;
-}
-
-__device__ __forceinline__ void store_pair(const Sm90Params& p, int row, int col, float v0, float v1) {
-  int64_t index = (int64_t)row * p.n + col;
-  bool both = col + 1 < p.n, aligned = (p.n & 1) == 0;
-  if (p.out_dtype == MS_DTYPE_F32) {
-    float* out = static_cast<float*>(p.out);
-    if (both && aligned) *reinterpret_cast<float2*>(out + index) = make_float2(v0, v1);
-    else { out[index] = v0; if (both) out[index + 1] = v1; }
-  } else {
-    uint16_t* out = static_cast<uint16_t*>(p.out);
-    uint32_t pair = pack_half2(v0, v1, p.out_dtype);
-    if (both && aligned) *reinterpret_cast<uint32_t*>(out + index) = pair;
-    else { out[index] = (uint16_t)pair; if (both) out[index + 1] = (uint16_t)(pair >> 16); }
-  }
-}
-
 // One wgmma over 32 bytes of K: m64nNk32 FP8 (32 values) or m64nNk16 BF16 (16 values); descriptors advance by 2 per step
 // in 16-byte units.
 template <int kA, int kB, int kN>
@@ -189,7 +158,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     if (threadIdx.x == 0) {
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
+        tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
         for (int kb = 0; kb < k_blocks; ++kb, advance()) {
           mbarrier_wait(&empty[stage], phase ^ 1);
           uint8_t* a_tile = smem + stage * kStageBytes;
@@ -203,7 +172,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
       uint32_t parity = 0;
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, parity ^= 1) {
         int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, tm, tn);
+        tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
         mbarrier_wait(epilogue_empty, parity ^ 1);  // the consumers have read the previous tile's operands
         for (int i = lane; i < kBM; i += 32) {
           const int row = tm * kBM + i;
@@ -236,7 +205,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
   uint32_t epilogue_parity = 0;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, epilogue_parity ^= 1) {
     int tm, tn;
-    tile_coords(tile, tiles_m, tiles_n, tm, tn);
+    tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
 
     if constexpr (C::kPromotion == kNone) {
       // The accumulator stays in the tensor core for all of K; one group in flight, its stage released one block later.

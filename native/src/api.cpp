@@ -149,7 +149,7 @@ bool pair_supported(const ms_gemm_desc_t& d) {
 
 }  // namespace
 
-enum class GemmFamily { Generic, Sm90Fp8, Sm90Bf16, Decode };
+enum class GemmFamily { Generic, Sm90Fp8, Sm90Bf16, Sm120Fp4, Decode };
 
 struct ms_gemm_plan {
   ms_gemm_desc_t desc;
@@ -174,49 +174,86 @@ int current_sm() {
 
 // Above this many tokens the sm90 BF16 family beats the decode kernel on the pairs both run (H100, gpu-sweep mx part).
 constexpr int kDecodeTokensOnHopper = 64;
+// Up to this many tokens the decode kernel (weights streamed once, split K) takes the pairs the sm120 FP4 family also runs: a
+// 128-row tile would leave most of each block-scaled MMA idle. A judgement, not a measurement (no sm_120 GPU at hand).
+constexpr int kDecodeTokensOnSm120 = 16;
 
-// The heuristic: the fastest family that can run the problem on the current device; MS_FORCE_CONFIG pins one by name
-// ("generic" or a family's config name) and fails loudly when it cannot run.
+bool is_sm120(int sm) { return sm == 120 || sm == 121; }
+
+// The heuristic: the fastest family that can run the problem on a device of compute capability `sm` with `sms`
+// multiprocessors (Blackwell sm_100 has no family of its own yet: decode and generic kernels).
+GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string& name) {
+  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
+  const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
+  const bool sm120 = is_sm120(sm) && ms::sm120_fp4_gemm_can_implement(d);
+  // Decode (any M; built for small M); on Hopper FP8 x FP8 only up to 16 tokens and the BF16 family's pairs up to
+  // kDecodeTokensOnHopper (wgmma tiles take over above); on sm_120 the FP4 family's pairs up to kDecodeTokensOnSm120.
+  const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90) && (d.m <= kDecodeTokensOnHopper || !sm90_bf16) &&
+                      (d.m <= kDecodeTokensOnSm120 || !sm120);
+  GemmFamily family = decode     ? GemmFamily::Decode
+                      : sm90     ? GemmFamily::Sm90Fp8
+                      : sm90_bf16 ? GemmFamily::Sm90Bf16
+                      : sm120    ? GemmFamily::Sm120Fp4
+                                 : GemmFamily::Generic;
+  switch (family) {
+    case GemmFamily::Sm90Fp8: name = ms::sm90_fp8_gemm_config(d, sms); break;
+    case GemmFamily::Sm90Bf16: name = ms::sm90_bf16_gemm_config(d, sms); break;
+    case GemmFamily::Sm120Fp4: name = ms::sm120_fp4_gemm_config(d); break;
+    case GemmFamily::Decode: name = ms::decode_gemm_config(d); break;
+    default: name = ms::kGemmGenericName; break;
+  }
+  return family;
+}
+
+// The family and config for the current device: the heuristic, or what MS_FORCE_CONFIG pins by name ("generic" or a
+// family's config name; it fails loudly when that cannot run here). The sm120 FP4 configs also run on sm_90, with the
+// block-scaled MMA emulated in software: only forced, for the tests.
 GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   const char* forced = std::getenv("MS_FORCE_CONFIG");
   const int sm = current_sm();
-  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
-  const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
-  // Decode (any M; built for small M); on Hopper FP8 x FP8 only up to 16 tokens and the BF16 family's pairs up to
-  // kDecodeTokensOnHopper (wgmma tiles take over above).
-  const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90) && (d.m <= kDecodeTokensOnHopper || !sm90_bf16);
-  GemmFamily family = decode ? GemmFamily::Decode : sm90 ? GemmFamily::Sm90Fp8 : sm90_bf16 ? GemmFamily::Sm90Bf16 : GemmFamily::Generic;
+  GemmFamily family = default_family(d, sm, ms::Driver::get().multiprocessors(), name);
   if (forced && *forced) {
+    auto refuse = [&] { ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced); };
+    name = forced;
     if (std::strcmp(forced, "generic") == 0 || std::strcmp(forced, ms::kGemmGenericName) == 0) {
       family = GemmFamily::Generic;
+      name = ms::kGemmGenericName;
     } else if (std::strcmp(forced, "decode") == 0 || std::strncmp(forced, "ms_sm80_decode", 14) == 0) {
-      if (!(sm >= 80 && ms::decode_gemm_can_implement(d)))
-        ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
+      if (!(sm >= 80 && ms::decode_gemm_can_implement(d))) refuse();
       family = GemmFamily::Decode;
+      name = ms::decode_gemm_config(d);
     } else if (ms::sm90_fp8_gemm_has_config(forced)) {
-      if (!sm90) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
+      if (!(sm == 90 && ms::sm90_fp8_gemm_can_implement(d))) refuse();
       family = GemmFamily::Sm90Fp8;
-      name = forced;
     } else if (ms::sm90_bf16_gemm_has_config(forced)) {
-      if (!sm90_bf16) ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced);
+      if (!(sm == 90 && ms::sm90_bf16_gemm_can_implement(d))) refuse();
       family = GemmFamily::Sm90Bf16;
-      name = forced;
+    } else if (ms::sm120_fp4_gemm_has_config(forced)) {
+      if (!((sm == 90 || is_sm120(sm)) && ms::sm120_fp4_gemm_can_implement(d) && ms::sm120_fp4_gemm_config_fits(d, forced))) refuse();
+      family = GemmFamily::Sm120Fp4;
     } else {
       ms::fail(MS_ERR_INVALID_ARGUMENT, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s names no GEMM config", forced);
-    }
-  }
-  if (name.empty()) {
-    switch (family) {
-      case GemmFamily::Sm90Fp8: name = ms::sm90_fp8_gemm_config(d, ms::Driver::get().multiprocessors()); break;
-      case GemmFamily::Sm90Bf16: name = ms::sm90_bf16_gemm_config(d, ms::Driver::get().multiprocessors()); break;
-      case GemmFamily::Decode: name = ms::decode_gemm_config(d); break;
-      default: name = ms::kGemmGenericName; break;
     }
   }
   const char* print = std::getenv("MS_PRINT_CONFIGS");
   if (print && *print == '1')
     std::fprintf(stderr, "microscale: gemm m=%d n=%d k=%d %s x %s -> %s\n", d.m, d.n, d.k, format_name(d.a_format), format_name(d.b_format), name.c_str());
   return family;
+}
+
+void check_gemm_desc(const ms_gemm_desc_t* desc) {
+  MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
+  check_struct(desc->struct_size, sizeof(ms_gemm_desc_t), "desc");
+  MS_CHECK_ARG(desc->m >= 1 && desc->n >= 1 && desc->k >= 1, "desc", "desc: m, n, k must be >= 1, got %d, %d, %d", desc->m, desc->n, desc->k);
+  MS_CHECK_ARG(desc->out_dtype >= MS_DTYPE_F32 && desc->out_dtype <= MS_DTYPE_F16, "desc.out_dtype", "desc.out_dtype: unknown dtype %d", desc->out_dtype);
+  if (!pair_supported(*desc))
+    ms::fail(MS_ERR_UNSUPPORTED, "desc", "no GEMM for activations %s (element %d) with weights %s", format_name(desc->a_format),
+             desc->a_element, format_name(desc->b_format));
+}
+
+void copy_name(const std::string& name, char* out, size_t capacity) {
+  MS_CHECK_ARG(out != nullptr && capacity > name.size(), "name", "name: needs %zu bytes", name.size() + 1);
+  std::memcpy(out, name.c_str(), name.size() + 1);
 }
 
 }  // namespace
@@ -240,7 +277,8 @@ MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_cap
   *out_sm = major * 10 + minor;
   std::string list = *out_sm >= 80 ? "quantize,hadamard,dequantize,gemm_generic" : "";
   if (*out_sm >= 80) list += ",gemm_decode";
-  if (*out_sm == 90) list += ",gemm_sm90_fp8,gemm_sm90_bf16";
+  if (*out_sm == 90) list += ",gemm_sm90_fp8,gemm_sm90_bf16,gemm_sm120_fp4_emulated";  // emulated: only when forced (tests)
+  if (is_sm120(*out_sm)) list += ",gemm_sm120_fp4";
   if (families && families_capacity) {
     std::strncpy(families, list.c_str(), families_capacity - 1);
     families[families_capacity - 1] = '\0';
@@ -405,18 +443,13 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   MS_API_BEGIN
   MS_CHECK_ARG(out_plan != nullptr, "out_plan", "out_plan: must not be NULL");
   *out_plan = nullptr;
-  MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
-  check_struct(desc->struct_size, sizeof(ms_gemm_desc_t), "desc");
-  MS_CHECK_ARG(desc->m >= 1 && desc->n >= 1 && desc->k >= 1, "desc", "desc: m, n, k must be >= 1, got %d, %d, %d", desc->m, desc->n, desc->k);
-  MS_CHECK_ARG(desc->out_dtype >= MS_DTYPE_F32 && desc->out_dtype <= MS_DTYPE_F16, "desc.out_dtype", "desc.out_dtype: unknown dtype %d", desc->out_dtype);
-  if (!pair_supported(*desc))
-    ms::fail(MS_ERR_UNSUPPORTED, "desc", "no GEMM for activations %s (element %d) with weights %s", format_name(desc->a_format),
-             desc->a_element, format_name(desc->b_format));
+  check_gemm_desc(desc);
   std::string name;
   GemmFamily family = choose_family(*desc, name);
   const int sms = ms::Driver::get().multiprocessors();
   size_t workspace_bytes = family == GemmFamily::Sm90Fp8    ? ms::sm90_fp8_gemm_workspace_size(*desc, name.c_str(), sms)
                            : family == GemmFamily::Sm90Bf16 ? ms::sm90_bf16_gemm_workspace_size(*desc)
+                           : family == GemmFamily::Sm120Fp4 ? ms::sm120_fp4_gemm_workspace_size(*desc)
                            : family == GemmFamily::Decode   ? ms::decode_gemm_workspace_size(*desc, sms)
                                                             : 0;
   auto* plan = new ms_gemm_plan{*desc, family, name, workspace_bytes};
@@ -424,11 +457,21 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   MS_API_END
 }
 
+MS_API ms_status_t ms_gemm_kernel_for(const ms_gemm_desc_t* desc, int32_t sm, int32_t multiprocessors, char* name, size_t capacity) {
+  MS_API_BEGIN
+  check_gemm_desc(desc);
+  MS_CHECK_ARG(sm >= 0, "sm", "sm: must be a compute capability such as 90 or 120, got %d", sm);
+  MS_CHECK_ARG(multiprocessors >= 1, "multiprocessors", "multiprocessors: must be >= 1, got %d", multiprocessors);
+  std::string chosen;
+  default_family(*desc, sm, multiprocessors, chosen);
+  copy_name(chosen, name, capacity);
+  MS_API_END
+}
+
 MS_API ms_status_t ms_gemm_plan_name(const ms_gemm_plan* plan, char* name, size_t capacity) {
   MS_API_BEGIN
   MS_CHECK_ARG(plan != nullptr, "plan", "plan: must not be NULL");
-  MS_CHECK_ARG(name != nullptr && capacity > plan->name.size(), "name", "name: needs %zu bytes", plan->name.size() + 1);
-  std::memcpy(name, plan->name.c_str(), plan->name.size() + 1);
+  copy_name(plan->name, name, capacity);
   MS_API_END
 }
 
@@ -463,6 +506,8 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
     ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm90Bf16 && workspace && ms::sm90_bf16_gemm_operands_aligned(*ops))
     ms::launch_sm90_bf16_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
+  else if (plan->family == GemmFamily::Sm120Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm120_fp4_gemm_operands_aligned(*ops))
+    ms::launch_sm120_fp4_gemm(d, *ops, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Decode && ms::decode_gemm_operands_aligned(*ops))
     ms::launch_decode_gemm(d, *ops, sms, workspace, workspace ? plan->workspace_bytes : 0, static_cast<cudaStream_t>(stream));
   else

@@ -22,7 +22,7 @@
 #include <vector>
 #include "microscale.h"
 
-extern "C" int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* b, void* d, const float* a_scale, const float* b_scale,
+extern "C" int msb_gemm(int dtype, int m, int n, int k, const void* a, const void* b, void* d, const void* a_scale, const void* b_scale,
                         void* workspace, size_t workspace_bytes, void* stream);
 extern "C" const char* msb_last_error(void);
 

@@ -4,7 +4,9 @@
 #  - the generic GEMM accumulates with FFMA;
 #  - the decode GEMM multiplies on BF16 tensor cores (HMMA) without local-memory traffic (LDL/STL = spills);
 #  - the dual quantizer keeps its chunks in registers (no LDL/STL) and packs E2M1 codes with byte permutes (PRMT);
-#  - on sm_90a, the wgmma GEMM runs FP8 (QGMMA) and BF16 (HGMMA) wgmma without spills.
+#  - on sm_90a, the wgmma GEMM runs FP8 (QGMMA) and BF16 (HGMMA) wgmma without spills;
+#  - on sm_120a, the sm120 FP4 family runs the block-scaled MMAs (OMMA.SF ... E8 for MXFP4, OMMA.SF ... UE4M3.4X for NVFP4,
+#    QMMA.SF ... E4M3.E2M1 for W4A8) without spills.
 # Usage: check_sass.sh path/to/libmicroscale.so   (exit 1 on any failed claim)
 set -uo pipefail
 lib="$1"
@@ -34,6 +36,13 @@ for arch in $archs; do
     n_qgmma=$(grep -c "QGMMA" <<<"$sm90"); n_hgmma=$(grep -cE "HGMMA.*BF16" <<<"$sm90"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$sm90")
     [[ $n_qgmma -gt 0 && $n_hgmma -gt 0 && $n_local -eq 0 ]] || ok=0
     extra+=" | sm90_gemm: $n_qgmma QGMMA, $n_hgmma HGMMA.BF16 (want >0), $n_local LDL/STL (want 0)"
+  fi
+  if [[ "$arch" == "sm_120a" || "$arch" == "sm_121a" ]]; then
+    sm120=$(awk '/Function : .*sm120_fp4_gemm_kernel/{on=1} /Function : /&&!/sm120_fp4_gemm_kernel/{on=0} on' <<<"$sass")
+    n_mx=$(grep -cE "OMMA\.SF\.16864\.F32\.E2M1\.E2M1\.E8" <<<"$sm120"); n_nv=$(grep -cE "OMMA\.SF\.16864\.F32\.E2M1\.E2M1\.UE4M3\.4X" <<<"$sm120")
+    n_w4a8=$(grep -cE "QMMA\.SF\.16832\.F32\.E4M3\.E2M1\.E8" <<<"$sm120"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$sm120")
+    [[ $n_mx -gt 0 && $n_nv -gt 0 && $n_w4a8 -gt 0 && $n_local -eq 0 ]] || ok=0
+    extra+=" | sm120_fp4: $n_mx OMMA.SF.E8, $n_nv OMMA.SF.UE4M3.4X, $n_w4a8 QMMA.SF.E4M3.E2M1 (want >0), $n_local LDL/STL (want 0)"
   fi
   printf '%s %-8s quantize: %5d SHFL.BFLY (want >0) | gemm_generic: %5d FFMA (want >0)%s\n' \
     "$([[ $ok == 1 ]] && echo PASS || echo FAIL)" "$arch" "$n_shfl" "$n_ffma" "$extra"

@@ -49,6 +49,9 @@ internal static unsafe partial class NativeMethods
     internal static partial MsStatus ms_gemm_plan_create(in MsGemmDesc desc, out GemmPlanHandle plan);
 
     [LibraryImport(NativeLibraryName.Value)]
+    internal static partial MsStatus ms_gemm_kernel_for(in MsGemmDesc desc, int sm, int multiprocessors, byte* name, nuint capacity);
+
+    [LibraryImport(NativeLibraryName.Value)]
     internal static partial MsStatus ms_gemm_plan_name(GemmPlanHandle plan, byte* name, nuint capacity);
 
     [LibraryImport(NativeLibraryName.Value)]

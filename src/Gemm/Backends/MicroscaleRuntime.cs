@@ -39,6 +39,23 @@ public static class MicroscaleRuntime
     /// <summary>The CUDA devices of this process (empty without a driver or GPU); create a context per device for several.</summary>
     public static IReadOnlyList<CudaDeviceInfo> CudaDevices() => IlgpuDevice.ListCudaDevices();
 
+    /// <summary>
+    /// The libmicroscale kernel a GEMM of these formats and shape runs on a GPU of compute capability
+    /// <paramref name="computeCapability"/> (90: H100 / H200, 100: B200, 120: RTX 5090) with <paramref name="multiprocessors"/> SMs and
+    /// BF16 output: the native dispatch table, whatever GPU is present (none is needed). <paramref name="activations"/> null: dense
+    /// BF16 activations (W4A16, W8A16).
+    /// </summary>
+    /// <exception cref="NotSupportedException">libmicroscale is not loaded here.</exception>
+    /// <exception cref="MicroscaleException">The pair has no GEMM, or an argument is out of range (the exception names it).</exception>
+    public static string NativeGemmKernelFor(int computeCapability, int multiprocessors, int m, int n, int k, QuantizationOptions? activations,
+                                             QuantizationOptions weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (!Interop.NativeRuntime.IsAvailable)
+            throw new NotSupportedException(Interop.NativeRuntime.Problem);
+        return NativeOps.GemmKernelFor(computeCapability, multiprocessors, m, n, k, activations, weights, outputKind: 1, hasBias: false);
+    }
+
     /// <summary>Why <see cref="Backend.Native"/> cannot run here, or empty when it can.</summary>
     internal static string NativeProblem() =>
         !Interop.NativeRuntime.IsAvailable ? Interop.NativeRuntime.Problem

@@ -172,6 +172,19 @@ internal static class NativeOps
         }
     }
 
+    /// <summary>The kernel libmicroscale's dispatch table picks for this problem on a device of compute capability
+    /// <paramref name="sm"/> with <paramref name="multiprocessors"/> SMs (no CUDA context needed); A dense BF16 when
+    /// <paramref name="a"/> is null.</summary>
+    public static unsafe string GemmKernelFor(int sm, int multiprocessors, int m, int n, int k, QuantizationOptions? a, QuantizationOptions b,
+                                              int outputKind, bool hasBias)
+    {
+        var qa = a is null ? DescribeDense(m, k, 1, 0) : Describe(a, m, k, 0, 0, 0);
+        var desc = Desc(qa, Describe(b, n, k, 0, 0, 0), outputKind, hasBias);
+        byte* name = stackalloc byte[256];
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_kernel_for(desc, sm, multiprocessors, name, 256));
+        return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)name) ?? "";
+    }
+
     private static MsGemmDesc Desc(in MsQTensor a, in MsQTensor b, int outputKind, bool hasBias)
     {
         var desc = MsGemmDesc.Create();

@@ -1,0 +1,75 @@
+using Microscale.Interop;
+
+namespace Microscale.Tests.Interop;
+
+/// <summary>
+/// libmicroscale's dispatch table (ms_gemm_kernel_for through <see cref="MicroscaleRuntime.NativeGemmKernelFor"/>): which kernel a GEMM
+/// runs on each GPU generation, whatever GPU is present (no CUDA context is needed). Compute capability 12.x: the sm120 block-scaled
+/// FP4 family above 16 tokens, the decode kernel at or below; 9.0: the Hopper families; 10.0 (no family of its own yet) and 8.x:
+/// decode and generic kernels. Ignored where the library was not built.
+/// </summary>
+[TestFixture]
+[Category("Interop")]
+public sealed class NativeDispatchTests
+{
+    private const int Sm120Multiprocessors = 170, HopperMultiprocessors = 132, B200Multiprocessors = 148;
+
+    [SetUp]
+    public void RequireLibrary()
+    {
+        if (!NativeRuntime.IsAvailable)
+            Assert.Ignore(NativeRuntime.Problem);
+    }
+
+    private static QuantizationOptions O(QuantFormat format) => new(format);
+
+    private static string Kernel(int sm, int m, QuantizationOptions? a, QuantizationOptions b, int sms = Sm120Multiprocessors) =>
+        MicroscaleRuntime.NativeGemmKernelFor(sm, sms, m, 4096, 4096, a, b);
+
+    [TestCase(120)]
+    [TestCase(121)]
+    public void GeForceBlackwellRunsTheBlockScaledFp4Family(int sm)
+    {
+        Assert.That(Kernel(sm, 256, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)), Is.EqualTo("ms_sm120_fp4_gemm_nt_mxf4_128x128x128_w2x4_s4"));
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4)), Is.EqualTo("ms_sm120_fp4_gemm_nt_nvf4_128x128x128_w2x4_s4"));
+        Assert.That(Kernel(sm, 17, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4)), Is.EqualTo("ms_sm120_fp4_gemm_nt_w4a8_128x128x128_w2x4_s3"));
+        Assert.That(Kernel(sm, 512, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4)), Does.StartWith("ms_sm120_fp4_gemm_nt_w4a8_"));
+        Assert.That(Kernel(sm, 512, O(QuantFormat.Fp8PerTensor), O(QuantFormat.Mxfp4)), Does.StartWith("ms_sm120_fp4_gemm_nt_w4a8_"));
+        // Decode sizes stream the weights once instead.
+        Assert.That(Kernel(sm, 16, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        Assert.That(Kernel(sm, 1, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4)), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        // Pairs the family does not take: UE4M3 weights under FP8 activations (kind::mxf8f6f4 needs E8M0 on both sides), BF16
+        // activations, MXFP8 x MXFP8.
+        Assert.That(Kernel(sm, 512, O(QuantFormat.Fp8PerRow), O(QuantFormat.Nvfp4)), Does.Not.StartWith("ms_sm120_"));
+        Assert.That(Kernel(sm, 512, null, O(QuantFormat.Mxfp4)), Does.Not.StartWith("ms_sm120_"));
+        Assert.That(Kernel(sm, 512, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp8)), Is.EqualTo("ms_smxx_gemm_generic_nt_64x64x32_t16x16_m4x4"));
+    }
+
+    [Test]
+    public void HopperRunsItsOwnFamilies()
+    {
+        Assert.That(Kernel(90, 4096, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), HopperMultiprocessors), Does.StartWith("ms_sm90_bf16_gemm_nt_"));
+        Assert.That(Kernel(90, 4096, O(QuantFormat.Fp8PerTensor), O(QuantFormat.Fp8PerTensor), HopperMultiprocessors), Does.StartWith("ms_sm90_fp8_gemm_nt_"));
+        Assert.That(Kernel(90, 8, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), HopperMultiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+    }
+
+    [TestCase(100)]
+    [TestCase(89)]
+    [TestCase(80)]
+    public void OtherGenerationsRunDecodeAndGenericKernels(int sm)
+    {
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp8), B200Multiprocessors), Is.EqualTo("ms_smxx_gemm_generic_nt_64x64x32_t16x16_m4x4"));
+    }
+
+    [Test]
+    public void BadArgumentsAreNamed()
+    {
+        var ex = Assert.Throws<MicroscaleException>(() => MicroscaleRuntime.NativeGemmKernelFor(120, 0, 16, 64, 64, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)))!;
+        Assert.That(ex.Argument, Is.EqualTo("multiprocessors"));
+        ex = Assert.Throws<MicroscaleException>(() => MicroscaleRuntime.NativeGemmKernelFor(120, 170, 0, 64, 64, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)))!;
+        Assert.That(ex.Argument, Is.EqualTo("desc"));
+        ex = Assert.Throws<MicroscaleException>(() => MicroscaleRuntime.NativeGemmKernelFor(120, 170, 16, 64, 64, O(QuantFormat.Mxfp4), O(QuantFormat.Fp8PerRow)))!;
+        Assert.That(ex.Status, Is.EqualTo(MsStatus.Unsupported));
+    }
+}
