@@ -19,6 +19,8 @@ public static class GemmAccuracy
     /// <item>Decode kernels (<c>sm80_decode</c>): operands dequantized exactly to BF16, exact products; mma.sync adds
     /// 16 products aligned to the largest and truncated, then FP32 sums across chunks and splits, scales in FP32:
     /// ε = 2^−17 + (K + 8)·2^−24. The Gpu tests print the measured worst ratio.</item>
+    /// <item>GeForce Blackwell block-scaled FP4 kernels (<c>sm120_fp4</c>): block sums of products exact, the PTX promises at least
+    /// single-precision accumulation: the binary32 bound. (Checked by emulation on sm_90 only; no Blackwell run yet.)</item>
     /// </list>
     /// </summary>
     /// <param name="k">The reduction length K.</param>
