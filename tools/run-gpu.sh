@@ -4,14 +4,16 @@
 # test categories, the demo and
 # the GPU benchmark sweep. Writes logs, the test report and CSV/JSON into OUT_DIR.
 #   ./run-gpu.sh OUT_DIR [--archs "90a"] [--skip-bench] [--sanitize [FILTER]] [--tests FILTER] [--parts LIST] [--skip-verify]
+#                [--with-sm100]
 # --sanitize: instead of the rest, the Gpu tests (or those FILTER selects) under compute-sanitizer's memcheck, racecheck,
 # initcheck and synccheck, one log per tool (sanitize-TOOL.log) and a summary line each.
+# --with-sm100: also build the sm_100a tcgen05 FP4 family (-DMICROSCALE_SM100_FAMILY=ON; not yet validated, NOTES-sm100.md).
 # --tests FILTER: only these tests (default: categories Gpu and Interop); --parts LIST: only these gpu-sweep parts (e.g.
 # gemm-fp8,gemm-mx), without the selftest timings; --skip-verify: no `verify --full` and no demo (a shorter call).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:?usage: run-gpu.sh OUT_DIR [--archs LIST] [--skip-bench]}"; shift
-archs="80;90a;100a;120a"; bench=1; sanitize=""; tests="TestCategory=Gpu|TestCategory=Interop"; parts=""; verify=1
+archs="80;90a;100a;120a"; bench=1; sanitize=""; tests="TestCategory=Gpu|TestCategory=Interop"; parts=""; verify=1; sm100=OFF
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --archs) archs="$2"; shift 2 ;;
@@ -19,6 +21,7 @@ while [[ $# -gt 0 ]]; do
     --tests) tests="$2"; shift 2 ;;
     --parts) parts="$2"; shift 2 ;;
     --skip-verify) verify=0; shift ;;
+    --with-sm100) sm100=ON; shift ;;
     --sanitize) sanitize="TestCategory=Gpu"; shift; if [[ $# -gt 0 && "$1" != --* ]]; then sanitize="$1"; shift; fi ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -29,7 +32,7 @@ step() { echo; echo "=== $*"; }
 
 step "native build (archs $archs)"
 cmake -S "$here/native" -B "$here/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMICROSCALE_CUDA_ARCHS="$archs" \
-      -DMICROSCALE_BUILD_BASELINES=ON -DMICROSCALE_BUILD_SELFTEST=ON -DCMAKE_CUDA_FLAGS=--threads=0 > "$out/native-build.log" 2>&1 || { tail -20 "$out/native-build.log"; exit 1; }
+      -DMICROSCALE_BUILD_BASELINES=ON -DMICROSCALE_BUILD_SELFTEST=ON -DMICROSCALE_SM100_FAMILY=$sm100 -DCMAKE_CUDA_FLAGS=--threads=0 > "$out/native-build.log" 2>&1 || { tail -20 "$out/native-build.log"; exit 1; }
 cmake --build "$here/build" >> "$out/native-build.log" 2>&1 || { grep -E "error" "$out/native-build.log" | head -40; exit 1; }
 grep -E "registers|spill" "$out/native-build.log" | sort | uniq -c | sort -rn | head -5
 

@@ -116,6 +116,30 @@ size_t sm120_fp4_gemm_workspace_size(const ms_gemm_desc_t& desc);
 bool sm120_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else the caller runs another kernel
 void launch_sm120_fp4_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, void* workspace, cudaStream_t stream);
 
+// Datacenter Blackwell block-scaled FP4 GEMM (sm100_fp4_gemm_nt.cu): MXFP4 x MXFP4 and NVFP4 x NVFP4 on tcgen05.mma
+// kind::mxf4nvf4, persistent, 1 SM per tile; configs ms_sm100_fp4_gemm_nt_<kind>_128x128x256_1sm_s6. Runs natively on sm_100
+// / sm_103, and on sm_90 with TMEM and tcgen05 emulated in software (`emulated`: TMEM lives in the workspace; tests only,
+// when forced). Linear block scales are swizzled into the workspace first.
+// Built only with -DMICROSCALE_SM100_FAMILY=ON (not yet validated); otherwise no problem is one it can implement.
+#ifdef MS_WITH_SM100_FAMILY
+bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t& desc);
+bool sm100_fp4_gemm_has_config(const char* name);
+const char* sm100_fp4_gemm_config(const ms_gemm_desc_t& desc);  // null when no config takes the pair
+bool sm100_fp4_gemm_config_fits(const ms_gemm_desc_t& desc, const char* name);
+size_t sm100_fp4_gemm_workspace_size(const ms_gemm_desc_t& desc, int multiprocessors, bool emulated);
+bool sm100_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else the caller runs another kernel
+void launch_sm100_fp4_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, int multiprocessors, bool emulated, void* workspace,
+                           cudaStream_t stream);
+#else
+inline bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t&) { return false; }
+inline bool sm100_fp4_gemm_has_config(const char*) { return false; }
+inline const char* sm100_fp4_gemm_config(const ms_gemm_desc_t&) { return nullptr; }
+inline bool sm100_fp4_gemm_config_fits(const ms_gemm_desc_t&, const char*) { return false; }
+inline size_t sm100_fp4_gemm_workspace_size(const ms_gemm_desc_t&, int, bool) { return 0; }
+inline bool sm100_fp4_gemm_operands_aligned(const ms_gemm_operands_t&) { return false; }
+inline void launch_sm100_fp4_gemm(const ms_gemm_desc_t&, const ms_gemm_operands_t&, int, bool, void*, cudaStream_t) {}
+#endif
+
 // Decode GEMM (sm_80+, M <= 64): BF16 or FP8 activations x FP4 (MX / NV) or FP8 (per-tensor / per-row) weights, weights
 // streamed once (sm80_decode_gemm_nt.cu). The workspace (size from decode_gemm_workspace_size) lets it split K over CTAs;
 // it must be zero-filled before its first use and every run leaves its counter area zero.

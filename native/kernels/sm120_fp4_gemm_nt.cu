@@ -19,6 +19,7 @@
 #include "common/formats.cuh"
 #include "common/gemm_epilogue.cuh"
 #include "common/mma_sm120.cuh"
+#include "common/block_scales.h"
 #include "launch.h"
 #include "../src/error.h"
 
@@ -33,7 +34,6 @@ using sm120::kW4A8;
 
 constexpr int kBM = 128, kBN = 128, kBK = 128 /* K values per stage */, kWarpsM = 2, kWarpsN = 4, kThreads = 32 * kWarpsM * kWarpsN;
 constexpr int kWarpTileM = kBM / kWarpsM, kWarpTileN = kBN / kWarpsN, kMTiles = kWarpTileM / 16, kNTiles = kWarpTileN / 8;
-constexpr int kAtomBytes = 512;         // 128 rows x 4 block scales of the swizzled 128x4 layout
 constexpr int kFp4RowBytes = kBK / 2;   // one stage of an FP4 row
 constexpr int kSmemLimitSm120 = 101376; // sm_120's opt-in shared memory per block (smaller than the H100's)
 constexpr int kGroupM = 8;
@@ -268,23 +268,6 @@ __global__ void __launch_bounds__(kThreads, 1) sm120_fp4_gemm_kernel(Sm120Params
 #endif
 }
 
-// Linear [rows, blocks] scales -> the swizzled 128x4 layout (rows padded to 128, blocks to 4, padding zero): one thread per
-// 32-bit word (one row's 4 blocks).
-__global__ void swizzle_scales_kernel(const uint8_t* __restrict__ src, int rows, int blocks, int atoms_per_tile_row, int64_t words,
-                                      uint32_t* __restrict__ dst) {
-  for (int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; w < words; w += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t atom = w / 128;
-    const int in_atom = (int)(w % 128);
-    const int row = (int)(atom / atoms_per_tile_row) * 128 + in_atom / 4 + 32 * (in_atom % 4);
-    const int block0 = (int)(atom % atoms_per_tile_row) * 4;
-    uint32_t word = 0;
-    if (row < rows)
-      for (int q = 0; q < 4; ++q)
-        if (block0 + q < blocks) word |= (uint32_t)src[(int64_t)row * blocks + block0 + q] << (8 * q);
-    dst[w] = word;
-  }
-}
-
 struct KindConfig {
   const char* name;
   int kind;
@@ -302,31 +285,6 @@ int kind_of(const ms_gemm_desc_t& d) {
   const bool fp8_a = d.a_format == MS_FMT_MXFP8 || d.a_format == MS_FMT_FP8_ROW || d.a_format == MS_FMT_FP8_TENSOR;
   if (fp8_a && d.a_element == MS_ELEM_E4M3 && d.b_format == MS_FMT_MXFP4) return kW4A8;
   return -1;
-}
-
-int block_of(int format) { return format == MS_FMT_NVFP4 ? 16 : 32; }
-int padded_k(int format, int k) { const int b = block_of(format); return (k + b - 1) / b * b; }
-int scale_blocks(int format, int k) { return padded_k(format, k) / block_of(format); }
-int atoms_per_tile_row(int format, int k) { return (scale_blocks(format, k) + 3) / 4; }
-bool has_block_scales(int format) { return format == MS_FMT_MXFP4 || format == MS_FMT_NVFP4 || format == MS_FMT_MXFP8; }
-// Bytes of an operand's scales in the swizzled layout.
-size_t swizzled_bytes(int format, int rows, int k) { return (size_t)((rows + 127) / 128) * atoms_per_tile_row(format, k) * kAtomBytes; }
-size_t workspace_part(const ms_qtensor_t& t, int rows, int k) {
-  return has_block_scales(t.format) && t.layout == MS_LAYOUT_LINEAR ? (swizzled_bytes(t.format, rows, k) + 255) / 256 * 256 : 0;
-}
-
-// The operand's scales in the swizzled layout: in place, or swizzled into `free` (advanced past them).
-const uint8_t* swizzled_scales(const ms_qtensor_t& t, int rows, int k, uint8_t*& free, cudaStream_t stream) {
-  if (!has_block_scales(t.format)) return nullptr;
-  if (t.layout == MS_LAYOUT_SWIZZLED_128X4) return static_cast<const uint8_t*>(t.block_scales);
-  const int64_t words = (int64_t)swizzled_bytes(t.format, rows, k) / 4;
-  uint32_t* dst = reinterpret_cast<uint32_t*>(free);
-  const int grid = (int)std::min<int64_t>((words + 255) / 256, 4096);
-  swizzle_scales_kernel<<<grid, 256, 0, stream>>>(static_cast<const uint8_t*>(t.block_scales), rows, scale_blocks(t.format, k),
-                                                  atoms_per_tile_row(t.format, k), words, dst);
-  check_cuda(cudaGetLastError(), "scale swizzle launch");
-  free += workspace_part(t, rows, k);
-  return free - workspace_part(t, rows, k);
 }
 
 template <int kKind> void launch_kind(const Sm120Params& p, cudaStream_t stream) {
@@ -373,7 +331,7 @@ size_t sm120_fp4_gemm_workspace_size(const ms_gemm_desc_t& d) {
   ms_qtensor_t a{}, b{};
   a.format = d.a_format; a.layout = d.a_layout;
   b.format = d.b_format; b.layout = d.b_layout;
-  const size_t parts = workspace_part(a, d.m, d.k) + workspace_part(b, d.n, d.k);
+  const size_t parts = swizzled_scales_workspace(a, d.m, d.k) + swizzled_scales_workspace(b, d.n, d.k);
   return parts ? kWorkspaceCounterBytes + parts : 0;
 }
 

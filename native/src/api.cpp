@@ -149,13 +149,14 @@ bool pair_supported(const ms_gemm_desc_t& d) {
 
 }  // namespace
 
-enum class GemmFamily { Generic, Sm90Fp8, Sm90Bf16, Sm120Fp4, Decode };
+enum class GemmFamily { Generic, Sm90Fp8, Sm90Bf16, Sm100Fp4, Sm120Fp4, Decode };
 
 struct ms_gemm_plan {
   ms_gemm_desc_t desc;
   GemmFamily family;
   std::string name;
   size_t workspace_bytes;  // what ms_gemm_plan_workspace_size reported (runs never use more)
+  bool emulated;           // a Blackwell family forced onto sm_90: its tensor-core instructions emulated in software (tests)
 };
 
 namespace {
@@ -174,30 +175,34 @@ int current_sm() {
 
 // Above this many tokens the sm90 BF16 family beats the decode kernel on the pairs both run (H100, gpu-sweep mx part).
 constexpr int kDecodeTokensOnHopper = 64;
-// Up to this many tokens the decode kernel (weights streamed once, split K) takes the pairs the sm120 FP4 family also runs: a
-// 128-row tile would leave most of each block-scaled MMA idle. A judgement, not a measurement (no sm_120 GPU at hand).
-constexpr int kDecodeTokensOnSm120 = 16;
+// Up to this many tokens the decode kernel (weights streamed once, split K) takes the pairs the Blackwell FP4 families also
+// run: a 128-row tile would leave most of each block-scaled MMA idle. A judgement, not a measurement (no Blackwell GPU at hand).
+constexpr int kDecodeTokensOnBlackwell = 16;
 
+bool is_sm100(int sm) { return sm == 100 || sm == 103; }
 bool is_sm120(int sm) { return sm == 120 || sm == 121; }
 
 // The heuristic: the fastest family that can run the problem on a device of compute capability `sm` with `sms`
-// multiprocessors (Blackwell sm_100 has no family of its own yet: decode and generic kernels).
+// multiprocessors.
 GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string& name) {
   const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
   const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
+  const bool sm100 = is_sm100(sm) && ms::sm100_fp4_gemm_can_implement(d);
   const bool sm120 = is_sm120(sm) && ms::sm120_fp4_gemm_can_implement(d);
   // Decode (any M; built for small M); on Hopper FP8 x FP8 only up to 16 tokens and the BF16 family's pairs up to
-  // kDecodeTokensOnHopper (wgmma tiles take over above); on sm_120 the FP4 family's pairs up to kDecodeTokensOnSm120.
+  // kDecodeTokensOnHopper (wgmma tiles take over above); on Blackwell the FP4 families' pairs up to kDecodeTokensOnBlackwell.
   const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90) && (d.m <= kDecodeTokensOnHopper || !sm90_bf16) &&
-                      (d.m <= kDecodeTokensOnSm120 || !sm120);
+                      (d.m <= kDecodeTokensOnBlackwell || !(sm100 || sm120));
   GemmFamily family = decode     ? GemmFamily::Decode
                       : sm90     ? GemmFamily::Sm90Fp8
                       : sm90_bf16 ? GemmFamily::Sm90Bf16
+                      : sm100    ? GemmFamily::Sm100Fp4
                       : sm120    ? GemmFamily::Sm120Fp4
                                  : GemmFamily::Generic;
   switch (family) {
     case GemmFamily::Sm90Fp8: name = ms::sm90_fp8_gemm_config(d, sms); break;
     case GemmFamily::Sm90Bf16: name = ms::sm90_bf16_gemm_config(d, sms); break;
+    case GemmFamily::Sm100Fp4: name = ms::sm100_fp4_gemm_config(d); break;
     case GemmFamily::Sm120Fp4: name = ms::sm120_fp4_gemm_config(d); break;
     case GemmFamily::Decode: name = ms::decode_gemm_config(d); break;
     default: name = ms::kGemmGenericName; break;
@@ -206,8 +211,8 @@ GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string&
 }
 
 // The family and config for the current device: the heuristic, or what MS_FORCE_CONFIG pins by name ("generic" or a
-// family's config name; it fails loudly when that cannot run here). The sm120 FP4 configs also run on sm_90, with the
-// block-scaled MMA emulated in software: only forced, for the tests.
+// family's config name; it fails loudly when that cannot run here). The Blackwell FP4 configs (sm100, sm120) also run on
+// sm_90, with their tensor-core instructions emulated in software: only forced, for the tests.
 GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
   const char* forced = std::getenv("MS_FORCE_CONFIG");
   const int sm = current_sm();
@@ -228,6 +233,9 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
     } else if (ms::sm90_bf16_gemm_has_config(forced)) {
       if (!(sm == 90 && ms::sm90_bf16_gemm_can_implement(d))) refuse();
       family = GemmFamily::Sm90Bf16;
+    } else if (ms::sm100_fp4_gemm_has_config(forced)) {
+      if (!((sm == 90 || is_sm100(sm)) && ms::sm100_fp4_gemm_can_implement(d) && ms::sm100_fp4_gemm_config_fits(d, forced))) refuse();
+      family = GemmFamily::Sm100Fp4;
     } else if (ms::sm120_fp4_gemm_has_config(forced)) {
       if (!((sm == 90 || is_sm120(sm)) && ms::sm120_fp4_gemm_can_implement(d) && ms::sm120_fp4_gemm_config_fits(d, forced))) refuse();
       family = GemmFamily::Sm120Fp4;
@@ -277,7 +285,8 @@ MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_cap
   *out_sm = major * 10 + minor;
   std::string list = *out_sm >= 80 ? "quantize,hadamard,dequantize,gemm_generic" : "";
   if (*out_sm >= 80) list += ",gemm_decode";
-  if (*out_sm == 90) list += ",gemm_sm90_fp8,gemm_sm90_bf16,gemm_sm120_fp4_emulated";  // emulated: only when forced (tests)
+  if (*out_sm == 90) list += ",gemm_sm90_fp8,gemm_sm90_bf16,gemm_sm100_fp4_emulated,gemm_sm120_fp4_emulated";  // emulated: only forced (tests)
+  if (is_sm100(*out_sm)) list += ",gemm_sm100_fp4";
   if (is_sm120(*out_sm)) list += ",gemm_sm120_fp4";
   if (families && families_capacity) {
     std::strncpy(families, list.c_str(), families_capacity - 1);
@@ -447,12 +456,14 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   std::string name;
   GemmFamily family = choose_family(*desc, name);
   const int sms = ms::Driver::get().multiprocessors();
+  const bool emulated = (family == GemmFamily::Sm100Fp4 || family == GemmFamily::Sm120Fp4) && current_sm() == 90;
   size_t workspace_bytes = family == GemmFamily::Sm90Fp8    ? ms::sm90_fp8_gemm_workspace_size(*desc, name.c_str(), sms)
                            : family == GemmFamily::Sm90Bf16 ? ms::sm90_bf16_gemm_workspace_size(*desc)
+                           : family == GemmFamily::Sm100Fp4 ? ms::sm100_fp4_gemm_workspace_size(*desc, sms, emulated)
                            : family == GemmFamily::Sm120Fp4 ? ms::sm120_fp4_gemm_workspace_size(*desc)
                            : family == GemmFamily::Decode   ? ms::decode_gemm_workspace_size(*desc, sms)
                                                             : 0;
-  auto* plan = new ms_gemm_plan{*desc, family, name, workspace_bytes};
+  auto* plan = new ms_gemm_plan{*desc, family, name, workspace_bytes, emulated};
   *out_plan = plan;
   MS_API_END
 }
@@ -506,6 +517,8 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
     ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm90Bf16 && workspace && ms::sm90_bf16_gemm_operands_aligned(*ops))
     ms::launch_sm90_bf16_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
+  else if (plan->family == GemmFamily::Sm100Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm100_fp4_gemm_operands_aligned(*ops))
+    ms::launch_sm100_fp4_gemm(d, *ops, sms, plan->emulated, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm120Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm120_fp4_gemm_operands_aligned(*ops))
     ms::launch_sm120_fp4_gemm(d, *ops, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Decode && ms::decode_gemm_operands_aligned(*ops))

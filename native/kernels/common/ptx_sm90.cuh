@@ -1,15 +1,19 @@
-// Hopper (sm_90a) PTX building blocks: mbarriers, TMA (cp.async.bulk.tensor), wgmma, setmaxnreg, proxy fences.
-// Compiled only for the sm_90a feature set (wgmma and setmaxnreg exist nowhere else).
+// Hopper PTX building blocks: mbarriers, TMA (cp.async.bulk.tensor and plain bulk copies), proxy fences and named barriers
+// for sm_90 and later (the Blackwell tcgen05 family uses them too); wgmma and setmaxnreg for the sm_90a feature set only
+// (they exist nowhere else).
 #pragma once
 #include <cstdint>
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define MS_SM90_PLUS 1
+#endif
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define MS_SM90_ENABLED 1
 #endif
 
 namespace ms::sm90 {
 
-#ifdef MS_SM90_ENABLED
+#ifdef MS_SM90_PLUS
 __device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
 
 __device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t count) {
@@ -52,6 +56,14 @@ template <int N> __device__ __forceinline__ void bulk_wait_group() { asm volatil
 __device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 // Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads, a multiple of 32.
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory"); }
+// Plain (1D) bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) global -> shared, completing on `bar`.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)) : "memory");
+}
+#endif
+
+#ifdef MS_SM90_ENABLED
 
 template <uint32_t kRegs> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kRegs)); }
 template <uint32_t kRegs> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kRegs)); }

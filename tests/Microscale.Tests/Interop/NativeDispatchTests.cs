@@ -5,8 +5,8 @@ namespace Microscale.Tests.Interop;
 /// <summary>
 /// libmicroscale's dispatch table (ms_gemm_kernel_for through <see cref="MicroscaleRuntime.NativeGemmKernelFor"/>): which kernel a GEMM
 /// runs on each GPU generation, whatever GPU is present (no CUDA context is needed). Compute capability 12.x: the sm120 block-scaled
-/// FP4 family above 16 tokens, the decode kernel at or below; 9.0: the Hopper families; 10.0 (no family of its own yet) and 8.x:
-/// decode and generic kernels. Ignored where the library was not built.
+/// FP4 family above 16 tokens, the decode kernel at or below; 10.0 / 10.3: the sm100 tcgen05 FP4 family likewise for W4A4; 9.0: the
+/// Hopper families; 8.x: decode and generic kernels. Ignored where the library was not built.
 /// </summary>
 [TestFixture]
 [Category("Interop")]
@@ -22,6 +22,11 @@ public sealed class NativeDispatchTests
     }
 
     private static QuantizationOptions O(QuantFormat format) => new(format);
+
+    /// <summary>Whether this libmicroscale was built with the sm_100a tcgen05 family (-DMICROSCALE_SM100_FAMILY=ON; not yet validated,
+    /// so off by default).</summary>
+    internal static bool HasSm100Family =>
+        MicroscaleRuntime.NativeGemmKernelFor(100, B200Multiprocessors, 256, 256, 256, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)).StartsWith("ms_sm100_", StringComparison.Ordinal);
 
     private static string Kernel(int sm, int m, QuantizationOptions? a, QuantizationOptions b, int sms = Sm120Multiprocessors) =>
         MicroscaleRuntime.NativeGemmKernelFor(sm, sms, m, 4096, 4096, a, b);
@@ -54,6 +59,23 @@ public sealed class NativeDispatchTests
     }
 
     [TestCase(100)]
+    [TestCase(103)]
+    public void DatacenterBlackwellRunsTheTcgen05Fp4Family(int sm)
+    {
+        if (!HasSm100Family)
+        {
+            // Without the family (the default build) W4A4 stays on the decode kernel.
+            Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+            Assert.Ignore("libmicroscale was built without -DMICROSCALE_SM100_FAMILY=ON");
+        }
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6"));
+        Assert.That(Kernel(sm, 17, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6"));
+        Assert.That(Kernel(sm, 16, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        // W4A8 has no sm100 kernel yet: the decode kernel at any M.
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp8), B200Multiprocessors), Is.EqualTo("ms_smxx_gemm_generic_nt_64x64x32_t16x16_m4x4"));
+    }
+
     [TestCase(89)]
     [TestCase(80)]
     public void OtherGenerationsRunDecodeAndGenericKernels(int sm)

@@ -1,0 +1,31 @@
+// Block scales as the Blackwell block-scaled tensor-core families read them: the swizzled 128x4 layout (NUMERICS.md s3),
+// whose 512-byte atoms hold 128 rows x 4 consecutive K blocks. Host-side sizes here; smxx_scale_swizzle.cu swizzles linear
+// scales into a workspace.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime_api.h>
+#include "microscale.h"
+
+namespace ms {
+
+constexpr int kAtomBytes = 512;  // 128 rows x 4 block scales
+
+inline int block_of(int format) { return format == MS_FMT_NVFP4 ? 16 : 32; }
+inline int padded_k(int format, int k) { const int b = block_of(format); return (k + b - 1) / b * b; }
+inline int scale_blocks(int format, int k) { return padded_k(format, k) / block_of(format); }
+// Atoms along K of one 128-row tile: the padded K blocks / 4, rounded up.
+inline int atoms_per_tile_row(int format, int k) { return (scale_blocks(format, k) + 3) / 4; }
+inline bool has_block_scales(int format) { return format == MS_FMT_MXFP4 || format == MS_FMT_NVFP4 || format == MS_FMT_MXFP8; }
+// Bytes of a [rows, k] operand's scales in the swizzled layout (rows padded to 128).
+inline size_t swizzled_bytes(int format, int rows, int k) { return (size_t)((rows + 127) / 128) * atoms_per_tile_row(format, k) * kAtomBytes; }
+// Workspace bytes swizzled_scales needs for the operand (256-byte multiples): 0 when its scales are swizzled already.
+inline size_t swizzled_scales_workspace(const ms_qtensor_t& t, int rows, int k) {
+  return has_block_scales(t.format) && t.layout == MS_LAYOUT_LINEAR ? (swizzled_bytes(t.format, rows, k) + 255) / 256 * 256 : 0;
+}
+
+// The operand's scales in the swizzled layout: in place, or swizzled into `free` on `stream` (then advanced past them);
+// null for formats without block scales.
+const uint8_t* swizzled_scales(const ms_qtensor_t& t, int rows, int k, uint8_t*& free, cudaStream_t stream);
+
+}  // namespace ms

@@ -1,0 +1,212 @@
+// Datacenter Blackwell (sm_100a) tcgen05 building blocks of the sm100 FP4 family, and their software emulation on sm_90,
+// where the same tile code runs on an H100 / H200 for the tests. PTX ISA 9.0 s9.7.16 (tcgen05); design study
+// shared/design/BLACKWELL-KERNELS.md s3 and s5; NOTES-sm100.md says what the emulation can and cannot vouch for.
+//
+// Tensor memory (TMEM): 128 lanes x 512 columns of 32-bit cells per CTA, address = lane << 16 | column. The family uses
+//  - the accumulator of an M = 128 MMA: lane m = row m, column base + n (FP32, one element per cell);
+//  - block scales copied from a 512-byte atom of the swizzled 128x4 layout by tcgen05.cp .32x128b.warpx4: atom row i (16
+//    bytes) lands in lanes i, i + 32, i + 64, i + 96, columns c .. c + 3, so lane i + 32 Q, column c + j, byte b holds the scale
+//    of row 32 j + i, K block b. The MMA reads row m's scales at lane m, column c + m / 32 (the layout CUTLASS's collective and
+//    public sm_100 kernels use; the PTX gives it only as a figure).
+// Emulation (sm_90): TMEM is a per-CTA [128][512] u32 buffer in global memory; the MMA warp's 32 lanes compute an issued MMA
+// together (natively one thread issues it) and arrive on the commit's mbarrier when done.
+#pragma once
+#include <cstdint>
+#include "ptx_sm90.cuh"
+#include "formats.cuh"
+
+#if defined(__CUDA_ARCH__) && (defined(__CUDA_ARCH_FEAT_SM100_ALL) || defined(__CUDA_ARCH_FEAT_SM103_ALL))
+#define MS_SM100_NATIVE 1
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900
+#define MS_SM100_EMULATED 1
+#endif
+#if defined(MS_SM100_NATIVE) || defined(MS_SM100_EMULATED)
+#define MS_SM100_TILES 1
+#endif
+
+namespace ms::sm100 {
+
+constexpr int kTmemLanes = 128, kTmemColumns = 512;
+
+// Shared-memory matrix descriptor (PTX s9.7.16.4.1): start >> 4 (bits 0-13), leading byte offset >> 4 (16-29), stride byte
+// offset >> 4 (32-45), fixed 0b001 (46-48), base offset 0 (49-51), swizzle (61-63: 0 none, 2 128-byte).
+constexpr uint64_t kSwizzleNone = 0, kSwizzle128B = 2;
+constexpr __host__ __device__ uint64_t smem_descriptor(uint32_t smem_address, uint32_t leading_bytes, uint32_t stride_bytes, uint64_t swizzle) {
+  return (uint64_t)((smem_address & 0x3FFFFu) >> 4) | (uint64_t)((leading_bytes & 0x3FFFFu) >> 4) << 16 |
+         (uint64_t)((stride_bytes & 0x3FFFFu) >> 4) << 32 | (uint64_t)1 << 46 | swizzle << 61;
+}
+// A K-major operand tile of 128-byte rows written by TMA with 128-byte swizzle (8-row atoms of 1024 bytes; the leading byte
+// offset is unused), starting `k_bytes` into its rows.
+constexpr __host__ __device__ uint64_t operand_descriptor(uint32_t tile_address, uint32_t k_bytes) {
+  return smem_descriptor(tile_address + k_bytes, 16, 1024, kSwizzle128B);
+}
+// A 512-byte scale atom for tcgen05.cp .32x128b: 32 rows of 16 bytes, no swizzle, 8-row groups 128 bytes apart.
+constexpr __host__ __device__ uint64_t scale_atom_descriptor(uint32_t atom_address) { return smem_descriptor(atom_address, 0, 128, kSwizzleNone); }
+
+// Instruction descriptor of kind::mxf4nvf4 (PTX s9.7.16.4.2, tables 43 / 44): E2M1 A and B (bits 7-9, 10-11), K-major
+// (transpose bits 15, 16 zero), N >> 3 (17-22), scale type (23: 1 UE8M0, 0 UE4M3), M >> 7 (27-28), and the scale ids: the
+// byte of each TMEM scale word this MMA's blocks start at (SFB 4-5, SFA 29-30; 4X: 0; 2X: 0 or 2, a half-word).
+constexpr __host__ __device__ uint32_t mxf4nvf4_descriptor(int m, int n, bool ue8m0, uint32_t sfa_id, uint32_t sfb_id) {
+  return 1u << 7 | 1u << 10 | (uint32_t)(n >> 3) << 17 | (ue8m0 ? 1u : 0u) << 23 | (uint32_t)(m >> 7) << 27 | (sfa_id & 3u) << 29 |
+         (sfb_id & 3u) << 4;
+}
+
+// The shared-memory address the MMA reads for row r, byte b (of the K slice the descriptor starts at) of a K-major operand,
+// as the emulation models it: rows of 128 bytes in 8-row groups `stride` bytes apart, and with 128-byte swizzle the 16-byte
+// unit (address bits 4-6) XORed with address bits 7-9 (atoms 1024-byte aligned), the pattern TMA's SWIZZLE_128B writes.
+constexpr __host__ __device__ uint32_t operand_address(uint64_t desc, int r, int b) {
+  const uint32_t start = (uint32_t)(desc & 0x3FFFu) << 4, stride = (uint32_t)((desc >> 32) & 0x3FFFu) << 4;
+  const uint32_t address = start + (uint32_t)(r / 8) * stride + (uint32_t)(r % 8) * 128 + (uint32_t)b;
+  return (desc >> 61) == kSwizzle128B ? address ^ (((address >> 7) & 7u) << 4) : address;
+}
+
+#ifdef MS_SM100_TILES
+// Where a TMEM address lives in the emulated TMEM of this CTA.
+struct Tmem {
+  uint32_t* emulated;  // this CTA's [128][512] cells (emulation only; null natively)
+  __device__ __forceinline__ uint32_t* cell(uint32_t address) const {
+    return emulated + (address >> 16) * kTmemColumns + (address & 0xFFFFu);
+  }
+};
+
+// Allocates all 512 columns (the whole warp calls it) and writes the base address to *slot; relinquishes the permit.
+__device__ __forceinline__ void alloc_all(uint32_t* slot) {
+#ifdef MS_SM100_NATIVE
+  asm volatile("tcgen05.alloc.cta_group::1.sync.aligned.shared::cta.b32 [%0], %1;" ::"r"(sm90::smem_addr(slot)), "r"(kTmemColumns) : "memory");
+  asm volatile("tcgen05.relinquish_alloc_permit.cta_group::1.sync.aligned;" ::: "memory");
+#else
+  if (threadIdx.x % 32 == 0) *slot = 0;
+#endif
+}
+__device__ __forceinline__ void dealloc_all(uint32_t base) {
+#ifdef MS_SM100_NATIVE
+  asm volatile("tcgen05.dealloc.cta_group::1.sync.aligned.b32 %0, %1;" ::"r"(base), "r"(kTmemColumns) : "memory");
+#endif
+}
+
+// Orders tcgen05 operations against thread synchronization (mbarrier waits / arrives, __syncthreads).
+__device__ __forceinline__ void fence_before_sync() {
+#ifdef MS_SM100_NATIVE
+  asm volatile("tcgen05.fence::before_thread_sync;" ::: "memory");
+#else
+  __threadfence();
+#endif
+}
+__device__ __forceinline__ void fence_after_sync() {
+#ifdef MS_SM100_NATIVE
+  asm volatile("tcgen05.fence::after_thread_sync;" ::: "memory");
+#else
+  __threadfence();
+#endif
+}
+
+// One 512-byte scale atom (shared memory, scale_atom_descriptor) into TMEM columns column .. column + 3 of every lane quarter.
+// The whole MMA warp calls it; natively lane 0 issues it.
+__device__ __forceinline__ void copy_scale_atom(const Tmem& tmem, uint32_t column_address, const uint8_t* atom) {
+#ifdef MS_SM100_NATIVE
+  (void)tmem;
+  if (threadIdx.x % 32 == 0)
+    asm volatile("tcgen05.cp.cta_group::1.32x128b.warpx4 [%0], %1;" ::"r"(column_address), "l"(scale_atom_descriptor(sm90::smem_addr(atom))) : "memory");
+#else
+  const int lane = threadIdx.x % 32;
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(atom);
+  __syncwarp();  // the warp's previous MMA no longer reads these cells
+  for (int quarter = 0; quarter < 4; ++quarter)
+    for (int j = 0; j < 4; ++j) *tmem.cell(column_address + ((uint32_t)(32 * quarter + lane) << 16) + j) = words[lane * 4 + j];
+  __threadfence_block();
+  __syncwarp();
+#endif
+}
+
+#ifdef MS_SM100_EMULATED
+// The shared-memory byte of row r, byte b of a K-major operand tile described by `desc` (operand_address).
+__device__ __forceinline__ const uint8_t* operand_byte(uint64_t desc, int r, int b) {
+  return static_cast<const uint8_t*>(__cvta_shared_to_generic(operand_address(desc, r, b)));
+}
+__device__ __forceinline__ double scale_value(uint32_t code, bool ue4m3) {
+  if (ue4m3) return (double)from_e4m3(code & 0x7Fu);
+  return code == 0xFFu ? __longlong_as_double(0x7FF8000000000000ll) : ldexp(1.0, (int)code - 127);
+}
+#endif
+
+// D [128 x N] (+)= A [128 x 64] . B [N x 64]^T with block scales, kind::mxf4nvf4 (kBlock16: NVFP4, UE4M3 per 16, scale_vec
+// 4X; else MXFP4, UE8M0 per 32, 2X). Emulation: every D element is C + the scaled block sums (each exact in binary32),
+// accumulated in binary64 and rounded once; the PTX leaves the hardware's order and precision open (at least binary32).
+// The whole MMA warp calls it; natively lane 0 issues it.
+template <bool kBlock16, int kN>
+__device__ __forceinline__ void mma(const Tmem& tmem, uint32_t d_address, uint64_t desc_a, uint64_t desc_b, uint32_t idesc, uint32_t sfa_address,
+                                    uint32_t sfb_address, bool accumulate) {
+#ifdef MS_SM100_NATIVE
+  (void)tmem;
+  if (threadIdx.x % 32 == 0) {
+    if constexpr (kBlock16)
+      asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"
+                   "tcgen05.mma.cta_group::1.kind::mxf4nvf4.block_scale.block16 [%0], %1, %2, %3, [%5], [%6], p;\n}"
+                   ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
+    else
+      asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"
+                   "tcgen05.mma.cta_group::1.kind::mxf4nvf4.block_scale.block32 [%0], %1, %2, %3, [%5], [%6], p;\n}"
+                   ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
+  }
+#else
+  constexpr int kBlocks = kBlock16 ? 4 : 2, kBlockK = 64 / kBlocks;
+  const uint32_t sfa_id = (idesc >> 29) & 3u, sfb_id = (idesc >> 4) & 3u;
+  const int lane = threadIdx.x % 32;
+  __syncwarp();  // the scale cells of the warp's copies are written
+  for (int e = lane; e < 128 * kN; e += 32) {
+    const int m = e / kN, n = e % kN;
+    uint32_t* d = tmem.cell(d_address + ((uint32_t)m << 16) + n);
+    const uint32_t sfa = *tmem.cell(sfa_address + ((uint32_t)m << 16) + m / 32), sfb = *tmem.cell(sfb_address + ((uint32_t)n << 16) + n / 32);
+    double acc = accumulate ? (double)__uint_as_float(*d) : 0.0;
+    for (int q = 0; q < kBlocks; ++q) {
+      float part = 0.0f;
+      for (int k = q * kBlockK; k < (q + 1) * kBlockK; ++k) {
+        const uint32_t a = (*operand_byte(desc_a, m, k / 2) >> (4 * (k % 2))) & 0xFu, b = (*operand_byte(desc_b, n, k / 2) >> (4 * (k % 2))) & 0xFu;
+        part += from_e2m1(a) * from_e2m1(b);
+      }
+      const uint32_t byte_a = sfa_id + q, byte_b = sfb_id + q;  // the scale id is the byte this MMA's blocks start at (4X: 0)
+      acc += (double)part * scale_value((sfa >> (8 * byte_a)) & 0xFFu, kBlock16) * scale_value((sfb >> (8 * byte_b)) & 0xFFu, kBlock16);
+    }
+    *d = __float_as_uint((float)acc);
+  }
+#endif
+}
+
+// Makes `bar` arrive once every tcgen05 operation this thread (natively lane 0) issued before has completed. The whole MMA
+// warp calls it.
+__device__ __forceinline__ void commit(uint64_t* bar) {
+#ifdef MS_SM100_NATIVE
+  if (threadIdx.x % 32 == 0)
+    asm volatile("tcgen05.commit.cta_group::1.mbarrier::arrive::one.shared::cluster.b64 [%0];" ::"r"(sm90::smem_addr(bar)) : "memory");
+#else
+  __syncwarp();
+  __threadfence();
+  if (threadIdx.x % 32 == 0) sm90::mbarrier_arrive(bar);
+#endif
+}
+
+// 32 consecutive columns of this warp's 32 lanes (.32x32b.x32: thread t gets lane (address >> 16) + t), then waits for them.
+__device__ __forceinline__ void load_32_columns(const Tmem& tmem, uint32_t address, float (&v)[32]) {
+#ifdef MS_SM100_NATIVE
+  (void)tmem;
+  uint32_t r[32];
+  asm volatile(
+      "tcgen05.ld.sync.aligned.32x32b.x32.b32 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
+      "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, [%32];"
+      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]), "=r"(r[4]), "=r"(r[5]), "=r"(r[6]), "=r"(r[7]), "=r"(r[8]), "=r"(r[9]), "=r"(r[10]),
+        "=r"(r[11]), "=r"(r[12]), "=r"(r[13]), "=r"(r[14]), "=r"(r[15]), "=r"(r[16]), "=r"(r[17]), "=r"(r[18]), "=r"(r[19]), "=r"(r[20]),
+        "=r"(r[21]), "=r"(r[22]), "=r"(r[23]), "=r"(r[24]), "=r"(r[25]), "=r"(r[26]), "=r"(r[27]), "=r"(r[28]), "=r"(r[29]), "=r"(r[30]),
+        "=r"(r[31])
+      : "r"(address));
+  asm volatile("tcgen05.wait::ld.sync.aligned;" ::: "memory");
+#pragma unroll
+  for (int j = 0; j < 32; ++j) v[j] = __uint_as_float(r[j]);
+#else
+  const uint32_t lane_address = address + ((uint32_t)(threadIdx.x % 32) << 16);
+#pragma unroll
+  for (int j = 0; j < 32; ++j) v[j] = __uint_as_float(*tmem.cell(lane_address + j));
+#endif
+}
+#endif
+
+}  // namespace ms::sm100

@@ -1,0 +1,269 @@
+// Datacenter Blackwell (sm_100a, B200 class) block-scaled FP4 GEMM family: C = alpha * A.B^T (+ bias), A [M, K] and B [N, K]
+// K-major, on tcgen05.mma kind::mxf4nvf4 with the block scales applied by the tensor core (common/tcgen05_sm100.cuh):
+//  mxf4: MXFP4 x MXFP4 (UE8M0 per 32, block32)    nvf4: NVFP4 x NVFP4 (UE4M3 per 16, block16; alpha x gA x gB in the epilogue)
+// Persistent, warp-specialized, one CTA per SM (cta_group::1), 192 threads:
+//  - warp 0: one thread issues the TMA loads of a stage (A and B tiles of 128 rows x 128 bytes = 256 values of K, 128-byte
+//    swizzle) and the plain bulk copies of its scale atoms (swizzled 128x4 layout, 512 bytes per 128 rows x 4 blocks) into a
+//    ring of kStages stages, each guarded by a full (TMA bytes) and an empty (MMA done) mbarrier;
+//  - warp 1: allocates all 512 TMEM columns, then issues per stage the scale-atom copies into TMEM (tcgen05.cp) and four
+//    M128 x N128 x K64 MMAs into one of two accumulators (TMEM columns 0-127 / 128-255), committing the stage's empty barrier
+//    and, after a tile's last stage, the accumulator's full barrier;
+//  - warps 2-5: the epilogue, each reading its TMEM lane quarter (rows 32 (warp % 4) ...) 32 columns at a time, alpha, decode
+//    scales and bias in FP32, stored from registers; then releasing the accumulator so the next tile's MMAs overlap it.
+// Tiles are visited in groups of 8 M-tiles for L2 reuse. M, N and K tails: TMA zero-fills out-of-range boxes; scale atoms
+// past the padded K blocks are not copied (the data there is zero); stores are clipped.
+// Built twice: for sm_100a with the real instructions, and for sm_90 with TMEM and the tcgen05 instructions emulated (TMEM
+// in the workspace), so the same TMA, descriptors, scale staging, pipeline and epilogue run (and are tested) on an H100 /
+// H200. Not built here yet: the 2-SM (cta_group::2) variant and W4A8 (kind::mxf8f6f4); see NOTES-sm100.md.
+#include <algorithm>
+#include <cstring>
+#include "common/block_scales.h"
+#include "common/formats.cuh"
+#include "common/gemm_epilogue.cuh"
+#include "common/tcgen05_sm100.cuh"
+#include "common/tensor_map.h"
+#include "launch.h"
+#include "../src/error.h"
+
+namespace ms {
+
+namespace {
+
+constexpr int kBM = 128, kBN = 128, kRowBytes = 128 /* bytes of K per stage row: 256 FP4 values */, kMmaK = 64, kStages = 6;
+constexpr int kThreads = 192, kEpilogueWarps = 4, kGroupM = 8;
+constexpr int kTileBytes = kBM * kRowBytes;  // one operand's stage (A and B alike: kBN == kBM)
+constexpr int kMaxAtoms = kRowBytes * 2 / 16 / 4;  // scale atoms of a stage and operand: 4 for NVFP4, 2 for MXFP4
+constexpr int kStageBytes = 2 * kTileBytes + 2 * kMaxAtoms * kAtomBytes;
+constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 256 /* barriers, TMEM address */;
+static_assert(kSmemBytes <= 232448, "the ring must fit sm_100's shared memory");
+// TMEM columns: two accumulators of kBN columns, then the scales of A and of B (4 columns per atom).
+constexpr uint32_t kAccumulatorColumns = kBN, kScaleAColumn = 2 * kBN, kScaleBColumn = kScaleAColumn + 4 * kMaxAtoms;
+static_assert(kScaleBColumn + 4 * kMaxAtoms <= sm100::kTmemColumns, "TMEM columns");
+constexpr size_t kEmulatedTmemBytes = (size_t)sm100::kTmemLanes * sm100::kTmemColumns * 4;  // per CTA, emulation only
+
+struct Sm100Params {
+  int m, n, k;
+  const uint8_t* sfa;  // swizzled 128x4 block scales
+  const uint8_t* sfb;
+  int atoms_per_tile_row;
+  float alpha;
+  const float* scale_a;  // NVFP4 g [1]; null: 1
+  const float* scale_b;
+  const float* bias;     // [n] or null
+  void* out;
+  int out_dtype;
+  uint32_t* emulated_tmem;  // gridDim.x x kEmulatedTmemBytes (sm_90 emulation), else null
+};
+
+template <bool kNvf4>
+__global__ void __launch_bounds__(kThreads, 1)
+sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b, Sm100Params p) {
+#ifdef MS_SM100_TILES
+  using namespace sm90;
+  constexpr int kAtoms = kNvf4 ? 4 : 2;
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
+  uint64_t* empty = full + kStages;
+  uint64_t* accumulator_full = empty + kStages;  // [2]
+  uint64_t* accumulator_empty = accumulator_full + 2;
+  uint32_t* tmem_slot = reinterpret_cast<uint32_t*>(accumulator_empty + 2);
+  auto a_tile = [&](uint32_t s) { return smem + s * kStageBytes; };
+  auto b_tile = [&](uint32_t s) { return a_tile(s) + kTileBytes; };
+  auto a_atoms = [&](uint32_t s) { return a_tile(s) + 2 * kTileBytes; };
+  auto b_atoms = [&](uint32_t s) { return a_atoms(s) + kMaxAtoms * kAtomBytes; };
+
+  const int warp = __shfl_sync(0xffffffffu, threadIdx.x / 32, 0), lane = threadIdx.x % 32;
+  const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
+  const int k_stages = (p.k + 2 * kRowBytes - 1) / (2 * kRowBytes);
+
+  if (threadIdx.x == 0) {
+    prefetch_tensormap(&map_a);
+    prefetch_tensormap(&map_b);
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], 1);  // one tcgen05.commit
+    }
+    for (int b = 0; b < 2; ++b) {
+      mbarrier_init(&accumulator_full[b], 1);
+      mbarrier_init(&accumulator_empty[b], kEpilogueWarps);  // lane 0 of each epilogue warp
+    }
+    fence_barrier_init();
+  }
+  if (warp == 1) sm100::alloc_all(tmem_slot);
+  __syncthreads();
+  sm100::fence_after_sync();
+  const uint32_t tmem = *tmem_slot;
+  const sm100::Tmem cells{p.emulated_tmem ? p.emulated_tmem + blockIdx.x * (kEmulatedTmemBytes / 4) : nullptr};
+
+  if (warp == 0) {
+    if (lane == 0) {
+      uint32_t stage = 0, phase = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int tm, tn;
+        tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
+        for (int kt = 0; kt < k_stages; ++kt) {
+          mbarrier_wait(&empty[stage], phase ^ 1);
+          const int first = kt * kAtoms, atoms = min(kAtoms, p.atoms_per_tile_row - first);
+          mbarrier_arrive_expect_tx(&full[stage], 2 * kTileBytes + 2 * atoms * kAtomBytes);
+          tma_load_2d(a_tile(stage), &map_a, &full[stage], kt * kRowBytes, tm * kBM);
+          tma_load_2d(b_tile(stage), &map_b, &full[stage], kt * kRowBytes, tn * kBN);
+          bulk_load(a_atoms(stage), p.sfa + ((int64_t)tm * p.atoms_per_tile_row + first) * kAtomBytes, atoms * kAtomBytes, &full[stage]);
+          bulk_load(b_atoms(stage), p.sfb + ((int64_t)tn * p.atoms_per_tile_row + first) * kAtomBytes, atoms * kAtomBytes, &full[stage]);
+          if (++stage == kStages) { stage = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else if (warp == 1) {
+    uint32_t stage = 0, phase = 0;
+    int local = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, ++local) {
+      const int buffer = local & 1;
+      mbarrier_wait(&accumulator_empty[buffer], ((local >> 1) & 1) ^ 1);  // the epilogue has read this accumulator
+      sm100::fence_after_sync();
+      const uint32_t accumulator = tmem + buffer * kAccumulatorColumns;
+      for (int kt = 0; kt < k_stages; ++kt) {
+        mbarrier_wait(&full[stage], phase);
+        sm100::fence_after_sync();
+        // A last stage past the padded K blocks has fewer atoms: its MMAs there (zero data) take the last atom's scales, which
+        // belong to the same rows (a stale atom could hold another tile's NaN).
+        const int atoms = min(kAtoms, p.atoms_per_tile_row - kt * kAtoms);
+        for (int x = 0; x < kAtoms; ++x) {
+          const int from = min(x, atoms - 1);
+          sm100::copy_scale_atom(cells, tmem + kScaleAColumn + 4 * x, a_atoms(stage) + from * kAtomBytes);
+          sm100::copy_scale_atom(cells, tmem + kScaleBColumn + 4 * x, b_atoms(stage) + from * kAtomBytes);
+        }
+        const uint32_t a_address = smem_addr(a_tile(stage)), b_address = smem_addr(b_tile(stage));
+#pragma unroll
+        for (int k = 0; k < kRowBytes * 2 / kMmaK; ++k) {
+          // NVFP4: atom k (4 blocks of 16 = this MMA's K); MXFP4: atom k / 2, its blocks 2 (k % 2) and + 1 (scale id = byte).
+          const uint32_t atom = kNvf4 ? k : k / 2, id = kNvf4 ? 0 : 2 * (k % 2);
+          const uint32_t idesc = sm100::mxf4nvf4_descriptor(kBM, kBN, !kNvf4, id, id);
+          sm100::mma<kNvf4, kBN>(cells, accumulator, sm100::operand_descriptor(a_address, k * kMmaK / 2),
+                                 sm100::operand_descriptor(b_address, k * kMmaK / 2), idesc, tmem + kScaleAColumn + 4 * atom,
+                                 tmem + kScaleBColumn + 4 * atom, kt > 0 || k > 0);
+        }
+        sm100::commit(&empty[stage]);  // the stage's shared memory is free once these MMAs have read it
+        if (++stage == kStages) { stage = 0; phase ^= 1; }
+      }
+      sm100::commit(&accumulator_full[buffer]);
+    }
+  } else {
+    // Epilogue: warp w reads TMEM lanes 32 (w % 4) .. + 31, i.e. rows of the tile, one per thread.
+    const int quarter = warp % 4, row_in_tile = 32 * quarter + lane;
+    const float alpha = p.alpha * (p.scale_a ? p.scale_a[0] : 1.0f) * (p.scale_b ? p.scale_b[0] : 1.0f);
+    int local = 0;
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, ++local) {
+      const int buffer = local & 1;
+      int tm, tn;
+      tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
+      mbarrier_wait(&accumulator_full[buffer], (local >> 1) & 1);
+      sm100::fence_after_sync();
+      const int row = tm * kBM + row_in_tile;
+#pragma unroll 1
+      for (int chunk = 0; chunk < kBN / 32; ++chunk) {
+        float v[32];
+        sm100::load_32_columns(cells, tmem + ((uint32_t)(32 * quarter) << 16) + buffer * kAccumulatorColumns + 32 * chunk, v);
+        if (chunk == kBN / 32 - 1) {  // the accumulator is in registers: the next tile's MMAs may overwrite it
+          sm100::fence_before_sync();
+          __syncwarp();
+          if (lane == 0) mbarrier_arrive(&accumulator_empty[buffer]);
+        }
+        if (row >= p.m) continue;
+#pragma unroll
+        for (int j = 0; j < 32; j += 2) {
+          const int col = tn * kBN + 32 * chunk + j;
+          if (col >= p.n) break;
+          const float b0 = p.bias ? p.bias[col] : 0.0f, b1 = p.bias && col + 1 < p.n ? p.bias[col + 1] : 0.0f;
+          store_pair(p, row, col, v[j] * alpha + b0, v[j + 1] * alpha + b1);
+        }
+      }
+    }
+  }
+  __syncthreads();
+  if (warp == 1) sm100::dealloc_all(tmem);
+#endif
+}
+
+struct KindConfig {
+  const char* name;
+  bool nvf4;
+};
+const KindConfig kConfigs[] = {
+    {"ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6", false},
+    {"ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6", true},
+};
+
+bool is_pair(const ms_gemm_desc_t& d) {
+  return (d.a_format == MS_FMT_MXFP4 && d.b_format == MS_FMT_MXFP4) || (d.a_format == MS_FMT_NVFP4 && d.b_format == MS_FMT_NVFP4);
+}
+
+}  // namespace
+
+bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t& d) {
+  // TMA row strides: whole 16-byte pieces (padded K a multiple of 32 values).
+  return is_pair(d) && padded_k(d.b_format, d.k) % 32 == 0;
+}
+
+bool sm100_fp4_gemm_has_config(const char* name) {
+  for (const KindConfig& c : kConfigs)
+    if (std::strcmp(c.name, name) == 0) return true;
+  return false;
+}
+
+const char* sm100_fp4_gemm_config(const ms_gemm_desc_t& d) {
+  if (!is_pair(d)) return nullptr;
+  return kConfigs[d.a_format == MS_FMT_NVFP4 ? 1 : 0].name;
+}
+
+bool sm100_fp4_gemm_config_fits(const ms_gemm_desc_t& d, const char* name) {
+  const char* own = sm100_fp4_gemm_config(d);
+  return own && std::strcmp(own, name) == 0;
+}
+
+size_t sm100_fp4_gemm_workspace_size(const ms_gemm_desc_t& d, int multiprocessors, bool emulated) {
+  ms_qtensor_t a{}, b{};
+  a.format = d.a_format; a.layout = d.a_layout;
+  b.format = d.b_format; b.layout = d.b_layout;
+  const size_t parts = swizzled_scales_workspace(a, d.m, d.k) + swizzled_scales_workspace(b, d.n, d.k);
+  const size_t tmem = emulated ? (size_t)multiprocessors * kEmulatedTmemBytes : 0;
+  return parts + tmem ? kWorkspaceCounterBytes + parts + tmem : 0;
+}
+
+bool sm100_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops) {
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  auto scales_ok = [&](const ms_qtensor_t& t) { return t.layout == MS_LAYOUT_LINEAR || aligned(t.block_scales); };
+  return aligned(ops.a.data) && aligned(ops.b.data) && scales_ok(ops.a) && scales_ok(ops.b);
+}
+
+void launch_sm100_fp4_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, int multiprocessors, bool emulated, void* workspace,
+                           cudaStream_t stream) {
+  if (!is_pair(d)) fail(MS_ERR_UNSUPPORTED, "desc", "the sm100 FP4 family has no kernel for this pair");
+  if (sm100_fp4_gemm_workspace_size(d, multiprocessors, emulated) && !workspace)
+    fail(MS_ERR_INVALID_ARGUMENT, "workspace", "the sm100 FP4 GEMM needs its workspace");
+  uint8_t* free = workspace ? static_cast<uint8_t*>(workspace) + kWorkspaceCounterBytes : nullptr;  // the decode counters stay zero
+  const bool nvf4 = d.a_format == MS_FMT_NVFP4;
+  Sm100Params p{};
+  p.m = d.m; p.n = d.n; p.k = d.k;
+  p.sfa = swizzled_scales(ops.a, d.m, d.k, free, stream);
+  p.sfb = swizzled_scales(ops.b, d.n, d.k, free, stream);
+  p.atoms_per_tile_row = atoms_per_tile_row(d.b_format, d.k);
+  p.alpha = ops.alpha;
+  p.scale_a = nvf4 ? ops.a.decode_scales : nullptr;
+  p.scale_b = nvf4 ? ops.b.decode_scales : nullptr;
+  p.bias = d.has_bias ? ops.bias : nullptr;
+  p.out = ops.out;
+  p.out_dtype = d.out_dtype;
+  p.emulated_tmem = emulated ? reinterpret_cast<uint32_t*>(free) : nullptr;
+  const int row_bytes = padded_k(d.a_format, d.k) / 2;
+  const TensorMap map_a = make_map(ops.a.data, d.m, row_bytes, 1, kRowBytes, kBM), map_b = make_map(ops.b.data, d.n, row_bytes, 1, kRowBytes, kBN);
+  const int tiles = ((d.m + kBM - 1) / kBM) * ((d.n + kBN - 1) / kBN);
+  auto kernel = nvf4 ? sm100_fp4_gemm_kernel<true> : sm100_fp4_gemm_kernel<false>;
+  // Per launch: the attribute belongs to the kernel as loaded in the current context (several contexts may be in use).
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes) != cudaSuccess)
+    fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", kSmemBytes);
+  kernel<<<std::min(tiles, multiprocessors), kThreads, kSmemBytes, stream>>>(map_a, map_b, p);  // persistent: one CTA per SM
+  check_cuda(cudaGetLastError(), "sm100 FP4 GEMM launch");
+}
+
+}  // namespace ms

@@ -1,0 +1,47 @@
+// Host checks (g++, no CUDA) of the tcgen05 encoders the sm100 family and its emulation share (common/tcgen05_sm100.cuh):
+// the shared-memory and instruction descriptors against the PTX ISA's field tables, and the emulated MMA's operand reads
+// against where TMA's 128-byte swizzle writes each byte, for every row and K step of a stage. Run by .ci/run.
+//   g++ -std=c++17 -Inative/include -Inative/kernels native/tests/descriptor_test.cpp -o t && ./t
+#define __host__
+#define __device__
+#define __forceinline__ inline
+#include <cstdio>
+#include <initializer_list>
+#include "common/tcgen05_sm100.cuh"
+
+static int failures = 0;
+#define EXPECT(cond)                                                  \
+  do {                                                                \
+    if (!(cond)) { std::printf("FAIL %s:%d %s\n", __FILE__, __LINE__, #cond); ++failures; } \
+  } while (0)
+
+int main() {
+  using namespace ms::sm100;
+  // Shared-memory descriptor (PTX s9.7.16.4.1): start >> 4 at 0, LBO >> 4 at 16, SBO >> 4 at 32, 0b001 at 46, swizzle at 61.
+  const uint64_t d = smem_descriptor(0x1230, 0x40, 0x400, kSwizzle128B);
+  EXPECT((d & 0x3FFF) == 0x123);
+  EXPECT(((d >> 16) & 0x3FFF) == 0x4);
+  EXPECT(((d >> 32) & 0x3FFF) == 0x40);
+  EXPECT(((d >> 46) & 7) == 1);
+  EXPECT(((d >> 49) & 7) == 0);
+  EXPECT((d >> 61) == 2);
+  EXPECT(scale_atom_descriptor(0x800) == ((0x800 >> 4) | (uint64_t)(128 >> 4) << 32 | (uint64_t)1 << 46));
+  // Instruction descriptor (tables 43 / 44): E2M1 x E2M1, N >> 3 at 17, M >> 7 at 27, UE8M0 bit 23, scale ids at 29 / 4.
+  EXPECT(mxf4nvf4_descriptor(128, 128, false, 0, 0) == (1u << 7 | 1u << 10 | 16u << 17 | 1u << 27));
+  EXPECT(mxf4nvf4_descriptor(128, 256, true, 2, 2) == (1u << 7 | 1u << 10 | 32u << 17 | 1u << 23 | 1u << 27 | 2u << 29 | 2u << 4));
+  // TMA SWIZZLE_128B writes byte c of box row r at base + 128 r + (c ^ 16 (r % 8)) (base 1024-aligned); the MMA of K step s
+  // reads row r, byte b through operand_descriptor(base, 32 s): the same byte for every row, step and byte.
+  for (uint32_t base : {0x0u, 0x4000u, 0x1C400u})
+    for (int s = 0; s < 4; ++s)
+      for (int r = 0; r < 128; ++r)
+        for (int b = 0; b < 32; ++b) {
+          const uint32_t c = 32 * s + b, written = base + 128 * r + (c ^ (16 * (r % 8)));
+          if (operand_address(operand_descriptor(base, 32 * s), r, b) != written) {
+            std::printf("FAIL operand read base %#x step %d row %d byte %d: %#x, TMA wrote %#x\n", base, s, r, b,
+                        operand_address(operand_descriptor(base, 32 * s), r, b), written);
+            return 1;
+          }
+        }
+  std::printf("%s: descriptor and swizzle checks\n", failures ? "FAIL" : "PASS");
+  return failures ? 1 : 0;
+}
