@@ -90,7 +90,10 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
     }
     fence_barrier_init();
   }
-  if (warp == 1) sm100::alloc_all(tmem_slot);
+  if (warp == 1) {
+    sm100::alloc_all(tmem_slot);
+    sm100::fence_before_sync();  // the address it wrote, before the barrier
+  }
   __syncthreads();
   sm100::fence_after_sync();
   const uint32_t tmem = *tmem_slot;
