@@ -191,14 +191,7 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
 #endif
 }
 
-struct KindConfig {
-  const char* name;
-  bool nvf4;
-};
-const KindConfig kConfigs[] = {
-    {"ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6", false},
-    {"ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6", true},
-};
+const char* const kMxf4Config = "ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6", *const kNvf4Config = "ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6";
 
 bool is_pair(const ms_gemm_desc_t& d) {
   return (d.a_format == MS_FMT_MXFP4 && d.b_format == MS_FMT_MXFP4) || (d.a_format == MS_FMT_NVFP4 && d.b_format == MS_FMT_NVFP4);
@@ -211,15 +204,11 @@ bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t& d) {
   return is_pair(d) && padded_k(d.b_format, d.k) % 32 == 0;
 }
 
-bool sm100_fp4_gemm_has_config(const char* name) {
-  for (const KindConfig& c : kConfigs)
-    if (std::strcmp(c.name, name) == 0) return true;
-  return false;
-}
+bool sm100_fp4_gemm_has_config(const char* name) { return std::strcmp(name, kMxf4Config) == 0 || std::strcmp(name, kNvf4Config) == 0; }
 
 const char* sm100_fp4_gemm_config(const ms_gemm_desc_t& d) {
   if (!is_pair(d)) return nullptr;
-  return kConfigs[d.a_format == MS_FMT_NVFP4 ? 1 : 0].name;
+  return d.a_format == MS_FMT_NVFP4 ? kNvf4Config : kMxf4Config;
 }
 
 bool sm100_fp4_gemm_config_fits(const ms_gemm_desc_t& d, const char* name) {

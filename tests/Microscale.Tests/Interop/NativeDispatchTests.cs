@@ -14,8 +14,7 @@ public sealed class NativeDispatchTests
 {
     private const int Sm120Multiprocessors = 170, HopperMultiprocessors = 132, B200Multiprocessors = 148;
 
-    [SetUp]
-    public void RequireLibrary()
+    private static void RequireLibrary()
     {
         if (!NativeRuntime.IsAvailable)
             Assert.Ignore(NativeRuntime.Problem);
@@ -25,11 +24,21 @@ public sealed class NativeDispatchTests
 
     /// <summary>Whether this libmicroscale was built with the sm_100a tcgen05 family (-DMICROSCALE_SM100_FAMILY=ON; not yet validated,
     /// so off by default).</summary>
-    internal static bool HasSm100Family =>
-        MicroscaleRuntime.NativeGemmKernelFor(100, B200Multiprocessors, 256, 256, 256, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)).StartsWith("ms_sm100_", StringComparison.Ordinal);
+    internal static bool HasSm100Family
+    {
+        get
+        {
+            RequireLibrary();
+            return MicroscaleRuntime.NativeGemmKernelFor(100, B200Multiprocessors, 256, 256, 256, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4))
+                .StartsWith("ms_sm100_", StringComparison.Ordinal);
+        }
+    }
 
-    private static string Kernel(int sm, int m, QuantizationOptions? a, QuantizationOptions b, int sms = Sm120Multiprocessors) =>
-        MicroscaleRuntime.NativeGemmKernelFor(sm, sms, m, 4096, 4096, a, b);
+    private static string Kernel(int sm, int m, QuantizationOptions? a, QuantizationOptions b, int sms = Sm120Multiprocessors)
+    {
+        RequireLibrary();
+        return MicroscaleRuntime.NativeGemmKernelFor(sm, sms, m, 4096, 4096, a, b);
+    }
 
     [TestCase(120)]
     [TestCase(121)]
@@ -84,9 +93,21 @@ public sealed class NativeDispatchTests
         Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp8), B200Multiprocessors), Is.EqualTo("ms_smxx_gemm_generic_nt_64x64x32_t16x16_m4x4"));
     }
 
+    /// <summary>Without the library (CI) the question is refused with the loader's reason, not a crash or a guess.</summary>
+    [Test]
+    public void WithoutTheLibraryTheAnswerIsAClearRefusal()
+    {
+        if (NativeRuntime.IsAvailable)
+            Assert.Ignore("libmicroscale is loaded here");
+        var ex = Assert.Throws<NotSupportedException>(() => MicroscaleRuntime.NativeGemmKernelFor(120, 170, 256, 256, 256, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)))!;
+        Assert.That(ex.Message, Does.Contain("libmicroscale"));
+        Assert.Throws<ArgumentNullException>(() => MicroscaleRuntime.NativeGemmKernelFor(120, 170, 256, 256, 256, null, null!));
+    }
+
     [Test]
     public void BadArgumentsAreNamed()
     {
+        RequireLibrary();
         var ex = Assert.Throws<MicroscaleException>(() => MicroscaleRuntime.NativeGemmKernelFor(120, 0, 16, 64, 64, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)))!;
         Assert.That(ex.Argument, Is.EqualTo("multiprocessors"));
         ex = Assert.Throws<MicroscaleException>(() => MicroscaleRuntime.NativeGemmKernelFor(120, 170, 0, 64, 64, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4)))!;
