@@ -19,6 +19,7 @@
 #include "common/formats.cuh"
 #include "common/gemm_epilogue.cuh"
 #include "common/mma_sm120.cuh"
+#include "common/sm120_tile_layout.h"
 #include "common/block_scales.h"
 #include "launch.h"
 #include "../src/error.h"
@@ -34,7 +35,8 @@ using sm120::kW4A8;
 
 constexpr int kBM = 128, kBN = 128, kBK = 128 /* K values per stage */, kWarpsM = 2, kWarpsN = 4, kThreads = 32 * kWarpsM * kWarpsN;
 constexpr int kWarpTileM = kBM / kWarpsM, kWarpTileN = kBN / kWarpsN, kMTiles = kWarpTileM / 16, kNTiles = kWarpTileN / 8;
-constexpr int kFp4RowBytes = kBK / 2;   // one stage of an FP4 row
+constexpr int kFp4RowBytes = sm120::kFp4StageRowBytes;  // one stage of an FP4 row
+static_assert(kBK == sm120::kE4m3StageRowBytes && kBK / 2 == kFp4RowBytes, "stage rows hold kBK values");
 constexpr int kSmemLimitSm120 = 101376; // sm_120's opt-in shared memory per block (smaller than the H100's)
 constexpr int kGroupM = 8;
 
@@ -81,11 +83,8 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
 }
 
-// Shared-memory offsets of 16-byte piece p of tile row r. FP4 rows (64 bytes): piece p ^ ((r / 2) % 4), so the 8 rows of an
-// ldmatrix (or of W4A8's B loads) hit 8 different 16-byte bank groups. E4M3 rows (128 bytes): the 32-byte half-chunk p / 2
-// is XORed with r % 4, so W4A8's 8-byte loads (rows g, bytes 8t of a 32-byte chunk) cover all banks in each half-warp.
-__device__ __forceinline__ int fp4_offset(int r, int p) { return r * kFp4RowBytes + ((p ^ ((r >> 1) & 3)) << 4); }
-__device__ __forceinline__ int e4m3_offset(int r, int p) { return r * kBK + ((((p >> 1) ^ (r & 3)) << 1 | (p & 1)) << 4); }
+using sm120::e4m3_offset;
+using sm120::fp4_offset;
 
 // Copies stage `kt` of rows [row0, row0 + 128) of an operand (row stride row_bytes, stage_row_bytes per row and stage) into
 // `dst` with `offset` as the swizzle, zero-filling rows >= rows and bytes past the row.

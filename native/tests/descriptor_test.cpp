@@ -1,6 +1,8 @@
-// Host checks (g++, no CUDA) of the tcgen05 encoders the sm100 family and its emulation share (common/tcgen05_sm100.cuh):
-// the shared-memory and instruction descriptors against the PTX ISA's field tables, and the emulated MMA's operand reads
-// against where TMA's 128-byte swizzle writes each byte, for every row and K step of a stage. Run by .ci/run.
+// Host checks (g++, no CUDA) of the Blackwell families' shared-memory layouts. sm100 (common/tcgen05_sm100.cuh): the
+// shared-memory and instruction descriptors against the PTX ISA's field tables, and the emulated MMA's operand reads against
+// where TMA's 128-byte swizzle writes each byte, for every row and K step of a stage. sm120 (common/sm120_tile_layout.h): the
+// stage swizzles are bijections and every fragment load the kernel issues (ldmatrix phases, W4A8's 8- and 4-byte loads) is
+// free of shared-memory bank conflicts. Run by .ci/run.
 //   g++ -std=c++17 -Inative/include -Inative/kernels native/tests/descriptor_test.cpp -o t && ./t
 #define __host__
 #define __device__
@@ -8,6 +10,8 @@
 #include <cstdio>
 #include <initializer_list>
 #include "common/tcgen05_sm100.cuh"
+#include "common/sm120_tile_layout.h"
+#include <set>
 
 static int failures = 0;
 #define EXPECT(cond)                                                  \
@@ -42,6 +46,44 @@ int main() {
             return 1;
           }
         }
-  std::printf("%s: descriptor and swizzle checks\n", failures ? "FAIL" : "PASS");
+  // sm120: each 16-byte piece of a 128-row stage tile lands at its own offset inside the tile.
+  using ms::sm120::e4m3_offset;
+  using ms::sm120::fp4_offset;
+  for (int e4m3 = 0; e4m3 < 2; ++e4m3) {
+    std::set<int> seen;
+    const int pieces = e4m3 ? 8 : 4, row_bytes = e4m3 ? 128 : 64;
+    for (int r = 0; r < 128; ++r)
+      for (int q = 0; q < pieces; ++q) {
+        const int o = e4m3 ? e4m3_offset(r, q) : fp4_offset(r, q);
+        EXPECT(o % 16 == 0 && o >= 0 && o < 128 * row_bytes && o / row_bytes == r);
+        seen.insert(o);
+      }
+    EXPECT((int)seen.size() == 128 * pieces);
+  }
+  // Bank groups: an access phase is conflict-free when its byte ranges cover distinct 4-byte banks (32 banks).
+  auto conflict_free = [](const int* offsets, int count, int bytes) {
+    std::set<int> banks;
+    for (int i = 0; i < count; ++i)
+      for (int b = 0; b < bytes; b += 4) banks.insert((offsets[i] + b) / 4 % 32);
+    return (int)banks.size() == count * bytes / 4;
+  };
+  for (int r0 = 0; r0 < 128; r0 += 8) {
+    for (int q = 0; q < 4; ++q) {  // an ldmatrix matrix: 8 FP4 rows, one 16-byte piece each
+      int rows[8];
+      for (int i = 0; i < 8; ++i) rows[i] = fp4_offset(r0 + i, q);
+      EXPECT(conflict_free(rows, 8, 16));
+    }
+    for (int s = 0; s < 4; ++s) {
+      int b_loads[32], a_loads[2][16];  // W4A8 step s: B words (lane g, t), A 8-byte loads per half-warp
+      for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane / 4, t = lane % 4;
+        b_loads[lane] = fp4_offset(r0 + g, s) + 4 * t;
+        a_loads[g / 4][(g % 4) * 4 + t] = e4m3_offset(r0 + g, 2 * s) + 8 * t;
+      }
+      EXPECT(conflict_free(b_loads, 32, 4));
+      EXPECT(conflict_free(a_loads[0], 16, 8) && conflict_free(a_loads[1], 16, 8));
+    }
+  }
+  std::printf("%s: descriptor, swizzle and bank-conflict checks\n", failures ? "FAIL" : "PASS");
   return failures ? 1 : 0;
 }
