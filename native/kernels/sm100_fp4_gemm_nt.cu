@@ -175,19 +175,25 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
           __syncwarp();
           if (lane == 0) mbarrier_arrive(&accumulator_empty[buffer]);
         }
-        if (row >= p.m) continue;
+        // No early exit for rows past M: the next tcgen05.ld is .sync.aligned, the whole warp must reach it together.
+        if (row < p.m) {
 #pragma unroll
-        for (int j = 0; j < 32; j += 2) {
-          const int col = tn * kBN + 32 * chunk + j;
-          if (col >= p.n) break;
-          const float b0 = p.bias ? p.bias[col] : 0.0f, b1 = p.bias && col + 1 < p.n ? p.bias[col + 1] : 0.0f;
-          store_pair(p, row, col, v[j] * alpha + b0, v[j + 1] * alpha + b1);
+          for (int j = 0; j < 32; j += 2) {
+            const int col = tn * kBN + 32 * chunk + j;
+            if (col >= p.n) break;
+            const float b0 = p.bias ? p.bias[col] : 0.0f, b1 = p.bias && col + 1 < p.n ? p.bias[col + 1] : 0.0f;
+            store_pair(p, row, col, v[j] * alpha + b0, v[j + 1] * alpha + b1);
+          }
         }
+        __syncwarp();
       }
     }
   }
   __syncthreads();
-  if (warp == 1) sm100::dealloc_all(tmem);
+  if (warp == 1) {
+    sm100::fence_after_sync();  // every tcgen05 operation of the other warps is ordered before the dealloc
+    sm100::dealloc_all(tmem);
+  }
 #endif
 }
 
