@@ -91,11 +91,15 @@ internal static class GemmMxSweep
                 var (us, bf16Us) = session.Interleaved(Bf16, Microscale, Warmup, Iterations);
                 var (_, fp8Us) = session.Interleaved(Fp8, Microscale, Warmup, Iterations);
                 double blockScaledUs = double.NaN;
-                if (mode.BlockScaledBaseline is { } dtype && a is not null && BlockScaledRuns(cublas, dtype, m, n, k, a[0], b[0], output))
+                if (mode.BlockScaledBaseline is { } dtype && a is not null)
                 {
-                    void BlockScaled(int i) => cublas.Gemm(dtype, m, n, k, Address(a[i % OperandSets.Count].Storage.Data), Address(b[i % OperandSets.Count].Storage.Data),
-                                                           output, Address(a[i % OperandSets.Count].Storage.BlockScales), Address(b[i % OperandSets.Count].Storage.BlockScales));
-                    (_, blockScaledUs) = session.Interleaved(BlockScaled, Microscale, Warmup, Iterations);
+                    void BlockScaled(int i)
+                    {
+                        var (qa, qb) = (a[i % OperandSets.Count].Storage, b[i % OperandSets.Count].Storage);
+                        cublas.Gemm(dtype, m, n, k, Address(qa.Data), Address(qb.Data), output, Address(qa.BlockScales), Address(qb.BlockScales));
+                    }
+                    if (BlockScaledRuns(dtype, BlockScaled))
+                        (_, blockScaledUs) = session.Interleaved(BlockScaled, Microscale, Warmup, Iterations);
                 }
                 double flops = 2.0 * m * n * k;
                 var row = new Row($"{m}x{n}x{k}", mode.Name, context.LastGemmKernel, us, flops / us / 1e6, bf16Us, bf16Us / us, fp8Us, fp8Us / us,
@@ -119,14 +123,15 @@ internal static class GemmMxSweep
 
     private static readonly HashSet<int> s_refusedBlockScaled = [];
 
-    /// <summary>Whether cuBLASLt runs its block-scaled matmul <paramref name="dtype"/> here (it has none before Blackwell); says so once if not.</summary>
-    private static bool BlockScaledRuns(Baselines.Workspace cublas, int dtype, int m, int n, int k, QuantizedTensor a, QuantizedTensor b, nint output)
+    /// <summary>Whether cuBLASLt runs its block-scaled matmul <paramref name="dtype"/> here (it has none before Blackwell): one try of
+    /// <paramref name="call"/>; says so once if not.</summary>
+    private static bool BlockScaledRuns(int dtype, Action<int> call)
     {
         if (s_refusedBlockScaled.Contains(dtype))
             return false;
         try
         {
-            cublas.Gemm(dtype, m, n, k, Address(a.Storage.Data), Address(b.Storage.Data), output, Address(a.Storage.BlockScales), Address(b.Storage.BlockScales));
+            call(0);
             return true;
         }
         catch (InvalidOperationException ex)

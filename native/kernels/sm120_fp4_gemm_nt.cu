@@ -327,10 +327,7 @@ bool sm120_fp4_gemm_config_fits(const ms_gemm_desc_t& d, const char* name) {
 }
 
 size_t sm120_fp4_gemm_workspace_size(const ms_gemm_desc_t& d) {
-  ms_qtensor_t a{}, b{};
-  a.format = d.a_format; a.layout = d.a_layout;
-  b.format = d.b_format; b.layout = d.b_layout;
-  const size_t parts = swizzled_scales_workspace(a, d.m, d.k) + swizzled_scales_workspace(b, d.n, d.k);
+  const size_t parts = swizzled_scales_workspace(d);
   return parts ? kWorkspaceCounterBytes + parts : 0;
 }
 

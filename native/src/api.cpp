@@ -210,12 +210,11 @@ GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string&
   return family;
 }
 
-// The family and config for the current device: the heuristic, or what MS_FORCE_CONFIG pins by name ("generic" or a
+// The family and config for the current device (compute capability sm): the heuristic, or what MS_FORCE_CONFIG pins by name ("generic" or a
 // family's config name; it fails loudly when that cannot run here). The Blackwell FP4 configs (sm100, sm120) also run on
 // sm_90, with their tensor-core instructions emulated in software: only forced, for the tests.
-GemmFamily choose_family(const ms_gemm_desc_t& d, std::string& name) {
+GemmFamily choose_family(const ms_gemm_desc_t& d, int sm, std::string& name) {
   const char* forced = std::getenv("MS_FORCE_CONFIG");
-  const int sm = current_sm();
   GemmFamily family = default_family(d, sm, ms::Driver::get().multiprocessors(), name);
   if (forced && *forced) {
     auto refuse = [&] { ms::fail(MS_ERR_UNSUPPORTED, "MS_FORCE_CONFIG", "MS_FORCE_CONFIG=%s cannot run this problem on this device", forced); };
@@ -454,9 +453,10 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   *out_plan = nullptr;
   check_gemm_desc(desc);
   std::string name;
-  GemmFamily family = choose_family(*desc, name);
+  const int sm = current_sm();
+  GemmFamily family = choose_family(*desc, sm, name);
   const int sms = ms::Driver::get().multiprocessors();
-  const bool emulated = (family == GemmFamily::Sm100Fp4 || family == GemmFamily::Sm120Fp4) && current_sm() == 90;
+  const bool emulated = (family == GemmFamily::Sm100Fp4 || family == GemmFamily::Sm120Fp4) && sm == 90;
   size_t workspace_bytes = family == GemmFamily::Sm90Fp8    ? ms::sm90_fp8_gemm_workspace_size(*desc, name.c_str(), sms)
                            : family == GemmFamily::Sm90Bf16 ? ms::sm90_bf16_gemm_workspace_size(*desc)
                            : family == GemmFamily::Sm100Fp4 ? ms::sm100_fp4_gemm_workspace_size(*desc, sms, emulated)

@@ -19,9 +19,15 @@ inline int atoms_per_tile_row(int format, int k) { return (scale_blocks(format, 
 inline bool has_block_scales(int format) { return format == MS_FMT_MXFP4 || format == MS_FMT_NVFP4 || format == MS_FMT_MXFP8; }
 // Bytes of a [rows, k] operand's scales in the swizzled layout (rows padded to 128).
 inline size_t swizzled_bytes(int format, int rows, int k) { return (size_t)((rows + 127) / 128) * atoms_per_tile_row(format, k) * kAtomBytes; }
-// Workspace bytes swizzled_scales needs for the operand (256-byte multiples): 0 when its scales are swizzled already.
-inline size_t swizzled_scales_workspace(const ms_qtensor_t& t, int rows, int k) {
-  return has_block_scales(t.format) && t.layout == MS_LAYOUT_LINEAR ? (swizzled_bytes(t.format, rows, k) + 255) / 256 * 256 : 0;
+// Workspace bytes swizzled_scales needs for an operand of this format and scale layout (256-byte multiples): 0 when its
+// scales are swizzled already.
+inline size_t swizzled_scales_workspace(int format, int layout, int rows, int k) {
+  return has_block_scales(format) && layout == MS_LAYOUT_LINEAR ? (swizzled_bytes(format, rows, k) + 255) / 256 * 256 : 0;
+}
+inline size_t swizzled_scales_workspace(const ms_qtensor_t& t, int rows, int k) { return swizzled_scales_workspace(t.format, t.layout, rows, k); }
+// ... and for both operands of a GEMM.
+inline size_t swizzled_scales_workspace(const ms_gemm_desc_t& d) {
+  return swizzled_scales_workspace(d.a_format, d.a_layout, d.m, d.k) + swizzled_scales_workspace(d.b_format, d.b_layout, d.n, d.k);
 }
 
 // The operand's scales in the swizzled layout: in place, or swizzled into `free` on `stream` (then advanced past them);
