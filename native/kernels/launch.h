@@ -117,10 +117,11 @@ bool sm120_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else th
 void launch_sm120_fp4_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, void* workspace, cudaStream_t stream);
 
 // Datacenter Blackwell block-scaled FP4 GEMM (sm100_fp4_gemm_nt.cu): MXFP4 x MXFP4 and NVFP4 x NVFP4 on tcgen05.mma
-// kind::mxf4nvf4, persistent, 1 SM per tile; configs ms_sm100_fp4_gemm_nt_<kind>_128x128x256_1sm_s6. Runs natively on sm_100
-// / sm_103, and on sm_90 with TMEM and tcgen05 emulated in software (`emulated`: TMEM lives in the workspace; tests only,
-// when forced). Linear block scales are swizzled into the workspace first.
-// Built only with -DMICROSCALE_SM100_FAMILY=ON (not yet validated); otherwise no problem is one it can implement.
+// kind::mxf4nvf4, and W4A8 (MXFP8 / FP8 per-token / per-tensor E4M3 x MXFP4) on kind::mxf8f6f4; persistent, 1 SM per tile;
+// configs ms_sm100_fp4_gemm_nt_{mxf4,nvf4}_128x128x256_1sm_s6, ..._w4a8_128x128x128_1sm_s5. Runs natively on sm_100 / sm_103,
+// and on sm_90 with TMEM and tcgen05 emulated in software (`emulated`: TMEM lives in the workspace; tests only, when forced).
+// Linear block scales are swizzled into the workspace first.
+// Left out with -DMICROSCALE_SM100_FAMILY=OFF; then no problem is one it can implement.
 #ifdef MS_WITH_SM100_FAMILY
 bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t& desc);
 bool sm100_fp4_gemm_has_config(const char* name);

@@ -27,46 +27,81 @@
 #include "common/tensor_map.h"
 #include "launch.h"
 #include "../src/error.h"
+#include <cuda.h>
+#if CUDA_VERSION >= 12080
+static_assert(ms::kMapFp4Unpacked == CU_TENSOR_MAP_DATA_TYPE_16U4_ALIGN16B, "CUtensorMapDataType of unpacked FP4");
+#endif
 
 namespace ms {
 
 namespace {
 
-constexpr int kBM = 128, kBN = 128, kRowBytes = 128 /* bytes of K per stage row: 256 FP4 values */, kMmaK = 64, kStages = 6;
+using sm100::kE4m3E2m1;  // the W4A8 kind: E4M3 activations x MXFP4 weights (kind::mxf8f6f4)
+using sm100::kMxf4;
+using sm100::kNvf4;
+
+constexpr int kBM = 128, kBN = 128, kRowBytes = 128 /* shared-memory bytes of K per stage row */;
 constexpr int kThreads = 192, kEpilogueWarps = 4, kGroupM = 8;
 constexpr int kTileBytes = kBM * kRowBytes;  // one operand's stage (A and B alike: kBN == kBM)
-constexpr int kMaxAtoms = kRowBytes * 2 / 16 / 4;  // scale atoms of a stage and operand: 4 for NVFP4, 2 for MXFP4
-constexpr int kStageBytes = 2 * kTileBytes + 2 * kMaxAtoms * kAtomBytes;
-constexpr int kSmemBytes = kStages * kStageBytes + 1024 /* alignment */ + 256 /* barriers, TMEM address */;
-static_assert(kSmemBytes <= 232448, "the ring must fit sm_100's shared memory");
-// TMEM columns: two accumulators of kBN columns, then the scales of A and of B (4 columns per atom).
-constexpr uint32_t kAccumulatorColumns = kBN, kScaleAColumn = 2 * kBN, kScaleBColumn = kScaleAColumn + 4 * kMaxAtoms;
-static_assert(kScaleBColumn + 4 * kMaxAtoms <= sm100::kTmemColumns, "TMEM columns");
 constexpr size_t kEmulatedTmemBytes = (size_t)sm100::kTmemLanes * sm100::kTmemColumns * 4;  // per CTA, emulation only
+constexpr int kPackedFp4TileBytes = kBN * kRowBytes / 2;  // W4A8's B stage as the emulation loads it (packed)
+
+// A stage is 128 bytes of K per row of A and B: FP4 pairs 256 values (four K64 MMAs, packed nibbles), W4A8 128 values (four
+// K32 MMAs; E4M3 bytes, and FP4 unpacked to a byte per value in shared memory). Scale atoms per stage and operand: 4 (NVFP4,
+// per 16), 2 (MXFP4, per 32), 1 (W4A8, per 32).
+template <int kKind> struct Tile {
+  static constexpr int kStageK = kKind == kE4m3E2m1 ? 128 : 256, kMmaK = kKind == kE4m3E2m1 ? 32 : 64;
+  static constexpr int kMmas = kStageK / kMmaK;
+  static constexpr int kAtoms = kKind == kNvf4 ? 4 : kKind == kMxf4 ? 2 : 1;
+  static constexpr int kStages = kKind == kE4m3E2m1 ? 5 : 6;
+  static constexpr int kStageBytes = 2 * kTileBytes + 2 * kAtoms * kAtomBytes;
+  static constexpr int kRingBytes = kStages * kStageBytes;
+  // After the ring: A's unit scale atom (W4A8 with FP8 per-token / per-tensor activations: E8M0 1.0), then the barriers and
+  // the TMEM address, then (emulation of W4A8 only) the packed FP4 tiles.
+  static constexpr int kUnitAtomOffset = kRingBytes, kBarrierOffset = kUnitAtomOffset + kAtomBytes, kStagingOffset = kBarrierOffset + 256;
+  static constexpr int smem_bytes(bool emulated) {
+    return 1024 /* alignment */ + kStagingOffset + (emulated && kKind == kE4m3E2m1 ? kStages * kPackedFp4TileBytes : 0);
+  }
+  // TMEM columns: two accumulators of kBN columns, then the scales of A and of B (4 columns per atom).
+  static constexpr uint32_t kAccumulatorColumns = kBN, kScaleAColumn = 2 * kBN, kScaleBColumn = kScaleAColumn + 4 * kAtoms;
+  static_assert(kScaleBColumn + 4 * kAtoms <= sm100::kTmemColumns, "TMEM columns");
+};
+static_assert(Tile<kNvf4>::smem_bytes(false) <= 232448 && Tile<kMxf4>::smem_bytes(false) <= 232448, "the ring must fit sm_100's shared memory");
+static_assert(Tile<kE4m3E2m1>::smem_bytes(true) <= 232448, "the W4A8 ring and the emulation's packed tiles must fit");
 
 struct Sm100Params {
   int m, n, k;
-  const uint8_t* sfa;  // swizzled 128x4 block scales
+  const uint8_t* sfa;  // swizzled 128x4 block scales; null: unit scales (W4A8 with FP8 per-token / per-tensor activations)
   const uint8_t* sfb;
   int atoms_per_tile_row;
   float alpha;
-  const float* scale_a;  // NVFP4 g [1]; null: 1
-  const float* scale_b;
+  const float* scale_a;  // NVFP4 g / FP8 per-tensor g [1], or FP8 per-token [m]; null: 1
+  int a_per_row;
+  const float* scale_b;  // NVFP4 g [1]; null: 1
   const float* bias;     // [n] or null
   void* out;
   int out_dtype;
   uint32_t* emulated_tmem;  // gridDim.x x kEmulatedTmemBytes (sm_90 emulation), else null
 };
 
-template <bool kNvf4>
+template <int kKind>
 __global__ void __launch_bounds__(kThreads, 1)
 sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b, Sm100Params p) {
 #ifdef MS_SM100_TILES
   using namespace sm90;
-  constexpr int kAtoms = kNvf4 ? 4 : 2;
+  using T = Tile<kKind>;
+  constexpr int kAtoms = T::kAtoms, kStages = T::kStages, kStageBytes = T::kStageBytes;
+  constexpr uint32_t kAccumulatorColumns = T::kAccumulatorColumns, kScaleAColumn = T::kScaleAColumn, kScaleBColumn = T::kScaleBColumn;
+  // W4A8's B under the emulation: sm_90's TMA cannot unpack FP4, so the packed tile lands here and the MMA warp unpacks it.
+#ifdef MS_SM100_EMULATED
+  constexpr bool kUnpackInSoftware = kKind == kE4m3E2m1;
+#else
+  constexpr bool kUnpackInSoftware = false;
+#endif
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes);
+  uint8_t* unit_atom = smem + T::kUnitAtomOffset;
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + T::kBarrierOffset);
   uint64_t* empty = full + kStages;
   uint64_t* accumulator_full = empty + kStages;  // [2]
   uint64_t* accumulator_empty = accumulator_full + 2;
@@ -74,11 +109,13 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
   auto a_tile = [&](uint32_t s) { return smem + s * kStageBytes; };
   auto b_tile = [&](uint32_t s) { return a_tile(s) + kTileBytes; };
   auto a_atoms = [&](uint32_t s) { return a_tile(s) + 2 * kTileBytes; };
-  auto b_atoms = [&](uint32_t s) { return a_atoms(s) + kMaxAtoms * kAtomBytes; };
+  auto b_atoms = [&](uint32_t s) { return a_atoms(s) + kAtoms * kAtomBytes; };
+  auto packed_b = [&](uint32_t s) { return smem + T::kStagingOffset + s * kPackedFp4TileBytes; };
 
   const int warp = __shfl_sync(0xffffffffu, threadIdx.x / 32, 0), lane = threadIdx.x % 32;
   const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
-  const int k_stages = (p.k + 2 * kRowBytes - 1) / (2 * kRowBytes);
+  const int k_stages = (p.k + T::kStageK - 1) / T::kStageK;
+  const bool unit_a_scales = p.sfa == nullptr;
 
   if (threadIdx.x == 0) {
     prefetch_tensormap(&map_a);
@@ -92,6 +129,10 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
       mbarrier_init(&accumulator_empty[b], kEpilogueWarps);  // lane 0 of each epilogue warp
     }
     fence_barrier_init();
+  }
+  if (unit_a_scales && warp >= 2) {  // E8M0 1.0 in every byte; the tensor core reads it through the async proxy
+    for (int i = threadIdx.x - 64; i < kAtomBytes / 4; i += kEpilogueWarps * 32) reinterpret_cast<uint32_t*>(unit_atom)[i] = 0x7F7F7F7Fu;
+    fence_proxy_async_shared();
   }
   if (warp == 1) {
     sm100::alloc_all(tmem_slot);
@@ -111,10 +152,15 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
         for (int kt = 0; kt < k_stages; ++kt) {
           mbarrier_wait(&empty[stage], phase ^ 1);
           const int first = kt * kAtoms, atoms = min(kAtoms, p.atoms_per_tile_row - first);
-          mbarrier_arrive_expect_tx(&full[stage], 2 * kTileBytes + 2 * atoms * kAtomBytes);
+          // Transaction bytes are what TMA moves: W4A8's FP4 tile counts its packed 8 KiB also when unpacked into 16.
+          const int b_bytes = kKind == kE4m3E2m1 ? kPackedFp4TileBytes : kTileBytes;
+          mbarrier_arrive_expect_tx(&full[stage], kTileBytes + b_bytes + (unit_a_scales ? 1 : 2) * atoms * kAtomBytes);
           tma_load_2d(a_tile(stage), &map_a, &full[stage], kt * kRowBytes, tm * kBM);
-          tma_load_2d(b_tile(stage), &map_b, &full[stage], kt * kRowBytes, tn * kBN);
-          bulk_load(a_atoms(stage), p.sfa + ((int64_t)tm * p.atoms_per_tile_row + first) * kAtomBytes, atoms * kAtomBytes, &full[stage]);
+          // B's K coordinate: bytes (FP4 pairs), or values (W4A8: unpacked natively, bytes of packed rows when emulated).
+          const int b_k = kKind != kE4m3E2m1 ? kt * kRowBytes : kUnpackInSoftware ? kt * kRowBytes / 2 : kt * T::kStageK;
+          tma_load_2d(kUnpackInSoftware ? packed_b(stage) : b_tile(stage), &map_b, &full[stage], b_k, tn * kBN);
+          if (!unit_a_scales)
+            bulk_load(a_atoms(stage), p.sfa + ((int64_t)tm * p.atoms_per_tile_row + first) * kAtomBytes, atoms * kAtomBytes, &full[stage]);
           bulk_load(b_atoms(stage), p.sfb + ((int64_t)tn * p.atoms_per_tile_row + first) * kAtomBytes, atoms * kAtomBytes, &full[stage]);
           if (++stage == kStages) { stage = 0; phase ^= 1; }
         }
@@ -136,18 +182,22 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
         const int atoms = min(kAtoms, p.atoms_per_tile_row - kt * kAtoms);
         for (int x = 0; x < kAtoms; ++x) {
           const int from = min(x, atoms - 1);
-          sm100::copy_scale_atom(cells, tmem + kScaleAColumn + 4 * x, a_atoms(stage) + from * kAtomBytes);
+          sm100::copy_scale_atom(cells, tmem + kScaleAColumn + 4 * x, unit_a_scales ? unit_atom : a_atoms(stage) + from * kAtomBytes);
           sm100::copy_scale_atom(cells, tmem + kScaleBColumn + 4 * x, b_atoms(stage) + from * kAtomBytes);
         }
+#ifdef MS_SM100_EMULATED
+        if constexpr (kUnpackInSoftware) sm100::unpack_fp4_tile(packed_b(stage), b_tile(stage), kBN);
+#endif
         const uint32_t a_address = smem_addr(a_tile(stage)), b_address = smem_addr(b_tile(stage));
 #pragma unroll
-        for (int k = 0; k < kRowBytes * 2 / kMmaK; ++k) {
-          // NVFP4: atom k (4 blocks of 16 = this MMA's K); MXFP4: atom k / 2, its blocks 2 (k % 2) and + 1 (scale id = byte).
-          const uint32_t atom = kNvf4 ? k : k / 2, id = kNvf4 ? 0 : 2 * (k % 2);
-          const uint32_t idesc = sm100::mxf4nvf4_descriptor(kBM, kBN, !kNvf4, id, id);
-          sm100::mma<kNvf4, kBN>(cells, accumulator, sm100::operand_descriptor(a_address, k * kMmaK / 2),
-                                 sm100::operand_descriptor(b_address, k * kMmaK / 2), idesc, tmem + kScaleAColumn + 4 * atom,
-                                 tmem + kScaleBColumn + 4 * atom, kt > 0 || k > 0);
+        for (int k = 0; k < T::kMmas; ++k) {
+          // Each MMA advances 32 bytes into the rows. NVFP4: atom k (4 blocks of 16 = this MMA's K); MXFP4: atom k / 2, its
+          // blocks 2 (k % 2) and + 1 (scale id = the half-word's byte); W4A8: atom 0, block k (scale id = byte k).
+          const uint32_t atom = kKind == kNvf4 ? k : kKind == kMxf4 ? k / 2 : 0, id = kKind == kNvf4 ? 0 : kKind == kMxf4 ? 2 * (k % 2) : k;
+          const uint32_t idesc = kKind == kE4m3E2m1 ? sm100::e4m3_e2m1_descriptor(kBM, kBN, id, id)
+                                                    : sm100::mxf4nvf4_descriptor(kBM, kBN, kKind == kMxf4, id, id);
+          sm100::mma<kKind, kBN>(cells, accumulator, sm100::operand_descriptor(a_address, 32 * k), sm100::operand_descriptor(b_address, 32 * k),
+                                 idesc, tmem + kScaleAColumn + 4 * atom, tmem + kScaleBColumn + 4 * atom, kt > 0 || k > 0);
         }
         sm100::commit(&empty[stage]);  // the stage's shared memory is free once these MMAs have read it
         if (++stage == kStages) { stage = 0; phase ^= 1; }
@@ -157,7 +207,7 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
   } else {
     // Epilogue: warp w reads TMEM lanes 32 (w % 4) .. + 31, i.e. rows of the tile, one per thread.
     const int quarter = warp % 4, row_in_tile = 32 * quarter + lane;
-    const float alpha = p.alpha * (p.scale_a ? p.scale_a[0] : 1.0f) * (p.scale_b ? p.scale_b[0] : 1.0f);
+    const float alpha = p.alpha * (p.scale_a && !p.a_per_row ? p.scale_a[0] : 1.0f) * (p.scale_b ? p.scale_b[0] : 1.0f);
     int local = 0;
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, ++local) {
       const int buffer = local & 1;
@@ -166,6 +216,7 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
       mbarrier_wait(&accumulator_full[buffer], (local >> 1) & 1);
       sm100::fence_after_sync();
       const int row = tm * kBM + row_in_tile;
+      const float row_alpha = p.a_per_row && row < p.m ? alpha * p.scale_a[row] : alpha;
 #pragma unroll 1
       for (int chunk = 0; chunk < kBN / 32; ++chunk) {
         float v[32];
@@ -182,7 +233,7 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
             const int col = tn * kBN + 32 * chunk + j;
             if (col >= p.n) break;
             const float b0 = p.bias ? p.bias[col] : 0.0f, b1 = p.bias && col + 1 < p.n ? p.bias[col + 1] : 0.0f;
-            store_pair(p, row, col, v[j] * alpha + b0, v[j + 1] * alpha + b1);
+            store_pair(p, row, col, v[j] * row_alpha + b0, v[j + 1] * row_alpha + b1);
           }
         }
         __syncwarp();
@@ -197,24 +248,65 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
 #endif
 }
 
-const char* const kMxf4Config = "ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6", *const kNvf4Config = "ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6";
+struct KindConfig {
+  const char* name;
+  int kind;
+};
+const KindConfig kConfigs[] = {
+    {"ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6", kMxf4},
+    {"ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6", kNvf4},
+    {"ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5", kE4m3E2m1},
+};
 
-bool is_pair(const ms_gemm_desc_t& d) {
-  return (d.a_format == MS_FMT_MXFP4 && d.b_format == MS_FMT_MXFP4) || (d.a_format == MS_FMT_NVFP4 && d.b_format == MS_FMT_NVFP4);
+// The kind of a pair, or -1: MXFP4², NVFP4², or E4M3 activations (MXFP8, or FP8 per-token / per-tensor with unit block
+// scales and the decode scale in the epilogue) x MXFP4 weights.
+int kind_of(const ms_gemm_desc_t& d) {
+  if (d.a_format == MS_FMT_MXFP4 && d.b_format == MS_FMT_MXFP4) return kMxf4;
+  if (d.a_format == MS_FMT_NVFP4 && d.b_format == MS_FMT_NVFP4) return kNvf4;
+  const bool fp8_a = d.a_format == MS_FMT_MXFP8 || d.a_format == MS_FMT_FP8_ROW || d.a_format == MS_FMT_FP8_TENSOR;
+  if (fp8_a && d.a_element == MS_ELEM_E4M3 && d.b_format == MS_FMT_MXFP4) return kE4m3E2m1;
+  return -1;
+}
+
+int a_row_bytes(const ms_gemm_desc_t& d, int kind) {
+  if (kind != kE4m3E2m1) return padded_k(d.a_format, d.k) / 2;
+  return d.a_format == MS_FMT_MXFP8 ? padded_k(MS_FMT_MXFP8, d.k) : d.k;
+}
+
+template <int kKind>
+void launch_kind(const TensorMap& map_a, const TensorMap& map_b, const Sm100Params& p, int multiprocessors, bool emulated, cudaStream_t stream) {
+  auto kernel = sm100_fp4_gemm_kernel<kKind>;
+  const int smem = Tile<kKind>::smem_bytes(emulated);
+  // Per launch: the attribute belongs to the kernel as loaded in the current context (several contexts may be in use).
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
+    fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", smem);
+  const int tiles = ((p.m + kBM - 1) / kBM) * ((p.n + kBN - 1) / kBN);
+  kernel<<<std::min(tiles, multiprocessors), kThreads, smem, stream>>>(map_a, map_b, p);  // persistent: one CTA per SM
+  check_cuda(cudaGetLastError(), "sm100 FP4 GEMM launch");
 }
 
 }  // namespace
 
 bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t& d) {
-  // TMA row strides: whole 16-byte pieces (padded K a multiple of 32 values).
-  return is_pair(d) && padded_k(d.b_format, d.k) % 32 == 0;
+  const int kind = kind_of(d);
+  if (kind < 0) return false;
+  // TMA row strides are whole 16-byte pieces: FP4 K padded to a multiple of 32 values; W4A8's E4M3 rows a multiple of 16
+  // bytes, and its unpacking FP4 loads whole 128-value boxes (K padded to a multiple of 128, as CUTLASS asks too).
+  if (kind != kE4m3E2m1) return padded_k(d.b_format, d.k) % 32 == 0;
+  return a_row_bytes(d, kind) % 16 == 0 && padded_k(d.b_format, d.k) % 128 == 0;
 }
 
-bool sm100_fp4_gemm_has_config(const char* name) { return std::strcmp(name, kMxf4Config) == 0 || std::strcmp(name, kNvf4Config) == 0; }
+bool sm100_fp4_gemm_has_config(const char* name) {
+  for (const KindConfig& c : kConfigs)
+    if (std::strcmp(c.name, name) == 0) return true;
+  return false;
+}
 
 const char* sm100_fp4_gemm_config(const ms_gemm_desc_t& d) {
-  if (!is_pair(d)) return nullptr;
-  return d.a_format == MS_FMT_NVFP4 ? kNvf4Config : kMxf4Config;
+  const int kind = kind_of(d);
+  for (const KindConfig& c : kConfigs)
+    if (c.kind == kind) return c.name;
+  return nullptr;
 }
 
 bool sm100_fp4_gemm_config_fits(const ms_gemm_desc_t& d, const char* name) {
@@ -229,39 +321,47 @@ size_t sm100_fp4_gemm_workspace_size(const ms_gemm_desc_t& d, int multiprocessor
 }
 
 bool sm100_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops) {
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  auto scales_ok = [&](const ms_qtensor_t& t) { return t.layout == MS_LAYOUT_LINEAR || aligned(t.block_scales); };
-  return aligned(ops.a.data) && aligned(ops.b.data) && scales_ok(ops.a) && scales_ok(ops.b);
+  auto aligned = [](const void* p, uintptr_t n = 16) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
+  auto scales_ok = [&](const ms_qtensor_t& t) { return !has_block_scales(t.format) || t.layout == MS_LAYOUT_LINEAR || aligned(t.block_scales); };
+  // TMA's unpacking FP4 type (W4A8 weights) wants a 32-byte aligned base.
+  const bool w4a8 = ops.a.format != MS_FMT_MXFP4 && ops.a.format != MS_FMT_NVFP4;
+  return aligned(ops.a.data) && aligned(ops.b.data, w4a8 ? 32 : 16) && scales_ok(ops.a) && scales_ok(ops.b);
 }
 
 void launch_sm100_fp4_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, int multiprocessors, bool emulated, void* workspace,
                            cudaStream_t stream) {
-  if (!is_pair(d)) fail(MS_ERR_UNSUPPORTED, "desc", "the sm100 FP4 family has no kernel for this pair");
+  const int kind = kind_of(d);
+  if (kind < 0) fail(MS_ERR_UNSUPPORTED, "desc", "the sm100 FP4 family has no kernel for this pair");
   if (sm100_fp4_gemm_workspace_size(d, multiprocessors, emulated) && !workspace)
     fail(MS_ERR_INVALID_ARGUMENT, "workspace", "the sm100 FP4 GEMM needs its workspace");
   uint8_t* free = workspace ? static_cast<uint8_t*>(workspace) + kWorkspaceCounterBytes : nullptr;  // the decode counters stay zero
-  const bool nvf4 = d.a_format == MS_FMT_NVFP4;
   Sm100Params p{};
   p.m = d.m; p.n = d.n; p.k = d.k;
-  p.sfa = swizzled_scales(ops.a, d.m, d.k, free, stream);
+  p.sfa = swizzled_scales(ops.a, d.m, d.k, free, stream);  // null for FP8 per-token / per-tensor activations
   p.sfb = swizzled_scales(ops.b, d.n, d.k, free, stream);
   p.atoms_per_tile_row = atoms_per_tile_row(d.b_format, d.k);
   p.alpha = ops.alpha;
-  p.scale_a = nvf4 ? ops.a.decode_scales : nullptr;
-  p.scale_b = nvf4 ? ops.b.decode_scales : nullptr;
+  const bool a_decode = d.a_format == MS_FMT_NVFP4 || d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW;
+  p.scale_a = a_decode ? ops.a.decode_scales : nullptr;
+  p.a_per_row = d.a_format == MS_FMT_FP8_ROW;
+  p.scale_b = d.b_format == MS_FMT_NVFP4 ? ops.b.decode_scales : nullptr;
   p.bias = d.has_bias ? ops.bias : nullptr;
   p.out = ops.out;
   p.out_dtype = d.out_dtype;
   p.emulated_tmem = emulated ? reinterpret_cast<uint32_t*>(free) : nullptr;
-  const int row_bytes = padded_k(d.a_format, d.k) / 2;
-  const TensorMap map_a = make_map(ops.a.data, d.m, row_bytes, 1, kRowBytes, kBM), map_b = make_map(ops.b.data, d.n, row_bytes, 1, kRowBytes, kBN);
-  const int tiles = ((d.m + kBM - 1) / kBM) * ((d.n + kBN - 1) / kBN);
-  auto kernel = nvf4 ? sm100_fp4_gemm_kernel<true> : sm100_fp4_gemm_kernel<false>;
-  // Per launch: the attribute belongs to the kernel as loaded in the current context (several contexts may be in use).
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes) != cudaSuccess)
-    fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", kSmemBytes);
-  kernel<<<std::min(tiles, multiprocessors), kThreads, kSmemBytes, stream>>>(map_a, map_b, p);  // persistent: one CTA per SM
-  check_cuda(cudaGetLastError(), "sm100 FP4 GEMM launch");
+  const int a_bytes = a_row_bytes(d, kind), b_bytes = padded_k(d.b_format, d.k) / 2;
+  const TensorMap map_a = make_map(ops.a.data, d.m, a_bytes, a_bytes, kMapU8, kRowBytes, kBM, kMapSwizzle128B);
+  if (kind != kE4m3E2m1) {
+    const TensorMap map_b = make_map(ops.b.data, d.n, b_bytes, b_bytes, kMapU8, kRowBytes, kBN, kMapSwizzle128B);
+    if (kind == kMxf4) launch_kind<kMxf4>(map_a, map_b, p, multiprocessors, emulated, stream);
+    else launch_kind<kNvf4>(map_a, map_b, p, multiprocessors, emulated, stream);
+    return;
+  }
+  // W4A8's FP4 weights: natively unpacked by TMA into 128 bytes per 128 values (columns in values); the emulation loads the
+  // packed rows (64 bytes per stage) and unpacks them itself.
+  const TensorMap map_b = emulated ? make_map(ops.b.data, d.n, b_bytes, b_bytes, kMapU8, kRowBytes / 2, kBN, kMapSwizzleNone)
+                                   : make_map(ops.b.data, d.n, 2 * b_bytes, b_bytes, kMapFp4Unpacked, Tile<kE4m3E2m1>::kStageK, kBN, kMapSwizzle128B);
+  launch_kind<kE4m3E2m1>(map_a, map_b, p, multiprocessors, emulated, stream);
 }
 
 }  // namespace ms

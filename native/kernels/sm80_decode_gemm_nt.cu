@@ -261,7 +261,8 @@ __device__ __forceinline__ void fp4_chunk(float (&acc)[T][4], const uint32_t* q0
 
 // CTAs per SM the registers must allow: 3 up to 16 tokens (2 for W4A4, whose FP4 staging needs more), 1 for 64 tokens of
 // NVFP4, else 2. CUDA 13's ptxas needs a few more registers for sm_100a / sm_120a than for sm_90a and spilled (12-52 bytes
-// in 24 of 32 instances) under those caps, so Blackwell builds allow one CTA fewer (not timed: no Blackwell GPU at hand).
+// in 24 of 32 instances) under those caps, so Blackwell builds allow one CTA fewer, and NVFP4 weights x one token (still
+// 12 bytes of spills at 2 CTAs there) one CTA (not timed: no Blackwell GPU at hand).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 1000
 constexpr int kFewerCtasOnThisArch = 1;
 #else
@@ -269,6 +270,7 @@ constexpr int kFewerCtasOnThisArch = 0;
 #endif
 constexpr int min_ctas_per_sm(int W, int T, bool fp4_activations) {
   const int ctas = T == 8 && W == kWNv4 ? 1 : T <= 2 && !fp4_activations ? 3 : 2;
+  if (kFewerCtasOnThisArch && W == kWNv4 && T == 1) return 1;
   return ctas - kFewerCtasOnThisArch > 1 ? ctas - kFewerCtasOnThisArch : 1;
 }
 

@@ -33,6 +33,14 @@ int main() {
   // Instruction descriptor (tables 43 / 44): E2M1 x E2M1, N >> 3 at 17, M >> 7 at 27, UE8M0 bit 23, scale ids at 29 / 4.
   EXPECT(mxf4nvf4_descriptor(128, 128, false, 0, 0) == (1u << 7 | 1u << 10 | 16u << 17 | 1u << 27));
   EXPECT(mxf4nvf4_descriptor(128, 256, true, 2, 2) == (1u << 7 | 1u << 10 | 32u << 17 | 1u << 23 | 1u << 27 | 2u << 29 | 2u << 4));
+  // kind::mxf8f6f4, E4M3 (atype 0) x E2M1 (btype 5 at bits 10-12), UE8M0, 1X scale ids = the byte.
+  EXPECT(e4m3_e2m1_descriptor(128, 128, 3, 1) == (5u << 10 | 16u << 17 | 1u << 23 | 1u << 27 | 3u << 29 | 1u << 4));
+  // Unpacked FP4 (16U4_ALIGN16B): 16 values = 8 packed bytes + 8 bytes of padding; value k's byte, nibble k % 2.
+  for (int k = 0; k < 128; ++k) {
+    const int b = unpacked_fp4_byte(k);
+    EXPECT(b / 16 == k / 16 && b % 16 < 8 && b % 16 == (k % 16) / 2);
+  }
+  EXPECT(unpacked_fp4_byte(31) == 23 && unpacked_fp4_byte(32) == 32);  // a K32 MMA's slice is 32 bytes, as for E4M3
   // TMA SWIZZLE_128B writes byte c of box row r at base + 128 r + (c ^ 16 (r % 8)) (base 1024-aligned); the MMA of K step s
   // reads row r, byte b through operand_descriptor(base, 32 s): the same byte for every row, step and byte.
   for (uint32_t base : {0x0u, 0x4000u, 0x1C400u})

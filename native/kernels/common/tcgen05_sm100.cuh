@@ -28,6 +28,11 @@ namespace ms::sm100 {
 
 constexpr int kTmemLanes = 128, kTmemColumns = 512;
 
+// The block-scaled MMAs of the family: kind::mxf4nvf4 with NVFP4 (UE4M3 per 16, .block16 = 4X) or MXFP4 (UE8M0 per 32,
+// .block32 = 2X) operands, K 64; kind::mxf8f6f4 with E4M3 A x unpacked E2M1 B (UE8M0 per 32, .block32 = 1X), K 32.
+enum MmaKind { kMxf4 = 0, kNvf4 = 1, kE4m3E2m1 = 2 };
+
+
 // Shared-memory matrix descriptor (PTX s9.7.16.4.1): start >> 4 (bits 0-13), leading byte offset >> 4 (16-29), stride byte
 // offset >> 4 (32-45), fixed 0b001 (46-48), base offset 0 (49-51), swizzle (61-63: 0 none, 2 128-byte).
 constexpr uint64_t kSwizzleNone = 0, kSwizzle128B = 2;
@@ -50,6 +55,17 @@ constexpr __host__ __device__ uint32_t mxf4nvf4_descriptor(int m, int n, bool ue
   return 1u << 7 | 1u << 10 | (uint32_t)(n >> 3) << 17 | (ue8m0 ? 1u : 0u) << 23 | (uint32_t)(m >> 7) << 27 | (sfa_id & 3u) << 29 |
          (sfb_id & 3u) << 4;
 }
+
+// Instruction descriptor of kind::mxf8f6f4 for E4M3 A x E2M1 B (W4A8; atype 0 = E4M3 at bits 7-9, btype 5 = E2M1 at 10-12),
+// UE8M0 scales (bit 23), K-major, N >> 3, M >> 7, and the scale ids (1X: the byte of the TMEM scale word, 0..3).
+constexpr __host__ __device__ uint32_t e4m3_e2m1_descriptor(int m, int n, uint32_t sfa_id, uint32_t sfb_id) {
+  return 0u << 7 | 5u << 10 | (uint32_t)(n >> 3) << 17 | 1u << 23 | (uint32_t)(m >> 7) << 27 | (sfa_id & 3u) << 29 | (sfb_id & 3u) << 4;
+}
+
+// FP4 under kind::mxf8f6f4 sits in shared memory unpacked (TMA CU_TENSOR_MAP_DATA_TYPE_16U4_ALIGN16B): every 16 values are
+// their 8 packed bytes (even K in the low nibble) followed by 8 bytes of padding, so a row of K values takes K bytes, as E4M3
+// does. The byte (of a row, from the slice start) that holds value k, in its nibble k % 2:
+constexpr __host__ __device__ int unpacked_fp4_byte(int k) { return 16 * (k / 16) + (k % 16) / 2; }
 
 // The shared-memory address the MMA reads for row r, byte b (of the K slice the descriptor starts at) of a K-major operand,
 // as the emulation models it: rows of 128 bytes in 8-row groups `stride` bytes apart, and with 128-byte swizzle the 16-byte
@@ -123,23 +139,42 @@ __device__ __forceinline__ void copy_scale_atom(const Tmem& tmem, uint32_t colum
 __device__ __forceinline__ const uint8_t* operand_byte(uint64_t desc, int r, int b) {
   return static_cast<const uint8_t*>(__cvta_shared_to_generic(operand_address(desc, r, b)));
 }
+// sm_90's TMA has no 16U4_ALIGN16B: the emulation loads the packed FP4 tile (rows of 64 bytes = 128 values) plainly and the MMA
+// warp writes it where a 16U4_ALIGN16B + SWIZZLE_128B load would (unpacked_fp4_byte, operand_address; zero padding).
+__device__ __forceinline__ void unpack_fp4_tile(const uint8_t* packed, uint8_t* tile, int rows) {
+  const uint32_t base = sm90::smem_addr(tile);
+  __syncwarp();
+  for (int u = threadIdx.x % 32; u < rows * 8; u += 32) {
+    const int r = u / 8, granule = u % 8;
+    const uint2 data = *reinterpret_cast<const uint2*>(packed + r * 64 + granule * 8);
+    uint4* dst = static_cast<uint4*>(__cvta_shared_to_generic(operand_address(operand_descriptor(base, 0), r, 16 * granule)));
+    *dst = make_uint4(data.x, data.y, 0u, 0u);
+  }
+  __syncwarp();
+}
 __device__ __forceinline__ double scale_value(uint32_t code, bool ue4m3) {
   if (ue4m3) return (double)from_e4m3(code & 0x7Fu);
   return code == 0xFFu ? __longlong_as_double(0x7FF8000000000000ll) : ldexp(1.0, (int)code - 127);
 }
 #endif
 
-// D [128 x N] (+)= A [128 x 64] . B [N x 64]^T with block scales, kind::mxf4nvf4 (kBlock16: NVFP4, UE4M3 per 16, scale_vec
+// D [128 x N] (+)= A [128 x K] . B [N x K]^T with block scales, kind::mxf4nvf4 (kBlock16: NVFP4, UE4M3 per 16, scale_vec
 // 4X; else MXFP4, UE8M0 per 32, 2X). Emulation: every D element is C + the scaled block sums (each exact in binary32),
 // accumulated in binary64 and rounded once; the PTX leaves the hardware's order and precision open (at least binary32).
 // The whole MMA warp calls it; natively lane 0 issues it.
-template <bool kBlock16, int kN>
+// kind::mxf8f6f4 (E4M3 x E2M1): the same with one UE8M0 block of 32 per MMA (the scale id picks its byte), K 32.
+template <int kKind, int kN>
 __device__ __forceinline__ void mma(const Tmem& tmem, uint32_t d_address, uint64_t desc_a, uint64_t desc_b, uint32_t idesc, uint32_t sfa_address,
                                     uint32_t sfb_address, bool accumulate) {
+  constexpr bool kBlock16 = kKind == kNvf4;
 #ifdef MS_SM100_NATIVE
   (void)tmem;
   if (threadIdx.x % 32 == 0) {
-    if constexpr (kBlock16)
+    if constexpr (kKind == kE4m3E2m1)
+      asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"
+                   "tcgen05.mma.cta_group::1.kind::mxf8f6f4.block_scale.block32 [%0], %1, %2, %3, [%5], [%6], p;\n}"
+                   ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
+    else if constexpr (kBlock16)
       asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"
                    "tcgen05.mma.cta_group::1.kind::mxf4nvf4.block_scale.block16 [%0], %1, %2, %3, [%5], [%6], p;\n}"
                    ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
@@ -149,25 +184,42 @@ __device__ __forceinline__ void mma(const Tmem& tmem, uint32_t d_address, uint64
                    ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
   }
 #else
-  constexpr int kBlocks = kBlock16 ? 4 : 2, kBlockK = 64 / kBlocks;
+  constexpr int kBlocks = kKind == kE4m3E2m1 ? 1 : kBlock16 ? 4 : 2, kBlockK = kKind == kE4m3E2m1 ? 32 : 64 / kBlocks;
   const uint32_t sfa_id = (idesc >> 29) & 3u, sfb_id = (idesc >> 4) & 3u;
   const int lane = threadIdx.x % 32;
   __syncwarp();  // the scale cells of the warp's copies are written
-  for (int e = lane; e < 128 * kN; e += 32) {
-    const int m = e / kN, n = e % kN;
-    uint32_t* d = tmem.cell(d_address + ((uint32_t)m << 16) + n);
-    const uint32_t sfa = *tmem.cell(sfa_address + ((uint32_t)m << 16) + m / 32), sfb = *tmem.cell(sfb_address + ((uint32_t)n << 16) + n / 32);
-    double acc = accumulate ? (double)__uint_as_float(*d) : 0.0;
-    for (int q = 0; q < kBlocks; ++q) {
-      float part = 0.0f;
-      for (int k = q * kBlockK; k < (q + 1) * kBlockK; ++k) {
-        const uint32_t a = (*operand_byte(desc_a, m, k / 2) >> (4 * (k % 2))) & 0xFu, b = (*operand_byte(desc_b, n, k / 2) >> (4 * (k % 2))) & 0xFu;
-        part += from_e2m1(a) * from_e2m1(b);
+  if constexpr (kKind == kE4m3E2m1) {
+    // E4M3 x E2M1 products have at most 6 significant bits; a block of 32 sums exactly in binary64.
+    for (int e = lane; e < 128 * kN; e += 32) {
+      const int m = e / kN, n = e % kN;
+      uint32_t* d = tmem.cell(d_address + ((uint32_t)m << 16) + n);
+      const uint32_t sfa = *tmem.cell(sfa_address + ((uint32_t)m << 16) + m / 32), sfb = *tmem.cell(sfb_address + ((uint32_t)n << 16) + n / 32);
+      double part = 0.0;
+      for (int k = 0; k < kBlockK; ++k) {
+        const uint32_t a = *operand_byte(desc_a, m, k), b = (*operand_byte(desc_b, n, unpacked_fp4_byte(k)) >> (4 * (k % 2))) & 0xFu;
+        part += (double)from_e4m3(a) * (double)from_e2m1(b);
       }
-      const uint32_t byte_a = sfa_id + q, byte_b = sfb_id + q;  // the scale id is the byte this MMA's blocks start at (4X: 0)
-      acc += (double)part * scale_value((sfa >> (8 * byte_a)) & 0xFFu, kBlock16) * scale_value((sfb >> (8 * byte_b)) & 0xFFu, kBlock16);
+      const double acc = (accumulate ? (double)__uint_as_float(*d) : 0.0) +
+                         part * scale_value((sfa >> (8 * sfa_id)) & 0xFFu, false) * scale_value((sfb >> (8 * sfb_id)) & 0xFFu, false);
+      *d = __float_as_uint((float)acc);
     }
-    *d = __float_as_uint((float)acc);
+  } else {
+    for (int e = lane; e < 128 * kN; e += 32) {
+      const int m = e / kN, n = e % kN;
+      uint32_t* d = tmem.cell(d_address + ((uint32_t)m << 16) + n);
+      const uint32_t sfa = *tmem.cell(sfa_address + ((uint32_t)m << 16) + m / 32), sfb = *tmem.cell(sfb_address + ((uint32_t)n << 16) + n / 32);
+      double acc = accumulate ? (double)__uint_as_float(*d) : 0.0;
+      for (int q = 0; q < kBlocks; ++q) {
+        float part = 0.0f;
+        for (int k = q * kBlockK; k < (q + 1) * kBlockK; ++k) {
+          const uint32_t a = (*operand_byte(desc_a, m, k / 2) >> (4 * (k % 2))) & 0xFu, b = (*operand_byte(desc_b, n, k / 2) >> (4 * (k % 2))) & 0xFu;
+          part += from_e2m1(a) * from_e2m1(b);
+        }
+        const uint32_t byte_a = sfa_id + q, byte_b = sfb_id + q;  // the scale id is the byte this MMA's blocks start at (4X: 0)
+        acc += (double)part * scale_value((sfa >> (8 * byte_a)) & 0xFFu, kBlock16) * scale_value((sfb >> (8 * byte_b)) & 0xFFu, kBlock16);
+      }
+      *d = __float_as_uint((float)acc);
+    }
   }
 #endif
 }
