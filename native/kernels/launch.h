@@ -117,8 +117,9 @@ bool sm120_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else th
 void launch_sm120_fp4_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, void* workspace, cudaStream_t stream);
 
 // Datacenter Blackwell block-scaled FP4 GEMM (sm100_fp4_gemm_nt.cu): MXFP4 x MXFP4 and NVFP4 x NVFP4 on tcgen05.mma
-// kind::mxf4nvf4, and W4A8 (MXFP8 / FP8 per-token / per-tensor E4M3 x MXFP4) on kind::mxf8f6f4; persistent, 1 SM per tile;
-// configs ms_sm100_fp4_gemm_nt_{mxf4,nvf4}_128x128x256_1sm_s6, ..._w4a8_128x128x128_1sm_s5. Runs natively on sm_100 / sm_103,
+// kind::mxf4nvf4, and W4A8 (MXFP8 / FP8 per-token / per-tensor E4M3 x MXFP4) on kind::mxf8f6f4; persistent, one CTA per
+// 128 x 128 tile (1sm) or a CTA pair per 256 x 128 (2sm, cta_group::2, from 1024 rows of A); configs
+// ms_sm100_fp4_gemm_nt_{mxf4,nvf4}_{128x128x256_1sm,256x128x256_2sm}_s6, ..._w4a8_128x128x128_1sm_s5 (no W4A8 pair yet). Runs natively on sm_100 / sm_103,
 // and on sm_90 with TMEM and tcgen05 emulated in software (`emulated`: TMEM lives in the workspace; tests only, when forced).
 // Linear block scales are swizzled into the workspace first.
 // Left out with -DMICROSCALE_SM100_FAMILY=OFF; then no problem is one it can implement.
@@ -129,8 +130,8 @@ const char* sm100_fp4_gemm_config(const ms_gemm_desc_t& desc);  // null when no 
 bool sm100_fp4_gemm_config_fits(const ms_gemm_desc_t& desc, const char* name);
 size_t sm100_fp4_gemm_workspace_size(const ms_gemm_desc_t& desc, int multiprocessors, bool emulated);
 bool sm100_fp4_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else the caller runs another kernel
-void launch_sm100_fp4_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, int multiprocessors, bool emulated, void* workspace,
-                           cudaStream_t stream);
+void launch_sm100_fp4_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, bool emulated,
+                           void* workspace, cudaStream_t stream);
 #else
 inline bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t&) { return false; }
 inline bool sm100_fp4_gemm_has_config(const char*) { return false; }
@@ -138,7 +139,7 @@ inline const char* sm100_fp4_gemm_config(const ms_gemm_desc_t&) { return nullptr
 inline bool sm100_fp4_gemm_config_fits(const ms_gemm_desc_t&, const char*) { return false; }
 inline size_t sm100_fp4_gemm_workspace_size(const ms_gemm_desc_t&, int, bool) { return 0; }
 inline bool sm100_fp4_gemm_operands_aligned(const ms_gemm_operands_t&) { return false; }
-inline void launch_sm100_fp4_gemm(const ms_gemm_desc_t&, const ms_gemm_operands_t&, int, bool, void*, cudaStream_t) {}
+inline void launch_sm100_fp4_gemm(const ms_gemm_desc_t&, const char*, const ms_gemm_operands_t&, int, bool, void*, cudaStream_t) {}
 #endif
 
 // Decode GEMM (sm_80+, M <= 64): BF16 or FP8 activations x FP4 (MX / NV) or FP8 (per-tensor / per-row) weights, weights

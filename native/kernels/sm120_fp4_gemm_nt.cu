@@ -279,11 +279,8 @@ const KindConfig kConfigs[] = {
 
 // The kind of a pair, or -1.
 int kind_of(const ms_gemm_desc_t& d) {
-  if (d.a_format == MS_FMT_MXFP4 && d.b_format == MS_FMT_MXFP4) return kMxf4;
-  if (d.a_format == MS_FMT_NVFP4 && d.b_format == MS_FMT_NVFP4) return kNvf4;
-  const bool fp8_a = d.a_format == MS_FMT_MXFP8 || d.a_format == MS_FMT_FP8_ROW || d.a_format == MS_FMT_FP8_TENSOR;
-  if (fp8_a && d.a_element == MS_ELEM_E4M3 && d.b_format == MS_FMT_MXFP4) return kW4A8;
-  return -1;
+  static_assert(kMxf4 == 0 && kNvf4 == 1 && kW4A8 == 2, "kinds in blackwell_fp4_pair's order");
+  return blackwell_fp4_pair(d);
 }
 
 template <int kKind> void launch_kind(const Sm120Params& p, cudaStream_t stream) {

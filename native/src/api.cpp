@@ -518,7 +518,7 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   else if (plan->family == GemmFamily::Sm90Bf16 && workspace && ms::sm90_bf16_gemm_operands_aligned(*ops))
     ms::launch_sm90_bf16_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm100Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm100_fp4_gemm_operands_aligned(*ops))
-    ms::launch_sm100_fp4_gemm(d, *ops, sms, plan->emulated, workspace, static_cast<cudaStream_t>(stream));
+    ms::launch_sm100_fp4_gemm(d, plan->name.c_str(), *ops, sms, plan->emulated, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm120Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm120_fp4_gemm_operands_aligned(*ops))
     ms::launch_sm120_fp4_gemm(d, *ops, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Decode && ms::decode_gemm_operands_aligned(*ops))

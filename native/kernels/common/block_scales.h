@@ -30,6 +30,15 @@ inline size_t swizzled_scales_workspace(const ms_gemm_desc_t& d) {
   return swizzled_scales_workspace(d.a_format, d.a_layout, d.m, d.k) + swizzled_scales_workspace(d.b_format, d.b_layout, d.n, d.k);
 }
 
+// The Blackwell FP4 families' pairs: 0 MXFP4 x MXFP4, 1 NVFP4 x NVFP4, 2 W4A8 = E4M3 activations (MXFP8, or FP8 per-token /
+// per-tensor, whose decode scale goes to the epilogue) x MXFP4 weights; -1 for any other pair.
+inline int blackwell_fp4_pair(const ms_gemm_desc_t& d) {
+  if (d.a_format == MS_FMT_MXFP4 && d.b_format == MS_FMT_MXFP4) return 0;
+  if (d.a_format == MS_FMT_NVFP4 && d.b_format == MS_FMT_NVFP4) return 1;
+  const bool fp8_a = d.a_format == MS_FMT_MXFP8 || d.a_format == MS_FMT_FP8_ROW || d.a_format == MS_FMT_FP8_TENSOR;
+  return fp8_a && d.a_element == MS_ELEM_E4M3 && d.b_format == MS_FMT_MXFP4 ? 2 : -1;
+}
+
 // The operand's scales in the swizzled layout: in place, or swizzled into `free` on `stream` (then advanced past them);
 // null for formats without block scales.
 const uint8_t* swizzled_scales(const ms_qtensor_t& t, int rows, int k, uint8_t*& free, cudaStream_t stream);

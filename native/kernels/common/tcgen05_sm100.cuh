@@ -77,26 +77,68 @@ constexpr __host__ __device__ uint32_t operand_address(uint64_t desc, int r, int
 }
 
 #ifdef MS_SM100_TILES
-// Where a TMEM address lives in the emulated TMEM of this CTA.
+// CTA pairs (cta_group::2, the 2-SM variant): a cluster of two CTAs; rank 0 issues the MMAs (M = 256), which read A's rows
+// 0-127 from rank 0's shared memory and 128-255 from rank 1's, B's first half from rank 0 and second from rank 1 (same
+// offsets), write rows 128 r .. + 127 into rank r's TMEM, and take each rank's scales from its own TMEM.
+__device__ __forceinline__ uint32_t pair_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+// The shared::cluster address of this CTA's `p` in CTA `rank` of the cluster.
+__device__ __forceinline__ uint32_t cluster_address(const void* p, uint32_t rank) {
+  uint32_t r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(sm90::smem_addr(p)), "r"(rank));
+  return r;
+}
+// Arrives on the mbarrier at `bar`'s offset in CTA `rank` (release at cluster scope: what this thread saw is published).
+__device__ __forceinline__ void arrive_on_rank(uint64_t* bar, uint32_t rank) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(cluster_address(bar, rank)) : "memory");
+}
+// Waits for a phase of a barrier that another CTA of the cluster arrives on (acquire at cluster scope).
+__device__ __forceinline__ void wait_cluster(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nwait_%=:\n"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait_%=;\n}" ::"r"(sm90::smem_addr(bar)), "r"(parity) : "memory");
+}
+// All threads of both CTAs.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+// Where a TMEM address lives in the emulated TMEM of this CTA (and, for a CTA pair, of the other one).
 struct Tmem {
-  uint32_t* emulated;  // this CTA's [128][512] cells (emulation only; null natively)
-  __device__ __forceinline__ uint32_t* cell(uint32_t address) const {
-    return emulated + (address >> 16) * kTmemColumns + (address & 0xFFFFu);
+  uint32_t* emulated;       // this CTA's [128][512] cells (emulation only; null natively)
+  uint32_t* emulated_peer;  // the pair's other CTA's (2-SM emulation), else null
+  uint32_t rank;            // in the CTA pair; 0 for one CTA
+  __device__ __forceinline__ uint32_t* cell(uint32_t address) const { return cell_of(rank, address); }
+  __device__ __forceinline__ uint32_t* cell_of(uint32_t cta, uint32_t address) const {
+    return (cta == rank ? emulated : emulated_peer) + (address >> 16) * kTmemColumns + (address & 0xFFFFu);
   }
 };
 
-// Allocates all 512 columns (the whole warp calls it) and writes the base address to *slot; relinquishes the permit.
+// Allocates all 512 columns (the whole warp calls it; for a pair, the same warp of both CTAs) and writes the base address to
+// *slot; relinquishes the permit.
+template <int kCtas = 1>
 __device__ __forceinline__ void alloc_all(uint32_t* slot) {
 #ifdef MS_SM100_NATIVE
-  asm volatile("tcgen05.alloc.cta_group::1.sync.aligned.shared::cta.b32 [%0], %1;" ::"r"(sm90::smem_addr(slot)), "r"(kTmemColumns) : "memory");
-  asm volatile("tcgen05.relinquish_alloc_permit.cta_group::1.sync.aligned;" ::: "memory");
+  if constexpr (kCtas == 2) {
+    asm volatile("tcgen05.alloc.cta_group::2.sync.aligned.shared::cta.b32 [%0], %1;" ::"r"(sm90::smem_addr(slot)), "r"(kTmemColumns) : "memory");
+    asm volatile("tcgen05.relinquish_alloc_permit.cta_group::2.sync.aligned;" ::: "memory");
+  } else {
+    asm volatile("tcgen05.alloc.cta_group::1.sync.aligned.shared::cta.b32 [%0], %1;" ::"r"(sm90::smem_addr(slot)), "r"(kTmemColumns) : "memory");
+    asm volatile("tcgen05.relinquish_alloc_permit.cta_group::1.sync.aligned;" ::: "memory");
+  }
 #else
   if (threadIdx.x % 32 == 0) *slot = 0;
 #endif
 }
+template <int kCtas = 1>
 __device__ __forceinline__ void dealloc_all(uint32_t base) {
 #ifdef MS_SM100_NATIVE
-  asm volatile("tcgen05.dealloc.cta_group::1.sync.aligned.b32 %0, %1;" ::"r"(base), "r"(kTmemColumns) : "memory");
+  if constexpr (kCtas == 2) asm volatile("tcgen05.dealloc.cta_group::2.sync.aligned.b32 %0, %1;" ::"r"(base), "r"(kTmemColumns) : "memory");
+  else asm volatile("tcgen05.dealloc.cta_group::1.sync.aligned.b32 %0, %1;" ::"r"(base), "r"(kTmemColumns) : "memory");
 #endif
 }
 
@@ -116,20 +158,37 @@ __device__ __forceinline__ void fence_after_sync() {
 #endif
 }
 
-// One 512-byte scale atom (shared memory, scale_atom_descriptor) into TMEM columns column .. column + 3 of every lane quarter.
-// The whole MMA warp calls it; natively lane 0 issues it.
+#ifdef MS_SM100_EMULATED
+// This CTA's shared-memory object `p` as CTA `cta` of the pair has it (the same offset), as a generic pointer.
+template <class T> __device__ __forceinline__ T* in_cta(T* p, uint32_t cta, uint32_t rank) {
+  if (cta == rank) return p;
+  uint64_t generic;
+  asm volatile("mapa.u64 %0, %1, %2;" : "=l"(generic) : "l"(reinterpret_cast<uint64_t>(p)), "r"(cta));
+  return reinterpret_cast<T*>(generic);
+}
+#endif
+
+// One 512-byte scale atom (shared memory, scale_atom_descriptor) into TMEM columns column .. column + 3 of every lane quarter;
+// for a pair, each CTA's atom at that offset into its own TMEM. The whole MMA warp calls it; natively lane 0 issues it.
+template <int kCtas = 1>
 __device__ __forceinline__ void copy_scale_atom(const Tmem& tmem, uint32_t column_address, const uint8_t* atom) {
 #ifdef MS_SM100_NATIVE
   (void)tmem;
-  if (threadIdx.x % 32 == 0)
-    asm volatile("tcgen05.cp.cta_group::1.32x128b.warpx4 [%0], %1;" ::"r"(column_address), "l"(scale_atom_descriptor(sm90::smem_addr(atom))) : "memory");
+  if (threadIdx.x % 32 == 0) {
+    if constexpr (kCtas == 2)
+      asm volatile("tcgen05.cp.cta_group::2.32x128b.warpx4 [%0], %1;" ::"r"(column_address), "l"(scale_atom_descriptor(sm90::smem_addr(atom))) : "memory");
+    else
+      asm volatile("tcgen05.cp.cta_group::1.32x128b.warpx4 [%0], %1;" ::"r"(column_address), "l"(scale_atom_descriptor(sm90::smem_addr(atom))) : "memory");
+  }
 #else
   const int lane = threadIdx.x % 32;
-  const uint32_t* words = reinterpret_cast<const uint32_t*>(atom);
   __syncwarp();  // the warp's previous MMA no longer reads these cells
-  for (int quarter = 0; quarter < 4; ++quarter)
-    for (int j = 0; j < 4; ++j) *tmem.cell(column_address + ((uint32_t)(32 * quarter + lane) << 16) + j) = words[lane * 4 + j];
-  __threadfence_block();
+  for (uint32_t cta = 0; cta < (uint32_t)kCtas; ++cta) {
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(in_cta(atom, cta, tmem.rank));
+    for (int quarter = 0; quarter < 4; ++quarter)
+      for (int j = 0; j < 4; ++j) *tmem.cell_of(cta, column_address + ((uint32_t)(32 * quarter + lane) << 16) + j) = words[lane * 4 + j];
+  }
+  __threadfence();
   __syncwarp();
 #endif
 }
@@ -139,6 +198,16 @@ __device__ __forceinline__ void copy_scale_atom(const Tmem& tmem, uint32_t colum
 __device__ __forceinline__ const uint8_t* operand_byte(uint64_t desc, int r, int b) {
   return static_cast<const uint8_t*>(__cvta_shared_to_generic(operand_address(desc, r, b)));
 }
+// ... for a pair: A row r (0-255) from CTA r / 128; B row n (0..N-1) from CTA n / (N / 2) (each holds half of B).
+template <int kCtas> struct PairOperands {
+  uint32_t rank;
+  int n;  // the MMA's N
+  __device__ __forceinline__ const uint8_t* a(uint64_t desc, int r, int b) const { return in_cta(operand_byte(desc, r % 128, b), (uint32_t)(r / 128), rank); }
+  __device__ __forceinline__ const uint8_t* b(uint64_t desc, int r, int k) const {
+    const int half = kCtas == 2 ? n / 2 : n;
+    return in_cta(operand_byte(desc, r % half, k), (uint32_t)(r / half), rank);
+  }
+};
 // sm_90's TMA has no 16U4_ALIGN16B: the emulation loads the packed FP4 tile (rows of 64 bytes = 128 values) plainly and the MMA
 // warp writes it where a 16U4_ALIGN16B + SWIZZLE_128B load would (unpacked_fp4_byte, operand_address; zero padding).
 __device__ __forceinline__ void unpack_fp4_tile(const uint8_t* packed, uint8_t* tile, int rows) {
@@ -163,40 +232,45 @@ __device__ __forceinline__ double scale_value(uint32_t code, bool ue4m3) {
 // accumulated in binary64 and rounded once; the PTX leaves the hardware's order and precision open (at least binary32).
 // The whole MMA warp calls it; natively lane 0 issues it.
 // kind::mxf8f6f4 (E4M3 x E2M1): the same with one UE8M0 block of 32 per MMA (the scale id picks its byte), K 32.
-template <int kKind, int kN>
+// kCtas 2: the pair's MMA (M = 256), issued by rank 0 (see pair_rank).
+#define MS_TCGEN05_MMA(GROUP, KIND)                                                                                          \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"                                                                  \
+               "tcgen05.mma.cta_group::" GROUP ".kind::" KIND " [%0], %1, %2, %3, [%5], [%6], p;\n}" ::"r"(d_address),        \
+               "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory")
+template <int kKind, int kN, int kCtas = 1>
 __device__ __forceinline__ void mma(const Tmem& tmem, uint32_t d_address, uint64_t desc_a, uint64_t desc_b, uint32_t idesc, uint32_t sfa_address,
                                     uint32_t sfb_address, bool accumulate) {
   constexpr bool kBlock16 = kKind == kNvf4;
 #ifdef MS_SM100_NATIVE
   (void)tmem;
   if (threadIdx.x % 32 == 0) {
-    if constexpr (kKind == kE4m3E2m1)
-      asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"
-                   "tcgen05.mma.cta_group::1.kind::mxf8f6f4.block_scale.block32 [%0], %1, %2, %3, [%5], [%6], p;\n}"
-                   ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
-    else if constexpr (kBlock16)
-      asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"
-                   "tcgen05.mma.cta_group::1.kind::mxf4nvf4.block_scale.block16 [%0], %1, %2, %3, [%5], [%6], p;\n}"
-                   ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
-    else
-      asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %4, 0;\n"
-                   "tcgen05.mma.cta_group::1.kind::mxf4nvf4.block_scale.block32 [%0], %1, %2, %3, [%5], [%6], p;\n}"
-                   ::"r"(d_address), "l"(desc_a), "l"(desc_b), "r"(idesc), "r"(accumulate ? 1u : 0u), "r"(sfa_address), "r"(sfb_address) : "memory");
+    if constexpr (kCtas == 2) {
+      if constexpr (kKind == kE4m3E2m1) MS_TCGEN05_MMA("2", "mxf8f6f4.block_scale.block32");
+      else if constexpr (kBlock16) MS_TCGEN05_MMA("2", "mxf4nvf4.block_scale.block16");
+      else MS_TCGEN05_MMA("2", "mxf4nvf4.block_scale.block32");
+    } else {
+      if constexpr (kKind == kE4m3E2m1) MS_TCGEN05_MMA("1", "mxf8f6f4.block_scale.block32");
+      else if constexpr (kBlock16) MS_TCGEN05_MMA("1", "mxf4nvf4.block_scale.block16");
+      else MS_TCGEN05_MMA("1", "mxf4nvf4.block_scale.block32");
+    }
   }
 #else
   constexpr int kBlocks = kKind == kE4m3E2m1 ? 1 : kBlock16 ? 4 : 2, kBlockK = kKind == kE4m3E2m1 ? 32 : 64 / kBlocks;
   const uint32_t sfa_id = (idesc >> 29) & 3u, sfb_id = (idesc >> 4) & 3u;
   const int lane = threadIdx.x % 32;
   __syncwarp();  // the scale cells of the warp's copies are written
+  const PairOperands<kCtas> operands{tmem.rank, kN};
+  // Row m of the M = 128 kCtas result lives in CTA m / 128, lane m % 128, with that CTA's scales (it holds SFB for all N).
+  auto cell = [&](int m, uint32_t address_at_lane_0) { return tmem.cell_of((uint32_t)(m / 128), address_at_lane_0 + ((uint32_t)(m % 128) << 16)); };
   if constexpr (kKind == kE4m3E2m1) {
     // E4M3 x E2M1 products have at most 6 significant bits; a block of 32 sums exactly in binary64.
-    for (int e = lane; e < 128 * kN; e += 32) {
-      const int m = e / kN, n = e % kN;
-      uint32_t* d = tmem.cell(d_address + ((uint32_t)m << 16) + n);
-      const uint32_t sfa = *tmem.cell(sfa_address + ((uint32_t)m << 16) + m / 32), sfb = *tmem.cell(sfb_address + ((uint32_t)n << 16) + n / 32);
+    for (int e = lane; e < 128 * kCtas * kN; e += 32) {
+      const int m = e / kN, n = e % kN, lm = m % 128;
+      uint32_t* d = cell(m, d_address + n);
+      const uint32_t sfa = *cell(m, sfa_address + lm / 32), sfb = *tmem.cell_of((uint32_t)(m / 128), sfb_address + ((uint32_t)n << 16) + n / 32);
       double part = 0.0;
       for (int k = 0; k < kBlockK; ++k) {
-        const uint32_t a = *operand_byte(desc_a, m, k), b = (*operand_byte(desc_b, n, unpacked_fp4_byte(k)) >> (4 * (k % 2))) & 0xFu;
+        const uint32_t a = *operands.a(desc_a, m, k), b = (*operands.b(desc_b, n, unpacked_fp4_byte(k)) >> (4 * (k % 2))) & 0xFu;
         part += (double)from_e4m3(a) * (double)from_e2m1(b);
       }
       const double acc = (accumulate ? (double)__uint_as_float(*d) : 0.0) +
@@ -204,15 +278,15 @@ __device__ __forceinline__ void mma(const Tmem& tmem, uint32_t d_address, uint64
       *d = __float_as_uint((float)acc);
     }
   } else {
-    for (int e = lane; e < 128 * kN; e += 32) {
-      const int m = e / kN, n = e % kN;
-      uint32_t* d = tmem.cell(d_address + ((uint32_t)m << 16) + n);
-      const uint32_t sfa = *tmem.cell(sfa_address + ((uint32_t)m << 16) + m / 32), sfb = *tmem.cell(sfb_address + ((uint32_t)n << 16) + n / 32);
+    for (int e = lane; e < 128 * kCtas * kN; e += 32) {
+      const int m = e / kN, n = e % kN, lm = m % 128;
+      uint32_t* d = cell(m, d_address + n);
+      const uint32_t sfa = *cell(m, sfa_address + lm / 32), sfb = *tmem.cell_of((uint32_t)(m / 128), sfb_address + ((uint32_t)n << 16) + n / 32);
       double acc = accumulate ? (double)__uint_as_float(*d) : 0.0;
       for (int q = 0; q < kBlocks; ++q) {
         float part = 0.0f;
         for (int k = q * kBlockK; k < (q + 1) * kBlockK; ++k) {
-          const uint32_t a = (*operand_byte(desc_a, m, k / 2) >> (4 * (k % 2))) & 0xFu, b = (*operand_byte(desc_b, n, k / 2) >> (4 * (k % 2))) & 0xFu;
+          const uint32_t a = (*operands.a(desc_a, m, k / 2) >> (4 * (k % 2))) & 0xFu, b = (*operands.b(desc_b, n, k / 2) >> (4 * (k % 2))) & 0xFu;
           part += from_e2m1(a) * from_e2m1(b);
         }
         const uint32_t byte_a = sfa_id + q, byte_b = sfb_id + q;  // the scale id is the byte this MMA's blocks start at (4X: 0)
@@ -226,14 +300,28 @@ __device__ __forceinline__ void mma(const Tmem& tmem, uint32_t d_address, uint64
 
 // Makes `bar` arrive once every tcgen05 operation this thread (natively lane 0) issued before has completed. The whole MMA
 // warp calls it.
+// For a pair, it arrives on the barrier at `bar`'s offset in both CTAs.
+template <int kCtas = 1>
 __device__ __forceinline__ void commit(uint64_t* bar) {
 #ifdef MS_SM100_NATIVE
-  if (threadIdx.x % 32 == 0)
-    asm volatile("tcgen05.commit.cta_group::1.mbarrier::arrive::one.shared::cluster.b64 [%0];" ::"r"(sm90::smem_addr(bar)) : "memory");
+  if (threadIdx.x % 32 == 0) {
+    if constexpr (kCtas == 2)
+      asm volatile("tcgen05.commit.cta_group::2.mbarrier::arrive::one.shared::cluster.multicast::cluster.b64 [%0], %1;"
+                   ::"r"(sm90::smem_addr(bar)), "h"((uint16_t)0b11) : "memory");
+    else
+      asm volatile("tcgen05.commit.cta_group::1.mbarrier::arrive::one.shared::cluster.b64 [%0];" ::"r"(sm90::smem_addr(bar)) : "memory");
+  }
 #else
   __syncwarp();
   __threadfence();
-  if (threadIdx.x % 32 == 0) sm90::mbarrier_arrive(bar);
+  if (threadIdx.x % 32 == 0) {
+    if constexpr (kCtas == 2) {
+      arrive_on_rank(bar, 0);
+      arrive_on_rank(bar, 1);
+    } else {
+      sm90::mbarrier_arrive(bar);
+    }
+  }
 #endif
 }
 

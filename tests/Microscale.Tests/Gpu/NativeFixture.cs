@@ -34,6 +34,19 @@ public abstract class NativeFixture
     /// heavy-tailed values, against the float64 reference within the NUMERICS.md §5 bound for BF16 and FP32 outputs (and FP16 at
     /// M = 1 or with <paramref name="repeat"/>, which also requires a second run to give the same bytes); the kernel must start
     /// with <paramref name="expectedPrefix"/>.</summary>
+    /// <summary>Asserts that <paramref name="config"/>, forced onto a 64 x 64 x k problem of these formats it cannot run, is refused
+    /// with an exception naming MS_FORCE_CONFIG.</summary>
+    protected void AssertForcedConfigRefused(string config, QuantizationOptions aOptions, QuantizationOptions bOptions, int k)
+    {
+        NativeEnvironment.Set("MS_FORCE_CONFIG", config);
+        using var source = Context.CreateTensor<float>(SeededGaussian.Create(64 * k, seed: 3), 64, k);
+        using var weights = Context.Quantize(source, bOptions);
+        using var activations = Context.Quantize(source, aOptions);
+        using var c = Context.AllocateTensor<float>(64, 64);
+        var ex = Assert.Throws<MicroscaleException>(() => Context.Gemm(activations, weights, c))!;
+        Assert.That(ex.Argument, Is.EqualTo("MS_FORCE_CONFIG"));
+    }
+
     protected void RunAndCheck(QuantizationOptions? aOptions, QuantizationOptions bOptions, int m, int n, int k, bool repeat, string expectedPrefix)
     {
         const float alpha = 0.75f;

@@ -5,8 +5,8 @@ namespace Microscale.Tests.Gpu;
 /// NUMERICS.md §5 binary32 bound: MXFP4 × MXFP4 and NVFP4 × NVFP4 (kind::mxf4nvf4), and W4A8 = MXFP8 / FP8 per-token / FP8
 /// per-tensor E4M3 activations × MXFP4 weights (kind::mxf8f6f4, FP4 unpacked in shared memory) in both scale layouts, FP32 / BF16 / FP16 outputs, alpha and bias,
 /// M / N tails, K with a partial last stage (fewer scale atoms than a stage holds) or a single partial stage, several stages of the
-/// ring per tile, more tiles than SMs (the persistent loop, both TMEM accumulators in turn), repeated runs giving the same bytes. On
-/// an sm_100 GPU the configs run tcgen05; on an sm_90 GPU (H100 / H200) the same kernel runs with TMEM and the tcgen05 instructions
+/// ring per tile, more tiles than SMs (the persistent loop, both TMEM accumulators in turn), repeated runs giving the same bytes, in
+/// the one-CTA (1sm) and, for W4A4, CTA-pair (2sm, cta_group::2) variants. On an sm_100 GPU the configs run tcgen05; on an sm_90 GPU (H100 / H200) the same kernel runs with TMEM and the tcgen05 instructions
 /// emulated in software (common/tcgen05_sm100.cuh), so TMA, descriptors, scale staging, the pipeline and the epilogue are checked
 /// without Blackwell hardware. Each config is forced through MS_FORCE_CONFIG.
 /// </summary>
@@ -16,6 +16,8 @@ public sealed class Sm100Fp4GemmTests : NativeFixture
 {
     private const string Mxf4 = "ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6", Nvf4 = "ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6";
     private const string W4A8 = "ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5";
+    // The 2-SM variant: a CTA pair (cta_group::2) per 256 x 128 tile; the emulation runs it as a cluster of two CTAs on sm_90.
+    private const string Mxf4Pair = "ms_sm100_fp4_gemm_nt_mxf4_256x128x256_2sm_s6", Nvf4Pair = "ms_sm100_fp4_gemm_nt_nvf4_256x128x256_2sm_s6";
 
     // K = 1088: 4 full stages of 256 values and a last one of 64 (one scale atom of the stage's 2 or 4); K = 96: one partial stage;
     // K = 4128: 17 stages, the 6-stage ring wrapping; odd M and N with partial tiles.
@@ -68,17 +70,27 @@ public sealed class Sm100Fp4GemmTests : NativeFixture
         RunAndCheck(O(aFormat, ScaleLayout.Swizzled128x4), O(bFormat, ScaleLayout.Swizzled128x4), 1100, 4000, 768, repeat: true, config);
     }
 
+    public static IEnumerable<TestCaseData> PairConfigs()
+    {
+        var swizzled = ScaleLayout.Swizzled128x4;
+        yield return new TestCaseData(O(QuantFormat.Mxfp4, swizzled), O(QuantFormat.Mxfp4), Mxf4Pair, 1088).SetName("{m}_mxfp4swizzled_mxfp4");
+        yield return new TestCaseData(O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4, swizzled), Nvf4Pair, 1088).SetName("{m}_nvfp4_nvfp4swizzled");
+    }
+
+    /// <summary>CTA pairs (W4A4; W4A8 has no pair config yet): M = 1 (rank 1's rows all past M), M = 300 (a second pair tile whose rank 1 half is partial), N tails, K with
+    /// several stages, and 1100 x 4000 (5 x 32 pair tiles on 66 pairs of an H100 / H200: each pair
+    /// takes 2-3, alternating its two TMEM accumulators), the last twice for the same bytes.</summary>
+    [TestCaseSource(nameof(PairConfigs))]
+    public void PairVariantWithinBound(QuantizationOptions a, QuantizationOptions b, string config, int k)
+    {
+        NativeEnvironment.Set("MS_FORCE_CONFIG", config);
+        RunAndCheck(a, b, 1, 64, k, repeat: false, config);
+        RunAndCheck(a, b, 300, 200, k, repeat: false, config);
+        RunAndCheck(a, b, 1100, 4000, 768, repeat: true, config);
+    }
+
     /// <summary>W4A8 takes only K padded to a multiple of 128 (TMA's unpacking FP4 type): forced onto K = 96 it is refused, naming
     /// MS_FORCE_CONFIG.</summary>
     [Test]
-    public void ForcingW4a8OntoKNotAMultipleOf128IsRefused()
-    {
-        NativeEnvironment.Set("MS_FORCE_CONFIG", W4A8);
-        using var source = Context.CreateTensor<float>(SeededGaussian.Create(64 * 96, seed: 3), 64, 96);
-        using var weights = Context.Quantize(source, O(QuantFormat.Mxfp4));
-        using var activations = Context.Quantize(source, O(QuantFormat.Mxfp8));
-        using var c = Context.AllocateTensor<float>(64, 64);
-        var ex = Assert.Throws<MicroscaleException>(() => Context.Gemm(activations, weights, c))!;
-        Assert.That(ex.Argument, Is.EqualTo("MS_FORCE_CONFIG"));
-    }
+    public void ForcingW4a8OntoKNotAMultipleOf128IsRefused() => AssertForcedConfigRefused(W4A8, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), 96);
 }

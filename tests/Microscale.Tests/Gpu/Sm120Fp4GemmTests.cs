@@ -63,14 +63,5 @@ public sealed class Sm120Fp4GemmTests : NativeFixture
 
     /// <summary>A config forced onto a pair it does not take is refused, naming MS_FORCE_CONFIG.</summary>
     [Test]
-    public void ForcingAnotherPairsConfigIsRefused()
-    {
-        NativeEnvironment.Set("MS_FORCE_CONFIG", Nvf4);
-        using var source = Context.CreateTensor<float>(SeededGaussian.Create(64 * 64, seed: 3), 64, 64);
-        using var weights = Context.Quantize(source, O(QuantFormat.Mxfp4));
-        using var activations = Context.Quantize(source, O(QuantFormat.Mxfp4));
-        using var c = Context.AllocateTensor<float>(64, 64);
-        var ex = Assert.Throws<MicroscaleException>(() => Context.Gemm(activations, weights, c))!;
-        Assert.That(ex.Argument, Is.EqualTo("MS_FORCE_CONFIG"));
-    }
+    public void ForcingAnotherPairsConfigIsRefused() => AssertForcedConfigRefused(Nvf4, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), 64);
 }

@@ -5,7 +5,7 @@ namespace Microscale.Tests.Interop;
 /// <summary>
 /// libmicroscale's dispatch table (ms_gemm_kernel_for through <see cref="MicroscaleRuntime.NativeGemmKernelFor"/>): which kernel a GEMM
 /// runs on each GPU generation, whatever GPU is present (no CUDA context is needed). Compute capability 12.x: the sm120 block-scaled
-/// FP4 family above 16 tokens, the decode kernel at or below; 10.0 / 10.3: the sm100 tcgen05 FP4 family likewise for W4A4; 9.0: the
+/// FP4 family above 16 tokens, the decode kernel at or below; 10.0 / 10.3: the sm100 tcgen05 FP4 family likewise for W4A4 (CTA pairs from 1024 rows) and W4A8; 9.0: the
 /// Hopper families; 8.x: decode and generic kernels. Ignored where the library was not built.
 /// </summary>
 [TestFixture]
@@ -77,11 +77,15 @@ public sealed class NativeDispatchTests
             Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
             Assert.Ignore("libmicroscale was built without -DMICROSCALE_SM100_FAMILY=ON");
         }
-        Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6"));
+        // CTA pairs (2-SM) from 1024 rows of A, one CTA per tile below, the decode kernel up to 16 tokens.
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_mxf4_256x128x256_2sm_s6"));
+        Assert.That(Kernel(sm, 1023, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_mxf4_128x128x256_1sm_s6"));
         Assert.That(Kernel(sm, 17, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6"));
+        Assert.That(Kernel(sm, 1024, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_nvf4_256x128x256_2sm_s6"));
         Assert.That(Kernel(sm, 16, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
-        // W4A8 has no sm100 kernel yet: the decode kernel at any M.
-        Assert.That(Kernel(sm, 4096, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        // W4A8 (E4M3 activations x MXFP4 weights) on kind::mxf8f6f4, one CTA per tile at any M (no pair variant yet).
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5"));
+        Assert.That(Kernel(sm, 64, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5"));
         Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp8), B200Multiprocessors), Is.EqualTo("ms_smxx_gemm_generic_nt_64x64x32_t16x16_m4x4"));
     }
 
