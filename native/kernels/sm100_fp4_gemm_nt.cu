@@ -71,18 +71,7 @@ template <int kKind, int kCtas> struct Tile {
   static_assert(smem_bytes(true) <= 232448, "the ring (and the emulation's packed W4A8 tiles) must fit sm_100's shared memory");
 };
 
-struct Sm100Params {
-  int m, n, k;
-  const uint8_t* sfa;  // swizzled 128x4 block scales; null: unit scales (W4A8 with FP8 per-token / per-tensor activations)
-  const uint8_t* sfb;
-  int atoms_per_tile_row;
-  float alpha;
-  const float* scale_a;  // NVFP4 g / FP8 per-tensor g [1], or FP8 per-token [m]; null: 1
-  int a_per_row;
-  const float* scale_b;  // NVFP4 g [1]; null: 1
-  const float* bias;     // [n] or null
-  void* out;
-  int out_dtype;
+struct Sm100Params : BlackwellGemmParams {
   uint32_t* emulated_tmem;  // gridDim.x x kEmulatedTmemBytes (sm_90 emulation), else null
 };
 
@@ -316,11 +305,6 @@ int kind_of(const ms_gemm_desc_t& d) {
   return blackwell_fp4_pair(d);
 }
 
-int a_row_bytes(const ms_gemm_desc_t& d, int kind) {
-  if (kind != kE4m3E2m1) return padded_k(d.a_format, d.k) / 2;
-  return d.a_format == MS_FMT_MXFP8 ? padded_k(MS_FMT_MXFP8, d.k) : d.k;
-}
-
 template <int kKind, int kCtas>
 void launch_kind(const TensorMap& map_a, const TensorMap& map_b, const Sm100Params& p, int multiprocessors, bool emulated, cudaStream_t stream) {
   auto kernel = sm100_fp4_gemm_kernel<kKind, kCtas>;
@@ -361,7 +345,7 @@ bool sm100_fp4_gemm_can_implement(const ms_gemm_desc_t& d) {
   // TMA row strides are whole 16-byte pieces: FP4 K padded to a multiple of 32 values; W4A8's E4M3 rows a multiple of 16
   // bytes, and its unpacking FP4 loads whole 128-value boxes (K padded to a multiple of 128, as CUTLASS asks too).
   if (kind != kE4m3E2m1) return padded_k(d.b_format, d.k) % 32 == 0;
-  return a_row_bytes(d, kind) % 16 == 0 && padded_k(d.b_format, d.k) % 128 == 0;
+  return blackwell_a_row_bytes(d) % 16 == 0 && padded_k(d.b_format, d.k) % 128 == 0;
 }
 
 bool sm100_fp4_gemm_has_config(const char* name) { return find_config(name) != nullptr; }
@@ -402,21 +386,9 @@ void launch_sm100_fp4_gemm(const ms_gemm_desc_t& d, const char* config, const ms
   if (sm100_fp4_gemm_workspace_size(d, multiprocessors, emulated) && !workspace)
     fail(MS_ERR_INVALID_ARGUMENT, "workspace", "the sm100 FP4 GEMM needs its workspace");
   uint8_t* free = workspace ? static_cast<uint8_t*>(workspace) + kWorkspaceCounterBytes : nullptr;  // the decode counters stay zero
-  Sm100Params p{};
-  p.m = d.m; p.n = d.n; p.k = d.k;
-  p.sfa = swizzled_scales(ops.a, d.m, d.k, free, stream);  // null for FP8 per-token / per-tensor activations
-  p.sfb = swizzled_scales(ops.b, d.n, d.k, free, stream);
-  p.atoms_per_tile_row = atoms_per_tile_row(d.b_format, d.k);
-  p.alpha = ops.alpha;
-  const bool a_decode = d.a_format == MS_FMT_NVFP4 || d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW;
-  p.scale_a = a_decode ? ops.a.decode_scales : nullptr;
-  p.a_per_row = d.a_format == MS_FMT_FP8_ROW;
-  p.scale_b = d.b_format == MS_FMT_NVFP4 ? ops.b.decode_scales : nullptr;
-  p.bias = d.has_bias ? ops.bias : nullptr;
-  p.out = ops.out;
-  p.out_dtype = d.out_dtype;
-  p.emulated_tmem = emulated ? reinterpret_cast<uint32_t*>(free) : nullptr;
-  const int a_bytes = a_row_bytes(d, kind), b_bytes = padded_k(d.b_format, d.k) / 2;
+  Sm100Params p{blackwell_gemm_params(d, ops, free, stream), nullptr};
+  p.emulated_tmem = emulated ? reinterpret_cast<uint32_t*>(free) : nullptr;  // after the swizzled scales
+  const int a_bytes = blackwell_a_row_bytes(d), b_bytes = padded_k(d.b_format, d.k) / 2;
   const TensorMap map_a = make_map(ops.a.data, d.m, a_bytes, a_bytes, kMapU8, kRowBytes, kBM, kMapSwizzle128B);
   if (kind != kE4m3E2m1) {
     const TensorMap map_b = make_map(ops.b.data, d.n, b_bytes, b_bytes, kMapU8, kRowBytes, b_rows, kMapSwizzle128B);

@@ -51,21 +51,10 @@ template <int kKind> struct Tile {
   static_assert(kSmemBytes <= kSmemLimitSm120, "the ring must fit sm_120's shared memory");
 };
 
-struct Sm120Params {
-  int m, n, k;
+struct Sm120Params : BlackwellGemmParams {
   const uint8_t* a;
   const uint8_t* b;
   int64_t a_row_bytes, b_row_bytes;  // row strides (padded K)
-  const uint8_t* sfa;                // swizzled 128x4 block scales; null: unit scales (w4a8 with FP8 per-token / per-tensor A)
-  const uint8_t* sfb;
-  int atoms_per_tile_row;            // atoms along K of one 128-row tile: padded K blocks / 4
-  float alpha;
-  const float* scale_a;              // NVFP4 g / FP8 per-tensor g [1] or FP8 per-row [m]; null: 1
-  int a_per_row;
-  const float* scale_b;              // NVFP4 g [1]; null: 1
-  const float* bias;                 // [n] or null
-  void* out;
-  int out_dtype;
 };
 
 #ifdef MS_SM120_TILES
@@ -301,7 +290,7 @@ bool sm120_fp4_gemm_can_implement(const ms_gemm_desc_t& d) {
   if (kind < 0) return false;
   // Rows must be whole 16-byte pieces for cp.async: FP4 K padded to a multiple of 32, E4M3 K a multiple of 16.
   const bool fp4_rows = padded_k(d.b_format, d.k) % 32 == 0 && (kind == kW4A8 || padded_k(d.a_format, d.k) % 32 == 0);
-  const bool fp8_rows = kind != kW4A8 || (d.a_format == MS_FMT_MXFP8 ? padded_k(MS_FMT_MXFP8, d.k) : d.k) % 16 == 0;
+  const bool fp8_rows = kind != kW4A8 || blackwell_a_row_bytes(d) % 16 == 0;
   return fp4_rows && fp8_rows;
 }
 
@@ -342,23 +331,8 @@ void launch_sm120_fp4_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& op
   if (sm120_fp4_gemm_workspace_size(d) && !workspace)
     fail(MS_ERR_INVALID_ARGUMENT, "workspace", "the sm120 FP4 GEMM needs its workspace to swizzle linear block scales");
   uint8_t* free = workspace ? static_cast<uint8_t*>(workspace) + kWorkspaceCounterBytes : nullptr;  // the decode counters stay zero
-  Sm120Params p{};
-  p.m = d.m; p.n = d.n; p.k = d.k;
-  p.a = static_cast<const uint8_t*>(ops.a.data);
-  p.b = static_cast<const uint8_t*>(ops.b.data);
-  p.a_row_bytes = kind == kW4A8 ? (d.a_format == MS_FMT_MXFP8 ? padded_k(MS_FMT_MXFP8, d.k) : d.k) : padded_k(d.a_format, d.k) / 2;
-  p.b_row_bytes = padded_k(d.b_format, d.k) / 2;
-  p.sfa = swizzled_scales(ops.a, d.m, d.k, free, stream);
-  p.sfb = swizzled_scales(ops.b, d.n, d.k, free, stream);
-  p.atoms_per_tile_row = atoms_per_tile_row(d.b_format, d.k);
-  p.alpha = ops.alpha;
-  const bool a_decode = d.a_format == MS_FMT_NVFP4 || d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW;
-  p.scale_a = a_decode ? ops.a.decode_scales : nullptr;
-  p.a_per_row = d.a_format == MS_FMT_FP8_ROW;
-  p.scale_b = d.b_format == MS_FMT_NVFP4 ? ops.b.decode_scales : nullptr;
-  p.bias = d.has_bias ? ops.bias : nullptr;
-  p.out = ops.out;
-  p.out_dtype = d.out_dtype;
+  const Sm120Params p{blackwell_gemm_params(d, ops, free, stream), static_cast<const uint8_t*>(ops.a.data),
+                      static_cast<const uint8_t*>(ops.b.data), blackwell_a_row_bytes(d), padded_k(d.b_format, d.k) / 2};
   switch (kind) {
     case kMxf4: launch_kind<kMxf4>(p, stream); break;
     case kNvf4: launch_kind<kNvf4>(p, stream); break;

@@ -43,4 +43,44 @@ inline int blackwell_fp4_pair(const ms_gemm_desc_t& d) {
 // null for formats without block scales.
 const uint8_t* swizzled_scales(const ms_qtensor_t& t, int rows, int k, uint8_t*& free, cudaStream_t stream);
 
+// Bytes of one row of A as both Blackwell families load it: E4M3 for W4A8 (K, padded for MXFP8), packed FP4 otherwise.
+inline int blackwell_a_row_bytes(const ms_gemm_desc_t& d) {
+  if (blackwell_fp4_pair(d) != 2) return padded_k(d.a_format, d.k) / 2;
+  return d.a_format == MS_FMT_MXFP8 ? padded_k(MS_FMT_MXFP8, d.k) : d.k;
+}
+
+// What both Blackwell FP4 families' kernels take beside their operands' data: sizes, swizzled block scales (null: unit scales,
+// W4A8 with FP8 per-token / per-tensor A), decode scales, alpha, bias and the output.
+struct BlackwellGemmParams {
+  int m, n, k;
+  const uint8_t* sfa;
+  const uint8_t* sfb;
+  int atoms_per_tile_row;  // atoms along K of one 128-row tile: padded K blocks / 4
+  float alpha;
+  const float* scale_a;  // NVFP4 g / FP8 per-tensor g [1], or FP8 per-token [m]; null: 1
+  int a_per_row;
+  const float* scale_b;  // NVFP4 g [1]; null: 1
+  const float* bias;     // [n] or null
+  void* out;
+  int out_dtype;
+};
+
+// Fills them for a GEMM, swizzling linear block scales into `free` (advanced past them).
+inline BlackwellGemmParams blackwell_gemm_params(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, uint8_t*& free, cudaStream_t stream) {
+  BlackwellGemmParams p{};
+  p.m = d.m; p.n = d.n; p.k = d.k;
+  p.sfa = swizzled_scales(ops.a, d.m, d.k, free, stream);
+  p.sfb = swizzled_scales(ops.b, d.n, d.k, free, stream);
+  p.atoms_per_tile_row = atoms_per_tile_row(d.b_format, d.k);
+  p.alpha = ops.alpha;
+  const bool a_decode = d.a_format == MS_FMT_NVFP4 || d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW;
+  p.scale_a = a_decode ? ops.a.decode_scales : nullptr;
+  p.a_per_row = d.a_format == MS_FMT_FP8_ROW;
+  p.scale_b = d.b_format == MS_FMT_NVFP4 ? ops.b.decode_scales : nullptr;
+  p.bias = d.has_bias ? ops.bias : nullptr;
+  p.out = ops.out;
+  p.out_dtype = d.out_dtype;
+  return p;
+}
+
 }  // namespace ms
