@@ -14,7 +14,7 @@
 // past the padded K blocks are not copied (the data there is zero); stores are clipped.
 // Built twice: for sm_100a with the real instructions, and for sm_90 with TMEM and the tcgen05 instructions emulated (TMEM
 // in the workspace), so the same TMA, descriptors, scale staging, pipeline and epilogue run (and are tested) on an H100 /
-// H200. Not built here yet: the 2-SM (cta_group::2) variant and W4A8 (kind::mxf8f6f4); see NOTES-sm100.md.
+// H200. W4A8 (E4M3 x MXFP4, kind::mxf8f6f4) and the 2-SM (cta_group::2, 256 x 128 tiles) variants: see Tile and NOTES-sm100.md.
 #ifndef MS_WITH_SM100_FAMILY
 #define MS_WITH_SM100_FAMILY 1  // this file is the family: launch.h declares it, not its stubs
 #endif
@@ -157,12 +157,15 @@ sm100_fp4_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_cons
           const int first = kt * kAtoms, atoms = min(kAtoms, p.atoms_per_tile_row - first);
           // Transaction bytes are what TMA moves: W4A8's FP4 tile counts its packed bytes also when unpacked into twice that.
           const int b_bytes = kKind == kE4m3E2m1 ? T::kPackedBBytes : T::kBTileBytes;
-          mbarrier_arrive_expect_tx(&full[stage], kTileBytes + b_bytes + (unit_a_scales ? 1 : 2) * atoms * kAtomBytes);
+          // A pair's rank 1 with all its rows past M has no scale atoms in A's swizzled scales: none are loaded (its rows'
+          // results are discarded).
+          const bool load_sfa = !unit_a_scales && a_row < p.m;
+          mbarrier_arrive_expect_tx(&full[stage], kTileBytes + b_bytes + (load_sfa ? 2 : 1) * atoms * kAtomBytes);
           tma_load_2d(a_tile(stage), &map_a, &full[stage], kt * kRowBytes, a_row);
           // B's K coordinate: bytes (FP4 pairs), or values (W4A8: unpacked natively, bytes of packed rows when emulated).
           const int b_k = kKind != kE4m3E2m1 ? kt * kRowBytes : kUnpackInSoftware ? kt * kRowBytes / 2 : kt * T::kStageK;
           tma_load_2d(kUnpackInSoftware ? packed_b(stage) : b_tile(stage), &map_b, &full[stage], b_k, b_row);
-          if (!unit_a_scales)
+          if (load_sfa)
             bulk_load(a_atoms(stage), p.sfa + ((int64_t)a_atom_row * p.atoms_per_tile_row + first) * kAtomBytes, atoms * kAtomBytes, &full[stage]);
           bulk_load(b_atoms(stage), p.sfb + ((int64_t)tn * p.atoms_per_tile_row + first) * kAtomBytes, atoms * kAtomBytes, &full[stage]);
           if (++stage == kStages) { stage = 0; phase ^= 1; }
@@ -287,7 +290,7 @@ const KindConfig kConfigs[] = {
     {"ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5", kE4m3E2m1, 1},
     {"ms_sm100_fp4_gemm_nt_mxf4_256x128x256_2sm_s6", kMxf4, 2},
     {"ms_sm100_fp4_gemm_nt_nvf4_256x128x256_2sm_s6", kNvf4, 2},
-    // No W4A8 pair: its emulation stopped with "illegal instruction" on an H200 (cause not found; NOTES-sm100.md).
+    {"ms_sm100_fp4_gemm_nt_w4a8_256x128x128_2sm_s5", kE4m3E2m1, 2},
 };
 // The 2-SM variant from this many rows of A on (untimed: no Blackwell GPU at hand; each CTA then loads half of B's tile).
 constexpr int kPairFromRows = 1024;
@@ -331,9 +334,7 @@ void launch_kind(const TensorMap& map_a, const TensorMap& map_b, const Sm100Para
 
 template <int kKind>
 void launch_ctas(int ctas, const TensorMap& map_a, const TensorMap& map_b, const Sm100Params& p, int multiprocessors, bool emulated, cudaStream_t stream) {
-  if constexpr (kKind != kE4m3E2m1) {  // W4A8 has no pair config (kConfigs)
-    if (ctas == 2) return launch_kind<kKind, 2>(map_a, map_b, p, multiprocessors, emulated, stream);
-  }
+  if (ctas == 2) return launch_kind<kKind, 2>(map_a, map_b, p, multiprocessors, emulated, stream);
   launch_kind<kKind, 1>(map_a, map_b, p, multiprocessors, emulated, stream);
 }
 

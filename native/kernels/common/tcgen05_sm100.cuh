@@ -194,7 +194,8 @@ __device__ __forceinline__ void copy_scale_atom(const Tmem& tmem, uint32_t colum
 }
 
 #ifdef MS_SM100_EMULATED
-// The shared-memory byte of row r, byte b of a K-major operand tile described by `desc` (operand_address).
+// The shared-memory byte of row r, byte b of a K-major operand tile described by `desc` (operand_address), in the window of
+// the CTA whose addresses have no bits above the descriptor's 18 (a single CTA, or rank 0 of a pair, which issues the MMAs).
 __device__ __forceinline__ const uint8_t* operand_byte(uint64_t desc, int r, int b) {
   return static_cast<const uint8_t*>(__cvta_shared_to_generic(operand_address(desc, r, b)));
 }
@@ -210,13 +211,16 @@ template <int kCtas> struct PairOperands {
 };
 // sm_90's TMA has no 16U4_ALIGN16B: the emulation loads the packed FP4 tile (rows of 64 bytes = 128 values) plainly and the MMA
 // warp writes it where a 16U4_ALIGN16B + SWIZZLE_128B load would (unpacked_fp4_byte, operand_address; zero padding).
+// The unit is written at its offset from `tile`: the descriptor keeps only 18 bits of the address, and a cluster CTA's
+// shared::cta addresses carry more (rank 1 writing through a descriptor-derived address wrote into rank 0; compute-sanitizer
+// on an H200, 2026-12-02). The offset is exact because the tile is 1024-byte aligned.
 __device__ __forceinline__ void unpack_fp4_tile(const uint8_t* packed, uint8_t* tile, int rows) {
-  const uint32_t base = sm90::smem_addr(tile);
+  const uint32_t base = sm90::smem_addr(tile), low_bits = base & 0x3FFF0u;
   __syncwarp();
   for (int u = threadIdx.x % 32; u < rows * 8; u += 32) {
     const int r = u / 8, granule = u % 8;
     const uint2 data = *reinterpret_cast<const uint2*>(packed + r * 64 + granule * 8);
-    uint4* dst = static_cast<uint4*>(__cvta_shared_to_generic(operand_address(operand_descriptor(base, 0), r, 16 * granule)));
+    uint4* dst = reinterpret_cast<uint4*>(tile + (operand_address(operand_descriptor(base, 0), r, 16 * granule) - low_bits));
     *dst = make_uint4(data.x, data.y, 0u, 0u);
   }
   __syncwarp();

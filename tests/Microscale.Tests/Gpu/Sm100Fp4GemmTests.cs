@@ -18,6 +18,7 @@ public sealed class Sm100Fp4GemmTests : NativeFixture
     private const string W4A8 = "ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5";
     // The 2-SM variant: a CTA pair (cta_group::2) per 256 x 128 tile; the emulation runs it as a cluster of two CTAs on sm_90.
     private const string Mxf4Pair = "ms_sm100_fp4_gemm_nt_mxf4_256x128x256_2sm_s6", Nvf4Pair = "ms_sm100_fp4_gemm_nt_nvf4_256x128x256_2sm_s6";
+    private const string W4A8Pair = "ms_sm100_fp4_gemm_nt_w4a8_256x128x128_2sm_s5";
 
     // K = 1088: 4 full stages of 256 values and a last one of 64 (one scale atom of the stage's 2 or 4); K = 96: one partial stage;
     // K = 4128: 17 stages, the 6-stage ring wrapping; odd M and N with partial tiles.
@@ -75,9 +76,11 @@ public sealed class Sm100Fp4GemmTests : NativeFixture
         var swizzled = ScaleLayout.Swizzled128x4;
         yield return new TestCaseData(O(QuantFormat.Mxfp4, swizzled), O(QuantFormat.Mxfp4), Mxf4Pair, 1088).SetName("{m}_mxfp4swizzled_mxfp4");
         yield return new TestCaseData(O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4, swizzled), Nvf4Pair, 1088).SetName("{m}_nvfp4_nvfp4swizzled");
+        yield return new TestCaseData(O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), W4A8Pair, 1152).SetName("{m}_mxfp8_mxfp4");
+        yield return new TestCaseData(O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4, swizzled), W4A8Pair, 1152).SetName("{m}_fp8row_mxfp4swizzled");
     }
 
-    /// <summary>CTA pairs (W4A4; W4A8 has no pair config yet): M = 1 (rank 1's rows all past M), M = 300 (a second pair tile whose rank 1 half is partial), N tails, K with
+    /// <summary>CTA pairs: M = 1 (rank 1's rows all past M), M = 300 (a second pair tile whose rank 1 half is partial), N tails, K with
     /// several stages, and 1100 x 4000 (5 x 32 pair tiles on 66 pairs of an H100 / H200: each pair
     /// takes 2-3, alternating its two TMEM accumulators), the last twice for the same bytes.</summary>
     [TestCaseSource(nameof(PairConfigs))]

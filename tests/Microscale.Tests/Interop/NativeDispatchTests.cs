@@ -83,8 +83,9 @@ public sealed class NativeDispatchTests
         Assert.That(Kernel(sm, 17, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_nvf4_128x128x256_1sm_s6"));
         Assert.That(Kernel(sm, 1024, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_nvf4_256x128x256_2sm_s6"));
         Assert.That(Kernel(sm, 16, O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
-        // W4A8 (E4M3 activations x MXFP4 weights) on kind::mxf8f6f4, one CTA per tile at any M (no pair variant yet).
-        Assert.That(Kernel(sm, 4096, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5"));
+        // W4A8 (E4M3 activations x MXFP4 weights) on kind::mxf8f6f4, with the same switch to CTA pairs.
+        Assert.That(Kernel(sm, 4096, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_w4a8_256x128x128_2sm_s5"));
+        Assert.That(Kernel(sm, 1023, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5"));
         Assert.That(Kernel(sm, 64, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), B200Multiprocessors), Is.EqualTo("ms_sm100_fp4_gemm_nt_w4a8_128x128x128_1sm_s5"));
         Assert.That(Kernel(sm, 4096, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp8), B200Multiprocessors), Is.EqualTo("ms_smxx_gemm_generic_nt_64x64x32_t16x16_m4x4"));
     }
