@@ -5,7 +5,8 @@
 #  - the decode GEMM multiplies on BF16 tensor cores (HMMA) without local-memory traffic (LDL/STL = spills);
 #  - the dual quantizer keeps its chunks in registers (no LDL/STL) and packs E2M1 codes with byte permutes (PRMT);
 #  - on sm_90a, the wgmma GEMM runs FP8 (QGMMA) and BF16 (HGMMA) wgmma without spills;
-#  - on sm_100a, the sm100 FP4 family issues tcgen05 block-scaled MMAs (UTCOMMA; .4X for NVFP4; UTCQMMA for W4A8), scale copies into TMEM (UTCCP)
+#  - on sm_100a, the sm100 FP4 family issues tcgen05 block-scaled MMAs (UTCOMMA; .4X for NVFP4; UTCQMMA for W4A8; each also in
+#    its .2CTA form for the CTA pairs), scale copies into TMEM (UTCCP)
 #    and TMEM loads (LDTM) without spills;
 #  - on sm_120a, the sm120 FP4 family runs the block-scaled MMAs (OMMA.SF ... E8 for MXFP4, OMMA.SF ... UE4M3.4X for NVFP4,
 #    QMMA.SF ... E4M3.E2M1 for W4A8) without spills.
@@ -43,8 +44,10 @@ for arch in $archs; do
     sm100=$(awk '/Function : .*sm100_fp4_gemm_kernel/{on=1} /Function : /&&!/sm100_fp4_gemm_kernel/{on=0} on' <<<"$sass")
     n_omma=$(grep -c "UTCOMMA" <<<"$sm100"); n_4x=$(grep -cE "UTCOMMA[.A-Z0-9]*\.4X" <<<"$sm100"); n_cp=$(grep -c "UTCCP" <<<"$sm100")
     n_qmma=$(grep -c "UTCQMMA" <<<"$sm100"); n_ldtm=$(grep -c "LDTM" <<<"$sm100"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$sm100")
-    [[ $n_omma -gt $n_4x && $n_4x -gt 0 && $n_qmma -gt 0 && $n_cp -gt 0 && $n_ldtm -gt 0 && $n_local -eq 0 ]] || ok=0
-    extra+=" | sm100_fp4: $n_omma UTCOMMA ($n_4x .4X; want both kinds), $n_qmma UTCQMMA (W4A8), $n_cp UTCCP, $n_ldtm LDTM (want >0), $n_local LDL/STL (want 0)"
+    # The 2-SM variants (cta_group::2): the W4A4 and the W4A8 MMAs in their .2CTA forms.
+    n_o2=$(grep -cE "UTCOMMA[.A-Z0-9]*\.2CTA" <<<"$sm100"); n_q2=$(grep -cE "UTCQMMA[.A-Z0-9]*\.2CTA" <<<"$sm100")
+    [[ $n_omma -gt $n_4x && $n_4x -gt 0 && $n_qmma -gt 0 && $n_o2 -gt 0 && $n_q2 -gt 0 && $n_cp -gt 0 && $n_ldtm -gt 0 && $n_local -eq 0 ]] || ok=0
+    extra+=" | sm100_fp4: $n_omma UTCOMMA ($n_4x .4X; want both kinds), $n_qmma UTCQMMA (W4A8), .2CTA: $n_o2 UTCOMMA $n_q2 UTCQMMA, $n_cp UTCCP, $n_ldtm LDTM (want >0), $n_local LDL/STL (want 0)"
   fi
   if [[ "$arch" == "sm_120a" || "$arch" == "sm_121a" ]]; then
     sm120=$(awk '/Function : .*sm120_fp4_gemm_kernel/{on=1} /Function : /&&!/sm120_fp4_gemm_kernel/{on=0} on' <<<"$sass")
