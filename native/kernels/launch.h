@@ -83,10 +83,14 @@ void launch_gguf_repack(int values_per_block, const void* src, int rows, int col
 // workspace serves every plan in turn (microscale.h).
 constexpr size_t kWorkspaceCounterBytes = 16384;
 
-// Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs. Configs are named
+// Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs and MXFP8 x MXFP8 (linear scales). Configs are named
 // ms_sm90_fp8_gemm_nt_<BM>x<BN>x<BK>_c1x1_s<stages>_ws[_variant]; the heuristic picks one from the problem and SM count.
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& desc);
+// Whether the heuristic gives the problem to this family (can_implement, minus pairs only forced configs take).
+bool sm90_fp8_gemm_by_default(const ms_gemm_desc_t& desc);
 bool sm90_fp8_gemm_has_config(const char* name);
+// Whether the named config takes this operand pair (the MXFP8 config only MXFP8 x MXFP8, the others only FP8 x FP8).
+bool sm90_fp8_gemm_config_fits(const ms_gemm_desc_t& desc, const char* name);
 const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors);
 // Device workspace the config needs for this problem (0 when it needs none); without it the kernel still runs, slower.
 size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& desc, const char* config, int multiprocessors);

@@ -1,7 +1,9 @@
 // Hopper FP8 GEMM family (sm_90a): FP8 per-tensor / per-row operands (E4M3 or E5M2) read by TMA straight from global
 // memory into the shared wgmma kernel (sm90_gemm_kernel.cuh, which describes the pipeline), FP8 partial sums promoted into
-// FP32 registers every 128 of K. This file holds the family's tile configs, their measured costs and the heuristic.
+// FP32 registers every 128 of K; and MXFP8 x MXFP8 (linear E8M0 scales per 32 on both sides), promoted every 32 of K with
+// the blocks' scales. This file holds the family's tile configs, their measured costs and the heuristic.
 #include "sm90_gemm_kernel.cuh"
+#include "common/block_scales.h"
 
 namespace ms {
 
@@ -25,15 +27,37 @@ const ConfigEntry kConfigs[] = {
     // Diagnostic: no promotion (breaks the NUMERICS.md s5 bound); only MS_FORCE_CONFIG runs it.
     {"ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws_nopromotion", launch_config<Config<256, 3, kNone>>, 256, 0.0},
 };
+// MXFP8 x MXFP8: one config (the k32 promotion keeps two 64-register partials, so N is 128 at most).
+const ConfigEntry kMxConfig{"ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s5_ws_mx32", launch_config<Config<128, 5, kBlockScaled>>, 128, 0.0};
+
+bool is_fp8(int format) { return format == MS_FMT_FP8_TENSOR || format == MS_FMT_FP8_ROW; }
+bool is_mx_pair(const ms_gemm_desc_t& d) {
+  return d.a_format == MS_FMT_MXFP8 && d.b_format == MS_FMT_MXFP8 && d.a_layout == MS_LAYOUT_LINEAR && d.b_layout == MS_LAYOUT_LINEAR;
+}
+const ConfigEntry* find_any(const char* name) {
+  if (std::strcmp(name, kMxConfig.name) == 0) return &kMxConfig;
+  return find_config(kConfigs, name);
+}
 
 }  // namespace
 
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& d) {
-  bool fp8 = (d.a_format == MS_FMT_FP8_TENSOR || d.a_format == MS_FMT_FP8_ROW) && (d.b_format == MS_FMT_FP8_TENSOR || d.b_format == MS_FMT_FP8_ROW);
-  return fp8 && d.k % 16 == 0;
+  // TMA row strides are whole 16-byte pieces: FP8 per-tensor / per-row rows are K bytes; MXFP8 rows K padded to 32.
+  return (is_fp8(d.a_format) && is_fp8(d.b_format) && d.k % 16 == 0) || is_mx_pair(d);
 }
 
-bool sm90_fp8_gemm_has_config(const char* name) { return find_config(kConfigs, name) != nullptr; }
+bool sm90_fp8_gemm_by_default(const ms_gemm_desc_t& d) {
+  // MXFP8 x MXFP8 stays with the BF16 family (exact BF16 copies, BF16 wgmma) until the k32-promoted FP8 config is measured
+  // faster there; until then it runs only when forced (MS_FORCE_CONFIG).
+  return sm90_fp8_gemm_can_implement(d) && !is_mx_pair(d);
+}
+
+bool sm90_fp8_gemm_has_config(const char* name) { return find_any(name) != nullptr; }
+
+bool sm90_fp8_gemm_config_fits(const ms_gemm_desc_t& d, const char* name) {
+  const ConfigEntry* entry = find_any(name);
+  return entry && (entry == &kMxConfig) == is_mx_pair(d);
+}
 
 size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& d, const char* config, int sms) {
   // No workspace yet: a split-K last wave that used one was correct but made every shape ~7% slower on the H100
@@ -43,6 +67,7 @@ size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& d, const char* config,
 }
 
 const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& d, int sms) {
+  if (is_mx_pair(d)) return kMxConfig.name;
   // pick_config's wave model picks 128x64 when 128-wide tiles would leave SMs idle (small M x N, e.g. 128x8192) and 128x128
   // elsewhere on the H100; the wider tiles win where their wave count rounds better.
   return pick_config(kConfigs, kConfigs[1], d.m, d.n, d.k, kKPerBlock<kE4M3>, sms).name;
@@ -51,10 +76,18 @@ const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& d, int sms) {
 void launch_sm90_fp8_gemm(const ms_gemm_desc_t& d, const char* config, const ms_gemm_operands_t& ops, int sms, void* workspace, cudaStream_t stream) {
   if (reinterpret_cast<uintptr_t>(ops.a.data) % 16 || reinterpret_cast<uintptr_t>(ops.b.data) % 16)
     fail(MS_ERR_MISALIGNED, "a", "the sm90 FP8 kernel needs 16-byte aligned A and B data");
-  const ConfigEntry* entry = find_config(kConfigs, config);
+  const ConfigEntry* entry = find_any(config);
   if (!entry) fail(MS_ERR_INVALID_ARGUMENT, "config", "no sm90 FP8 GEMM config named %s", config);
+  if (!sm90_fp8_gemm_config_fits(d, config)) fail(MS_ERR_UNSUPPORTED, "config", "the sm90 FP8 config %s does not take this operand pair", config);
   (void)workspace;
   Sm90Params p = params_of(d, ops, ops.a.decode_scales, d.a_format == MS_FMT_FP8_ROW, ops.b.decode_scales, d.b_format == MS_FMT_FP8_ROW);
+  if (is_mx_pair(d)) {
+    p.scale_a = p.scale_b = nullptr;  // MX operands carry no decode scales
+    p.blocks = scale_blocks(MS_FMT_MXFP8, d.k);
+    p.a_row_bytes = p.b_row_bytes = padded_k(MS_FMT_MXFP8, d.k);
+    p.block_scales_a = static_cast<const uint8_t*>(ops.a.block_scales);
+    p.block_scales_b = static_cast<const uint8_t*>(ops.b.block_scales);
+  }
   entry->launch(d, ops.a.data, ops.b.data, p, sms, stream);
 }
 

@@ -4,6 +4,7 @@
 // Study: DeepGEMM sm90_fp8_gemm_1d2d, CUTLASS sm90 warpspecialized cooperative.
 //  - warpgroup 0 (producer, setmaxnreg 40): one thread issues TMA loads of the A and B tiles into a ring of kStages stages,
 //    each guarded by a "full" mbarrier (TMA completes bytes) and an "empty" mbarrier (every consumer warp released it);
+//    its second warp loads each tile's epilogue operands; for MXFP8 (kBlockScaled) its third decodes each stage's block scales;
 //  - warpgroups 1 and 2 (consumers, setmaxnreg 232): each owns 64 rows of the 128-row tile and issues wgmma.mma_async over
 //    each 128-byte K block (128 FP8 or 64 BF16 values: four m64nNk32 FP8 or m64nNk16 BF16 wgmma); FP8 partial sums are
 //    promoted into FP32 registers (NUMERICS.md s5: FP8 tensor-core accumulation is promoted at least every 128 of K), BF16
@@ -43,8 +44,11 @@ constexpr int kConsumerWarps = 8;
 //  kPerBlock:  one partial accumulator, wait then promote (DeepGEMM); the other warpgroup keeps the tensor cores busy;
 //  kHalves:    BN = 256 as two m64n128 halves into one 64-register partial, each promoted after its wait (128 + 64 registers);
 //  kNone:      no promotion, the whole K accumulates in the tensor core: the BF16 configs (FP32 accumulation); for FP8 a
-//              diagnostic only (it breaks the NUMERICS.md s5 bound; only MS_FORCE_CONFIG runs it, to measure what promotion costs).
-enum Promotion { kPipelined, kPerBlock, kHalves, kNone };
+//              diagnostic only (it breaks the NUMERICS.md s5 bound; only MS_FORCE_CONFIG runs it, to measure what promotion costs);
+//  kBlockScaled: MXFP8 x MXFP8, E8M0 scales per 32 of K on both operands: every k32 wgmma is its own partial, waited for and
+//              promoted with its blocks' scales (total += partial x sa[row] x sb[column]), as kPerBlock does per 128. A producer
+//              warp stages each K block's scales (as floats) next to its stage.
+enum Promotion { kPipelined, kPerBlock, kHalves, kNone, kBlockScaled };
 
 template <int kBN_, int kStages_, Promotion kPromotion_> struct Config {
   static constexpr int kBN = kBN_, kStages = kStages_;
@@ -53,8 +57,10 @@ template <int kBN_, int kStages_, Promotion kPromotion_> struct Config {
   static constexpr int kTileA = kBM * kBK, kStageBytes = kTileA + kBN * kBK;
   static constexpr int kOutTileBytes = kBM * kBN * 2;  // 16-bit output tile staged for the TMA store (64-column chunks)
   static constexpr int kEpilogueFloats = kBM + 2 * kBN;  // one tile's row scales, column scales and biases
+  // kBlockScaled: per stage, the 4 blocks x (kBM rows of A + kBN columns of B) scales as floats, [block][row] then [block][column].
+  static constexpr int kBlocksPerStage = 4, kStageScaleFloats = kPromotion == kBlockScaled ? kBlocksPerStage * (kBM + kBN) : 0;
   static constexpr int kSmemBytes = kStages * kStageBytes + kOutTileBytes + 1024 /* alignment */ + (2 * kStages + 2) * 8 /* barriers */ +
-                                    kEpilogueFloats * 4;
+                                    kEpilogueFloats * 4 + kStages * kStageScaleFloats * 4;
   static_assert(kSmemBytes <= kSmemLimit, "shared memory");
   static_assert(kBN % 64 == 0 && kBN <= 256, "the output is staged in 64-column chunks");
   static_assert(kPromotion != kPipelined || kBN <= 128, "pipelined promotion needs 3 x BN/2 accumulator registers");
@@ -71,6 +77,11 @@ struct Sm90Params {
   void* out;
   int out_dtype;   // MS_DTYPE_F32 / BF16 / F16
   int tma_store;   // 16-bit output with a 16-byte aligned base and row stride: staged + TMA store
+  int64_t a_row_bytes, b_row_bytes;  // operand row strides; 0: K x the element bytes
+  // kBlockScaled: linear E8M0 scales [rows, blocks] of A and B, `blocks` (the padded K / 32) bytes per row.
+  const uint8_t* __restrict__ block_scales_a;
+  const uint8_t* __restrict__ block_scales_b;
+  int blocks;
 };
 
 #ifdef MS_SM90_ENABLED
@@ -129,6 +140,9 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
   float* row_scale = reinterpret_cast<float*>(epilogue_empty + 1);
   float* column_scale = row_scale + kBM;
   float* column_bias = column_scale + kBN;
+  float* block_scales = column_bias + kBN;  // kBlockScaled: kStages x C::kStageScaleFloats
+  auto stage_scales = [&](uint32_t s) { return block_scales + s * C::kStageScaleFloats; };
+  constexpr bool kMx = C::kPromotion == kBlockScaled;
   const int warpgroup = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
   const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
   constexpr int kKBlock = kKPerBlock<kA>;
@@ -139,7 +153,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     prefetch_tensormap(&map_b);
     if (p.tma_store) prefetch_tensormap(&map_out);
     for (int s = 0; s < kStages; ++s) {
-      mbarrier_init(&full[s], 1);
+      mbarrier_init(&full[s], kMx ? 1 + 32 : 1);  // the TMA bytes' arrival (and kMx: every lane of the scale warp)
       mbarrier_init(&empty[s], kConsumerWarps);  // lane 0 of every consumer warp releases the stage
     }
     mbarrier_init(epilogue_full, 32);             // every lane of the loading warp, after its stores
@@ -185,6 +199,32 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
         }
         mbarrier_arrive(epilogue_full);
       }
+    } else if (kMx && threadIdx.x / 32 == 2) {
+      // The block scales of each stage, decoded to floats: A's 128 rows and B's kBN columns x 4 blocks. Four lanes read a
+      // row's 4 consecutive bytes. Rows past M / N and blocks past K get 0 (their data is zero-filled by TMA).
+      const int lane = threadIdx.x % 32;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int tm, tn;
+        tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
+        for (int kb = 0; kb < k_blocks; ++kb, advance()) {
+          mbarrier_wait(&empty[stage], phase ^ 1);
+          float* out = stage_scales(stage);
+          const int block = kb * C::kBlocksPerStage + lane % 4;
+          const bool block_in = block < p.blocks;
+#pragma unroll 4
+          for (int i = lane / 4; i < kBM; i += 8) {
+            const int row = tm * kBM + i;
+            out[(lane % 4) * kBM + i] = block_in && row < p.m ? from_e8m0(p.block_scales_a[(int64_t)row * p.blocks + block]) : 0.0f;
+          }
+#pragma unroll 4
+          for (int i = lane / 4; i < kBN; i += 8) {
+            const int col = tn * kBN + i;
+            out[C::kBlocksPerStage * kBM + (lane % 4) * kBN + i] =
+                block_in && col < p.n ? from_e8m0(p.block_scales_b[(int64_t)col * p.blocks + block]) : 0.0f;
+          }
+          mbarrier_arrive(&full[stage]);  // release: the consumers' wait on the stage sees these stores
+        }
+      }
     }
     return;
   }
@@ -207,7 +247,41 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     int tm, tn;
     tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
 
-    if constexpr (C::kPromotion == kNone) {
+    if constexpr (C::kPromotion == kBlockScaled) {
+      // One k32 wgmma at a time into one partial, waited for and promoted with its blocks' scales: total += partial x sa x sb
+      // (sa x sb a power of two: one rounding, as binary32 partial x scale + total). The other consumer warpgroup keeps the
+      // tensor cores busy meanwhile. (Two alternating partials, the next step issued before promoting, needed 192 accumulator
+      // registers plus the scales: ptxas spilled 148 bytes and serialized the wgmma, 75 TFLOPS at 8192^3 on an H200.)
+      float part[kBN / 2];
+#pragma unroll
+      for (int i = 0; i < kBN / 2; ++i) total[i] = 0.0f;
+#pragma unroll 1
+      for (int kb = 0; kb < k_blocks; ++kb, advance()) {
+        mbarrier_wait(&full[stage], phase);
+        const float* scales = stage_scales(stage);
+#pragma unroll
+        for (int j = 0; j < C::kBlocksPerStage; ++j) {
+          fence_operand(part);
+          wgmma_fence();
+          mma<kA, kB, kBN>(part, desc_a(stage) + 2 * j, desc_b(stage) + 2 * j, 0);
+          wgmma_commit();
+          wgmma_wait<0>();
+          fence_operand(part);
+          const float* sa = scales + j * kBM + consumer * 64 + r;
+          const float* sb = scales + C::kBlocksPerStage * kBM + j * kBN + 2 * (lane % 4);
+          const float a0 = sa[0], a1 = sa[8];
+#pragma unroll
+          for (int c = 0; c < kBN / 8; ++c) {
+            const float2 b = *reinterpret_cast<const float2*>(sb + 8 * c);
+            total[4 * c] = fmaf(part[4 * c] * a0, b.x, total[4 * c]);
+            total[4 * c + 1] = fmaf(part[4 * c + 1] * a0, b.y, total[4 * c + 1]);
+            total[4 * c + 2] = fmaf(part[4 * c + 2] * a1, b.x, total[4 * c + 2]);
+            total[4 * c + 3] = fmaf(part[4 * c + 3] * a1, b.y, total[4 * c + 3]);
+          }
+        }
+        release(stage);  // its tiles have been read by the wgmma, its scales by the promotions
+      }
+    } else if constexpr (C::kPromotion == kNone) {
       // The accumulator stays in the tensor core for all of K; one group in flight, its stage released one block later.
       uint32_t previous = 0;
       for (int kb = 0; kb < k_blocks; ++kb, advance()) {
@@ -322,7 +396,7 @@ inline Sm90Params params_of(const ms_gemm_desc_t& d, const ms_gemm_operands_t& o
   bool half_out = d.out_dtype == MS_DTYPE_BF16 || d.out_dtype == MS_DTYPE_F16;
   bool tma_store = half_out && reinterpret_cast<uintptr_t>(ops.out) % 16 == 0 && (d.n * 2) % 16 == 0;
   return Sm90Params{d.m, d.n, d.k, ops.alpha, scale_a, scale_b, a_per_row, b_per_row, d.has_bias ? ops.bias : nullptr, ops.out, d.out_dtype,
-                    tma_store ? 1 : 0};
+                    tma_store ? 1 : 0, 0, 0, nullptr, nullptr, 0};
 }
 
 template <int kA, int kB, class C>
@@ -333,7 +407,10 @@ void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cu
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) != cudaSuccess)
     fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
   constexpr int bytes = kA == kBf16 ? 2 : 1;
-  TensorMap ma = make_map(a, p.m, p.k, bytes, kBK / bytes, kBM), mb = make_map(b, p.n, p.k, bytes, kBK / bytes, C::kBN);
+  const MapDataType type = bytes == 1 ? kMapU8 : kMapU16;
+  const int64_t a_row = p.a_row_bytes ? p.a_row_bytes : (int64_t)p.k * bytes, b_row = p.b_row_bytes ? p.b_row_bytes : (int64_t)p.k * bytes;
+  TensorMap ma = make_map(a, p.m, p.k, a_row, type, kBK / bytes, kBM, kMapSwizzle128B);
+  TensorMap mb = make_map(b, p.n, p.k, b_row, type, kBK / bytes, C::kBN, kMapSwizzle128B);
   TensorMap mo{};
   if (p.tma_store) mo = make_map(p.out, p.m, p.n, 2, 64, 64);
   const int tiles = ((p.m + kBM - 1) / kBM) * ((p.n + C::kBN - 1) / C::kBN);

@@ -185,7 +185,7 @@ bool is_sm120(int sm) { return sm == 120 || sm == 121; }
 // The heuristic: the fastest family that can run the problem on a device of compute capability `sm` with `sms`
 // multiprocessors.
 GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string& name) {
-  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
+  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_by_default(d);
   const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
   const bool sm100 = is_sm100(sm) && ms::sm100_fp4_gemm_can_implement(d);
   const bool sm120 = is_sm120(sm) && ms::sm120_fp4_gemm_can_implement(d);
@@ -227,7 +227,7 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, int sm, std::string& name) {
       family = GemmFamily::Decode;
       name = ms::decode_gemm_config(d);
     } else if (ms::sm90_fp8_gemm_has_config(forced)) {
-      if (!(sm == 90 && ms::sm90_fp8_gemm_can_implement(d))) refuse();
+      if (!(sm == 90 && ms::sm90_fp8_gemm_can_implement(d) && ms::sm90_fp8_gemm_config_fits(d, forced))) refuse();
       family = GemmFamily::Sm90Fp8;
     } else if (ms::sm90_bf16_gemm_has_config(forced)) {
       if (!(sm == 90 && ms::sm90_bf16_gemm_can_implement(d))) refuse();

@@ -10,6 +10,7 @@
 //   microscale_selftest --soak M N K SECONDS [CONFIG]: Microscale then cuBLASLt, each back to back for SECONDS (watch the
 //   clocks with nvidia-smi meanwhile). --quantize / --repack: the quantize and GGUF repack kernels against a device copy.
 //   --decode [quick | N K M]: the decode GEMM (M <= 64) checked against the generic kernel and timed against cuBLAS BF16 and a copy.
+//   --mxfp8 M N K: MXFP8 x MXFP8 on the BF16 family (the default) against the FP8 family's block-scaled config, interleaved.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <cmath>
@@ -137,6 +138,84 @@ static int time_scale_modes(int m, int n, int k) {
     std::printf("scales %dx%dx%d %-16s %9.1f us\n", m, n, k, names[i], t[i][15]);
     ms_gemm_plan_destroy(plans[i]);
   }
+  return 0;
+}
+
+// Random E8M0 codes 120..135 (scales 2^-7 .. 2^8), as MX block scales of ordinary activations and weights spread.
+__global__ void fill_random_e8m0(uint8_t* p, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = (uint32_t)i * 0x85EBCA6Bu ^ seed;
+    h ^= h >> 13; h *= 0xC2B2AE35u; h ^= h >> 16;
+    p[i] = (uint8_t)(120 + (h & 15));
+  }
+}
+
+// --mxfp8 M N K: MXFP8 x MXFP8 (E4M3, linear scales, BF16 out) on the heuristic's plan (the BF16 family: exact BF16 copies,
+// then BF16 wgmma) and on the FP8 family's block-scaled config (k32 promotion), launches interleaved, medians of 30 over 2
+// random operand sets; and the largest difference between the two outputs relative to the largest |C|.
+static int time_mxfp8(int m, int n, int k) {
+  const int kp = (k + 31) / 32 * 32, blocks = kp / 32, sets = 2;
+  const char* const configs[2] = {nullptr, "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s5_ws_mx32"};
+  void *a[sets], *b[sets], *sa[sets], *sb[sets], *out[2];
+  for (int i = 0; i < sets; ++i) {
+    CHECK_CUDA(cudaMalloc(&a[i], (size_t)m * kp)); CHECK_CUDA(cudaMalloc(&b[i], (size_t)n * kp));
+    CHECK_CUDA(cudaMalloc(&sa[i], (size_t)m * blocks)); CHECK_CUDA(cudaMalloc(&sb[i], (size_t)n * blocks));
+    fill_random_fp8<<<1024, 256>>>((uint8_t*)a[i], (size_t)m * kp, 11 + i); fill_random_fp8<<<1024, 256>>>((uint8_t*)b[i], (size_t)n * kp, 21 + i);
+    fill_random_e8m0<<<256, 256>>>((uint8_t*)sa[i], (size_t)m * blocks, 31 + i); fill_random_e8m0<<<256, 256>>>((uint8_t*)sb[i], (size_t)n * blocks, 41 + i);
+  }
+  for (auto& o : out) CHECK_CUDA(cudaMalloc(&o, (size_t)m * n * 2));
+  ms_gemm_plan* plans[2];
+  void* workspace[2] = {nullptr, nullptr};
+  char names[2][128];
+  for (int c = 0; c < 2; ++c) {
+    if (configs[c]) setenv("MS_FORCE_CONFIG", configs[c], 1); else unsetenv("MS_FORCE_CONFIG");
+    ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
+    d.a_format = d.b_format = MS_FMT_MXFP8; d.out_dtype = MS_DTYPE_BF16;
+    CHECK_MS(ms_gemm_plan_create(&d, &plans[c]));
+    CHECK_MS(ms_gemm_plan_name(plans[c], names[c], 128));
+    size_t bytes = 0;
+    CHECK_MS(ms_gemm_plan_workspace_size(plans[c], &bytes));
+    if (bytes) { CHECK_CUDA(cudaMalloc(&workspace[c], bytes)); CHECK_CUDA(cudaMemset(workspace[c], 0, bytes)); }
+  }
+  unsetenv("MS_FORCE_CONFIG");
+  auto launch = [&](int c, int set) {
+    ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
+    o.a.struct_size = o.b.struct_size = sizeof(ms_qtensor_t);
+    o.a.format = o.b.format = MS_FMT_MXFP8; o.a.element = o.b.element = MS_ELEM_E4M3;
+    o.a.rows = m; o.a.cols = k; o.a.data = a[set]; o.a.block_scales = sa[set];
+    o.b.rows = n; o.b.cols = k; o.b.data = b[set]; o.b.block_scales = sb[set];
+    o.out = out[c];
+    CHECK_MS(ms_gemm_plan_run(plans[c], &o, workspace[c], nullptr));
+  };
+  for (int w = 0; w < 3; ++w) for (int c = 0; c < 2; ++c) launch(c, w % sets);
+  cudaEvent_t e[3]; for (auto& x : e) cudaEventCreate(&x);
+  std::vector<float> t[2];
+  for (int it = 0; it < 30; ++it) {
+    launch(0, it % sets);  // untimed: keeps the queue busy
+    for (int c = 0; c < 2; ++c) { cudaEventRecord(e[c]); launch(c, it % sets); }
+    cudaEventRecord(e[2]); cudaEventSynchronize(e[2]);
+    for (int c = 0; c < 2; ++c) { float ms; cudaEventElapsedTime(&ms, e[c], e[c + 1]); t[c].push_back(ms * 1000); }
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<uint16_t> h0((size_t)m * n), h1((size_t)m * n);
+  CHECK_CUDA(cudaMemcpy(h0.data(), out[0], h0.size() * 2, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(h1.data(), out[1], h1.size() * 2, cudaMemcpyDeviceToHost));
+  double largest = 0, worst = 0;
+  for (size_t i = 0; i < h0.size(); ++i) {
+    largest = std::max(largest, (double)std::fabs(bf16_to_float(h0[i])));
+    worst = std::max(worst, (double)std::fabs(bf16_to_float(h0[i]) - bf16_to_float(h1[i])));
+  }
+  const double flops = 2.0 * m * n * k;
+  for (int c = 0; c < 2; ++c) {
+    std::sort(t[c].begin(), t[c].end());
+    std::printf("mxfp8 %dx%dx%d %-52s %9.1f us %7.1f TFLOPS\n", m, n, k, names[c], t[c][15], flops / t[c][15] * 1e-6);
+    ms_gemm_plan_destroy(plans[c]);
+    if (workspace[c]) cudaFree(workspace[c]);
+  }
+  std::printf("mxfp8 %dx%dx%d block-scaled FP8 / BF16 family time: %.3f; max |C_fp8 - C_bf16| / max |C| = %.2e\n", m, n, k,
+              t[1][15] / t[0][15], largest > 0 ? worst / largest : worst);
+  for (int i = 0; i < sets; ++i) { cudaFree(a[i]); cudaFree(b[i]); cudaFree(sa[i]); cudaFree(sb[i]); }
+  for (auto& o : out) cudaFree(o);
   return 0;
 }
 
@@ -413,6 +492,10 @@ int main(int argc, char** argv) {
   if (argc >= 5 && std::strcmp(argv[1], "--scales") == 0) {
     CHECK_CUDA(cudaFree(0));
     return time_scale_modes(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
+  }
+  if (argc >= 5 && std::strcmp(argv[1], "--mxfp8") == 0) {
+    CHECK_CUDA(cudaFree(0));
+    return time_mxfp8(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
   }
   if (argc >= 6 && std::strcmp(argv[1], "--soak") == 0) {
     CHECK_CUDA(cudaFree(0));

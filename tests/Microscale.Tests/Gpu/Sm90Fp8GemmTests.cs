@@ -57,6 +57,38 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
         }
     }
 
+    private const string MxConfig = "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s5_ws_mx32";
+
+    public static IEnumerable<TestCaseData> MxPairs()
+    {
+        var e5m2 = Fp8Element.E5M2;
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp8), new QuantizationOptions(QuantFormat.Mxfp8)).SetName("{m}_mxfp8_mxfp8");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp8) { Element = e5m2 }, new QuantizationOptions(QuantFormat.Mxfp8)).SetName("{m}_mxfp8E5M2_mxfp8");
+        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp8), new QuantizationOptions(QuantFormat.Mxfp8) { Element = e5m2, Rule = MxScaleRule.Floor }).SetName("{m}_mxfp8_mxfp8E5M2floor");
+    }
+
+    /// <summary>MXFP8 x MXFP8 on the block-scaled config (every k32 partial promoted with its blocks' E8M0 scales), forced: the
+    /// shapes above (K = 16 and 272: partial last blocks; M / N tails; a single token), every output, and more tiles than SMs.</summary>
+    [TestCaseSource(nameof(MxPairs))]
+    public void Mxfp8BlockScaledConfigWithinBound(QuantizationOptions aOptions, QuantizationOptions bOptions)
+    {
+        NativeEnvironment.Set("MS_FORCE_CONFIG", MxConfig);
+        foreach (var (m, n, k) in s_shapes)
+            RunAndCheck(aOptions, bOptions, m, n, k, expectedKernel: MxConfig, outputs: 3);
+        RunAndCheck(aOptions, bOptions, 1100, 1928, 1040, expectedKernel: MxConfig, outputs: 2);
+    }
+
+    /// <summary>The block-scaled config takes MXFP8 x MXFP8 with linear scales only, and the per-tensor / per-row configs never
+    /// take MXFP8 (they would ignore its block scales): forcing either onto the other's pair is refused, naming MS_FORCE_CONFIG.</summary>
+    [Test]
+    public void ForcedConfigsRefuseTheOtherScaling()
+    {
+        var mx = new QuantizationOptions(QuantFormat.Mxfp8);
+        AssertForcedConfigRefused(MxConfig, new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerRow), 256);
+        AssertForcedConfigRefused(MxConfig, mx, mx with { Layout = ScaleLayout.Swizzled128x4 }, 256);
+        AssertForcedConfigRefused(s_configs[1], mx, mx, 256);
+    }
+
     /// <summary>More tiles than SMs (144 on a 132-SM H100): CTAs run several tiles, the last wave partly.</summary>
     [Test]
     public void MoreTilesThanMultiprocessorsWithinBound() =>
