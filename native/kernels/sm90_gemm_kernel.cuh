@@ -211,12 +211,12 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
           float* out = stage_scales(stage);
           const int block = kb * C::kBlocksPerStage + lane % 4;
           const bool block_in = block < p.blocks;
-#pragma unroll 4
+#pragma unroll 1  // the producer warpgroup runs on 40 registers; the warp works up to kStages - 1 stages ahead
           for (int i = lane / 4; i < kBM; i += 8) {
             const int row = tm * kBM + i;
             out[(lane % 4) * kBM + i] = block_in && row < p.m ? from_e8m0(p.block_scales_a[(int64_t)row * p.blocks + block]) : 0.0f;
           }
-#pragma unroll 4
+#pragma unroll 1  // the producer warpgroup runs on 40 registers; the warp works up to kStages - 1 stages ahead
           for (int i = lane / 4; i < kBN; i += 8) {
             const int col = tn * kBN + i;
             out[C::kBlocksPerStage * kBM + (lane % 4) * kBN + i] =
