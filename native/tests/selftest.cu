@@ -98,6 +98,25 @@ static int profile(int m, int n, int k, const char* config, int format) {
   return 0;
 }
 
+// Medians (us) of `rounds` interleaved rounds of `variants` launches, launch(variant, round): each round starts with an untimed
+// launch of variant 0 (it keeps the queue busy), then times every variant once between CUDA events, so that all see the same
+// clocks.
+template <class Launch> static std::vector<float> interleaved_medians(int variants, int rounds, Launch launch) {
+  std::vector<cudaEvent_t> e(variants + 1);
+  for (auto& x : e) cudaEventCreate(&x);
+  std::vector<std::vector<float>> t(variants);
+  for (int round = 0; round < rounds; ++round) {
+    launch(0, round);
+    for (int i = 0; i < variants; ++i) { cudaEventRecord(e[i]); launch(i, round); }
+    cudaEventRecord(e[variants]); cudaEventSynchronize(e[variants]);
+    for (int i = 0; i < variants; ++i) { float ms; cudaEventElapsedTime(&ms, e[i], e[i + 1]); t[i].push_back(ms * 1000); }
+  }
+  for (auto& x : e) cudaEventDestroy(x);
+  std::vector<float> medians(variants);
+  for (int i = 0; i < variants; ++i) { std::sort(t[i].begin(), t[i].end()); medians[i] = t[i][rounds / 2]; }
+  return medians;
+}
+
 // --scales M N K: the heuristic's plan with A x B scales tensor x tensor, row x row, tensor x row and row x tensor on the same
 // random data, launches of the four interleaved; medians of 30 (us). Isolates what per-row scales cost.
 static int time_scale_modes(int m, int n, int k) {
@@ -124,18 +143,10 @@ static int time_scale_modes(int m, int n, int k) {
     CHECK_MS(ms_gemm_plan_run(plans[i], &o, workspace, nullptr));
   };
   for (int w = 0; w < 3; ++w) for (int i = 0; i < 4; ++i) launch(i);
-  cudaEvent_t e[5]; for (auto& x : e) cudaEventCreate(&x);
-  std::vector<float> t[4];
-  for (int it = 0; it < 30; ++it) {
-    launch(0);  // untimed: keeps the queue busy
-    for (int i = 0; i < 4; ++i) { cudaEventRecord(e[i]); launch(i); }
-    cudaEventRecord(e[4]); cudaEventSynchronize(e[4]);
-    for (int i = 0; i < 4; ++i) { float ms; cudaEventElapsedTime(&ms, e[i], e[i + 1]); t[i].push_back(ms * 1000); }
-  }
+  const std::vector<float> t = interleaved_medians(4, 30, [&](int i, int) { launch(i); });
   const char* names[4] = {"tensor x tensor", "row x row", "tensor x row", "row x tensor"};
   for (int i = 0; i < 4; ++i) {
-    std::sort(t[i].begin(), t[i].end());
-    std::printf("scales %dx%dx%d %-16s %9.1f us\n", m, n, k, names[i], t[i][15]);
+    std::printf("scales %dx%dx%d %-16s %9.1f us\n", m, n, k, names[i], t[i]);
     ms_gemm_plan_destroy(plans[i]);
   }
   return 0;
@@ -188,14 +199,7 @@ static int time_mxfp8(int m, int n, int k) {
     CHECK_MS(ms_gemm_plan_run(plans[c], &o, workspace[c], nullptr));
   };
   for (int w = 0; w < 3; ++w) for (int c = 0; c < 2; ++c) launch(c, w % sets);
-  cudaEvent_t e[3]; for (auto& x : e) cudaEventCreate(&x);
-  std::vector<float> t[2];
-  for (int it = 0; it < 30; ++it) {
-    launch(0, it % sets);  // untimed: keeps the queue busy
-    for (int c = 0; c < 2; ++c) { cudaEventRecord(e[c]); launch(c, it % sets); }
-    cudaEventRecord(e[2]); cudaEventSynchronize(e[2]);
-    for (int c = 0; c < 2; ++c) { float ms; cudaEventElapsedTime(&ms, e[c], e[c + 1]); t[c].push_back(ms * 1000); }
-  }
+  const std::vector<float> t = interleaved_medians(2, 30, [&](int c, int round) { launch(c, round % sets); });
   CHECK_CUDA(cudaDeviceSynchronize());
   std::vector<uint16_t> h0((size_t)m * n), h1((size_t)m * n);
   CHECK_CUDA(cudaMemcpy(h0.data(), out[0], h0.size() * 2, cudaMemcpyDeviceToHost));
@@ -207,13 +211,12 @@ static int time_mxfp8(int m, int n, int k) {
   }
   const double flops = 2.0 * m * n * k;
   for (int c = 0; c < 2; ++c) {
-    std::sort(t[c].begin(), t[c].end());
-    std::printf("mxfp8 %dx%dx%d %-52s %9.1f us %7.1f TFLOPS\n", m, n, k, names[c], t[c][15], flops / t[c][15] * 1e-6);
+    std::printf("mxfp8 %dx%dx%d %-52s %9.1f us %7.1f TFLOPS\n", m, n, k, names[c], t[c], flops / t[c] * 1e-6);
     ms_gemm_plan_destroy(plans[c]);
     if (workspace[c]) cudaFree(workspace[c]);
   }
   std::printf("mxfp8 %dx%dx%d block-scaled FP8 / BF16 family time: %.3f; max |C_fp8 - C_bf16| / max |C| = %.2e\n", m, n, k,
-              t[1][15] / t[0][15], largest > 0 ? worst / largest : worst);
+              t[1] / t[0], largest > 0 ? worst / largest : worst);
   for (int i = 0; i < sets; ++i) { cudaFree(a[i]); cudaFree(b[i]); cudaFree(sa[i]); cudaFree(sb[i]); }
   for (auto& o : out) cudaFree(o);
   return 0;
