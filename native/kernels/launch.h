@@ -123,7 +123,7 @@ void launch_sm120_fp4_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t&
 // Datacenter Blackwell block-scaled FP4 GEMM (sm100_fp4_gemm_nt.cu): MXFP4 x MXFP4 and NVFP4 x NVFP4 on tcgen05.mma
 // kind::mxf4nvf4, and W4A8 (MXFP8 / FP8 per-token / per-tensor E4M3 x MXFP4) on kind::mxf8f6f4; persistent, one CTA per
 // 128 x 128 tile (1sm) or a CTA pair per 256 x 128 (2sm, cta_group::2, from 1024 rows of A); configs
-// ms_sm100_fp4_gemm_nt_{mxf4,nvf4}_{128x128x256_1sm,256x128x256_2sm}_s6, ..._w4a8_128x128x128_1sm_s5 (no W4A8 pair yet). Runs natively on sm_100 / sm_103,
+// ms_sm100_fp4_gemm_nt_{mxf4,nvf4}_{128x128x256_1sm,256x128x256_2sm}_s6, ..._w4a8_{128x128x128_1sm,256x128x128_2sm}_s5. Runs natively on sm_100 / sm_103,
 // and on sm_90 with TMEM and tcgen05 emulated in software (`emulated`: TMEM lives in the workspace; tests only, when forced).
 // Linear block scales are swizzled into the workspace first.
 // Left out with -DMICROSCALE_SM100_FAMILY=OFF; then no problem is one it can implement.

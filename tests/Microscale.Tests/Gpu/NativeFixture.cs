@@ -30,10 +30,21 @@ public abstract class NativeFixture
             NativeEnvironment.Unset("MS_FORCE_CONFIG");
     }
 
-    /// <summary>C = alpha · A·Bᵀ + bias for A dense BF16 (<paramref name="aOptions"/> null) or quantized from BF16, B quantized from
-    /// heavy-tailed values, against the float64 reference within the NUMERICS.md §5 bound for BF16 and FP32 outputs (and FP16 at
-    /// M = 1 or with <paramref name="repeat"/>, which also requires a second run to give the same bytes); the kernel must start
-    /// with <paramref name="expectedPrefix"/>.</summary>
+    /// <summary>Quantization options of a format and scale layout (and FP8 element).</summary>
+    protected static QuantizationOptions O(QuantFormat format, ScaleLayout layout = ScaleLayout.Linear, Fp8Element element = Fp8Element.E4M3) =>
+        new(format) { Layout = layout, Element = element };
+
+    /// <summary>The W4A8 pairs both Blackwell families take, on <paramref name="config"/>: E4M3 activations as MXFP8 (linear and
+    /// swizzled scales), FP8 per-token and FP8 per-tensor, times MXFP4 weights.</summary>
+    protected static IEnumerable<TestCaseData> W4A8Pairs(string config)
+    {
+        var swizzled = ScaleLayout.Swizzled128x4;
+        yield return new TestCaseData(O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), config).SetName("{m}_mxfp8_mxfp4");
+        yield return new TestCaseData(O(QuantFormat.Mxfp8, swizzled), O(QuantFormat.Mxfp4, swizzled), config).SetName("{m}_mxfp8swizzled_mxfp4swizzled");
+        yield return new TestCaseData(O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4, swizzled), config).SetName("{m}_fp8row_mxfp4swizzled");
+        yield return new TestCaseData(O(QuantFormat.Fp8PerTensor), O(QuantFormat.Mxfp4), config).SetName("{m}_fp8tensor_mxfp4");
+    }
+
     /// <summary>Asserts that <paramref name="config"/>, forced onto a 64 x 64 x k problem of these formats it cannot run, is refused
     /// with an exception naming MS_FORCE_CONFIG.</summary>
     protected void AssertForcedConfigRefused(string config, QuantizationOptions aOptions, QuantizationOptions bOptions, int k)
@@ -47,6 +58,10 @@ public abstract class NativeFixture
         Assert.That(ex.Argument, Is.EqualTo("MS_FORCE_CONFIG"));
     }
 
+    /// <summary>C = alpha · A·Bᵀ + bias for A dense BF16 (<paramref name="aOptions"/> null) or quantized from BF16, B quantized from
+    /// heavy-tailed values, against the float64 reference within the NUMERICS.md §5 bound for BF16 and FP32 outputs (and FP16 at
+    /// M = 1 or with <paramref name="repeat"/>, which also requires a second run to give the same bytes); the kernel must start
+    /// with <paramref name="expectedPrefix"/>.</summary>
     protected void RunAndCheck(QuantizationOptions? aOptions, QuantizationOptions bOptions, int m, int n, int k, bool repeat, string expectedPrefix)
     {
         const float alpha = 0.75f;

@@ -6,7 +6,7 @@ namespace Microscale.Tests.Gpu;
 /// per-tensor E4M3 activations × MXFP4 weights (kind::mxf8f6f4, FP4 unpacked in shared memory) in both scale layouts, FP32 / BF16 / FP16 outputs, alpha and bias,
 /// M / N tails, K with a partial last stage (fewer scale atoms than a stage holds) or a single partial stage, several stages of the
 /// ring per tile, more tiles than SMs (the persistent loop, both TMEM accumulators in turn), repeated runs giving the same bytes, in
-/// the one-CTA (1sm) and, for W4A4, CTA-pair (2sm, cta_group::2) variants. On an sm_100 GPU the configs run tcgen05; on an sm_90 GPU (H100 / H200) the same kernel runs with TMEM and the tcgen05 instructions
+/// the one-CTA (1sm) and CTA-pair (2sm, cta_group::2) variants. On an sm_100 GPU the configs run tcgen05; on an sm_90 GPU (H100 / H200) the same kernel runs with TMEM and the tcgen05 instructions
 /// emulated in software (common/tcgen05_sm100.cuh), so TMA, descriptors, scale staging, the pipeline and the epilogue are checked
 /// without Blackwell hardware. Each config is forced through MS_FORCE_CONFIG.
 /// </summary>
@@ -36,8 +36,6 @@ public sealed class Sm100Fp4GemmTests : NativeFixture
             Assert.Ignore("libmicroscale was built without -DMICROSCALE_SM100_FAMILY=ON");
     }
 
-    private static QuantizationOptions O(QuantFormat format, ScaleLayout layout = ScaleLayout.Linear) => new(format) { Layout = layout };
-
     public static IEnumerable<TestCaseData> Pairs()
     {
         var swizzled = ScaleLayout.Swizzled128x4;
@@ -45,10 +43,8 @@ public sealed class Sm100Fp4GemmTests : NativeFixture
         yield return new TestCaseData(O(QuantFormat.Mxfp4, swizzled), O(QuantFormat.Mxfp4, swizzled), Mxf4).SetName("{m}_mxfp4swizzled_mxfp4swizzled");
         yield return new TestCaseData(O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4, swizzled), Nvf4).SetName("{m}_nvfp4_nvfp4swizzled");
         yield return new TestCaseData(O(QuantFormat.Nvfp4, swizzled), O(QuantFormat.Nvfp4), Nvf4).SetName("{m}_nvfp4swizzled_nvfp4");
-        yield return new TestCaseData(O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), W4A8).SetName("{m}_mxfp8_mxfp4");
-        yield return new TestCaseData(O(QuantFormat.Mxfp8, swizzled), O(QuantFormat.Mxfp4, swizzled), W4A8).SetName("{m}_mxfp8swizzled_mxfp4swizzled");
-        yield return new TestCaseData(O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4, swizzled), W4A8).SetName("{m}_fp8row_mxfp4swizzled");
-        yield return new TestCaseData(O(QuantFormat.Fp8PerTensor), O(QuantFormat.Mxfp4), W4A8).SetName("{m}_fp8tensor_mxfp4");
+        foreach (var pair in W4A8Pairs(W4A8))
+            yield return pair;
     }
 
     /// <summary>Every pair and shape, the largest twice (same bytes) and with FP16 output too.</summary>

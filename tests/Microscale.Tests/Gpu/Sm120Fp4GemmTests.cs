@@ -27,8 +27,6 @@ public sealed class Sm120Fp4GemmTests : NativeFixture
             Assert.Ignore("the sm120 FP4 family runs on sm_120 / sm_121 (and emulated on sm_90)");
     }
 
-    private static QuantizationOptions O(QuantFormat format, ScaleLayout layout = ScaleLayout.Linear) => new(format) { Layout = layout };
-
     public static IEnumerable<TestCaseData> Pairs()
     {
         var swizzled = ScaleLayout.Swizzled128x4;
@@ -38,10 +36,8 @@ public sealed class Sm120Fp4GemmTests : NativeFixture
             .SetName("{m}_mxfp4floor_mxfp4swizzled");
         yield return new TestCaseData(O(QuantFormat.Nvfp4), O(QuantFormat.Nvfp4), Nvf4).SetName("{m}_nvfp4_nvfp4");
         yield return new TestCaseData(O(QuantFormat.Nvfp4, swizzled), O(QuantFormat.Nvfp4, swizzled), Nvf4).SetName("{m}_nvfp4swizzled_nvfp4swizzled");
-        yield return new TestCaseData(O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp4), W4A8).SetName("{m}_mxfp8_mxfp4");
-        yield return new TestCaseData(O(QuantFormat.Mxfp8, swizzled), O(QuantFormat.Mxfp4, swizzled), W4A8).SetName("{m}_mxfp8swizzled_mxfp4swizzled");
-        yield return new TestCaseData(O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4, swizzled), W4A8).SetName("{m}_fp8row_mxfp4swizzled");
-        yield return new TestCaseData(O(QuantFormat.Fp8PerTensor), O(QuantFormat.Mxfp4), W4A8).SetName("{m}_fp8tensor_mxfp4");
+        foreach (var pair in W4A8Pairs(W4A8))
+            yield return pair;
     }
 
     /// <summary>Every pair and shape, the largest twice (same bytes) and with FP16 output too.</summary>

@@ -25,9 +25,6 @@ public sealed class Sm90Bf16GemmTests : NativeFixture
             Assert.Ignore("the sm90 BF16 family needs an sm_90 GPU");
     }
 
-    private static QuantizationOptions O(QuantFormat format, ScaleLayout layout = ScaleLayout.Linear, Fp8Element element = Fp8Element.E4M3) =>
-        new(format) { Layout = layout, Element = element };
-
     public static IEnumerable<TestCaseData> Pairs()
     {
         var swizzled = ScaleLayout.Swizzled128x4;
