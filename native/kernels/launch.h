@@ -83,19 +83,16 @@ void launch_gguf_repack(int values_per_block, const void* src, int rows, int col
 // workspace serves every plan in turn (microscale.h).
 constexpr size_t kWorkspaceCounterBytes = 16384;
 
-// Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs and MXFP8 x MXFP8 (linear scales). Configs are named
+// Hopper FP8 tensor-core GEMM (sm_90a wgmma + TMA) for FP8 per-tensor / per-row pairs. Configs are named
 // ms_sm90_fp8_gemm_nt_<BM>x<BN>x<BK>_c1x1_s<stages>_ws[_variant]; the heuristic picks one from the problem and SM count.
 bool sm90_fp8_gemm_can_implement(const ms_gemm_desc_t& desc);
-// Whether the heuristic gives the problem to this family (can_implement, minus pairs only forced configs take).
-bool sm90_fp8_gemm_by_default(const ms_gemm_desc_t& desc);
 bool sm90_fp8_gemm_has_config(const char* name);
-// Whether the named config takes this operand pair (the MXFP8 config only MXFP8 x MXFP8, the others only FP8 x FP8).
-bool sm90_fp8_gemm_config_fits(const ms_gemm_desc_t& desc, const char* name);
 const char* sm90_fp8_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors);
-// Device workspace the config needs for this problem (0 when it needs none); without it the kernel still runs, slower.
+// Device workspace the config needs for this problem (0 when it needs none: the stream-K tail's partials, see
+// sm90_gemm_kernel.cuh); without it, or with fewer than that many `workspace_bytes`, every tile runs whole.
 size_t sm90_fp8_gemm_workspace_size(const ms_gemm_desc_t& desc, const char* config, int multiprocessors);
 void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
-                          cudaStream_t stream);
+                          size_t workspace_bytes, cudaStream_t stream);
 
 // Hopper BF16 tensor-core GEMM (sm_90a wgmma + TMA) for block-scaled and FP4 operands: A and B dequantized into BF16 in the
 // workspace (exact), then the shared sm90 kernel (sm90_bf16_gemm_nt.cu). Configs ms_sm90_bf16_gemm_nt_<BM>x<BN>x<BK>_...;
@@ -103,10 +100,10 @@ void launch_sm90_fp8_gemm(const ms_gemm_desc_t& desc, const char* config, const 
 bool sm90_bf16_gemm_can_implement(const ms_gemm_desc_t& desc);
 bool sm90_bf16_gemm_has_config(const char* name);
 const char* sm90_bf16_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors);
-size_t sm90_bf16_gemm_workspace_size(const ms_gemm_desc_t& desc);
+size_t sm90_bf16_gemm_workspace_size(const ms_gemm_desc_t& desc, const char* config, int multiprocessors);
 bool sm90_bf16_gemm_operands_aligned(const ms_gemm_operands_t& ops);
 void launch_sm90_bf16_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
-                           cudaStream_t stream);
+                           size_t workspace_bytes, cudaStream_t stream);
 
 // GeForce Blackwell block-scaled FP4 GEMM (sm120_fp4_gemm_nt.cu): MXFP4 x MXFP4, NVFP4 x NVFP4 and E4M3 (MXFP8, FP8 per-token /
 // per-tensor) x MXFP4 on mma.sync ... block_scale; one config per pair, ms_sm120_fp4_gemm_nt_<kind>_128x128x128_w2x4_s<stages>.

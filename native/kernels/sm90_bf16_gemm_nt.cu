@@ -112,8 +112,11 @@ const char* sm90_bf16_gemm_config(const ms_gemm_desc_t& d, int sms) {
   return pick_config(kConfigs, kConfigs[1], d.m, d.n, d.k, kKPerBlock<kBf16>, sms).name;
 }
 
-size_t sm90_bf16_gemm_workspace_size(const ms_gemm_desc_t& d) {
-  return kWorkspaceCounterBytes + (d.a_format == MS_FMT_DENSE ? 0 : aligned_bytes(d.m, d.k)) + aligned_bytes(d.n, d.k);
+size_t sm90_bf16_gemm_workspace_size(const ms_gemm_desc_t& d, const char* config, int sms) {
+  // Counters (the stream-K flags among them), the BF16 copies, then the stream-K partials.
+  const ConfigEntry* entry = find_config(kConfigs, config);
+  const size_t partials = entry ? stream_k_partial_bytes(d.m, d.n, d.k, entry->bn, kKPerBlock<kBf16>, sms) : 0;
+  return kWorkspaceCounterBytes + (d.a_format == MS_FMT_DENSE ? 0 : aligned_bytes(d.m, d.k)) + aligned_bytes(d.n, d.k) + partials;
 }
 
 bool sm90_bf16_gemm_operands_aligned(const ms_gemm_operands_t& ops) {
@@ -121,7 +124,8 @@ bool sm90_bf16_gemm_operands_aligned(const ms_gemm_operands_t& ops) {
   return (is_dense_bf16(ops.a) ? aligned(ops.a.dense) : aligned(ops.a.data)) && aligned(ops.b.data);
 }
 
-void launch_sm90_bf16_gemm(const ms_gemm_desc_t& d, const char* config, const ms_gemm_operands_t& ops, int sms, void* workspace, cudaStream_t stream) {
+void launch_sm90_bf16_gemm(const ms_gemm_desc_t& d, const char* config, const ms_gemm_operands_t& ops, int sms, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream) {
   const ConfigEntry* entry = find_config(kConfigs, config);
   if (!entry) fail(MS_ERR_INVALID_ARGUMENT, "config", "no sm90 BF16 GEMM config named %s", config);
   if (!workspace) fail(MS_ERR_INVALID_ARGUMENT, "workspace", "the sm90 BF16 GEMM needs its workspace");
@@ -135,6 +139,7 @@ void launch_sm90_bf16_gemm(const ms_gemm_desc_t& d, const char* config, const ms
   }
   dequantize_bf16(ops.b, d.k, free, sms, stream);
   Sm90Params p = params_of(d, ops, epilogue_scale(ops.a), ops.a.format == MS_FMT_FP8_ROW, epilogue_scale(ops.b), ops.b.format == MS_FMT_FP8_ROW);
+  use_stream_k(p, entry->bn, kKPerBlock<kBf16>, sms, workspace, workspace_bytes, free + aligned_bytes(d.n, d.k));
   entry->launch(d, a, free, p, sms, stream);
 }
 

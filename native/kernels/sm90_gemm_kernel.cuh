@@ -4,20 +4,23 @@
 // Study: DeepGEMM sm90_fp8_gemm_1d2d, CUTLASS sm90 warpspecialized cooperative.
 //  - warpgroup 0 (producer, setmaxnreg 40): one thread issues TMA loads of the A and B tiles into a ring of kStages stages,
 //    each guarded by a "full" mbarrier (TMA completes bytes) and an "empty" mbarrier (every consumer warp released it);
-//    its second warp loads each tile's epilogue operands; for MXFP8 (kBlockScaled) its third decodes each stage's block scales;
+//    its second warp loads each tile's epilogue operands;
 //  - warpgroups 1 and 2 (consumers, setmaxnreg 232): each owns 64 rows of the 128-row tile and issues wgmma.mma_async over
 //    each 128-byte K block (128 FP8 or 64 BF16 values: four m64nNk32 FP8 or m64nNk16 BF16 wgmma); FP8 partial sums are
 //    promoted into FP32 registers (NUMERICS.md s5: FP8 tensor-core accumulation is promoted at least every 128 of K), BF16
 //    accumulates in the tensor core (kNone). How promotion overlaps the tensor cores is per config;
 //  - epilogue: per-tensor / per-row scales (null: 1) and bias in FP32; 16-bit outputs are staged through a 128B-swizzled
 //    shared buffer and written by TMA stores that run while the warpgroup starts its next tile; FP32 (or rows whose stride is
-//    not a multiple of 16 bytes) is stored straight from registers.
+//    not a multiple of 16 bytes) is stored straight from registers;
+//  - stream-K tail (common/stream_k.h): on problems of many waves with a partial last one, the last tiles are split along K
+//    over every CTA; a split tile's head leaves its FP32 partial in the workspace for its tail, which adds it.
 // Tiles are visited in groups of 8 M-tiles for L2 reuse. (A 2-CTA cluster sharing B by TMA multicast was correct but measured
 // 2x slower on the H100 with 66 co-resident clusters, twice; see NOTES-sm90-fp8.md. Not kept.)
 // M, N and K tails: TMA zero-fills out-of-range boxes (the K row stride must be a multiple of 16 bytes) and clips
 // out-of-range stores.
 #pragma once
 #include <cuda_runtime_api.h>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +28,7 @@
 #include "common/gemm_epilogue.cuh"
 #include "common/tensor_map.h"
 #include "common/ptx_sm90.cuh"
+#include "common/stream_k.h"
 #include "launch.h"
 #include "../src/driver.h"
 #include "../src/error.h"
@@ -42,25 +46,20 @@ constexpr int kConsumerWarps = 8;
 // How a consumer warpgroup promotes its wgmma partial sums (one 128-wide K block each) into the FP32 total:
 //  kPipelined: two partial accumulators, block kb+1 is issued before block kb is promoted (BN <= 128: 3 x BN/2 registers);
 //  kPerBlock:  one partial accumulator, wait then promote (DeepGEMM); the other warpgroup keeps the tensor cores busy;
-//  kHalves:    BN = 256 as two m64n128 halves into one 64-register partial, each promoted after its wait (128 + 64 registers);
 //  kNone:      no promotion, the whole K accumulates in the tensor core: the BF16 configs (FP32 accumulation); for FP8 a
-//              diagnostic only (it breaks the NUMERICS.md s5 bound; only MS_FORCE_CONFIG runs it, to measure what promotion costs);
-//  kBlockScaled: MXFP8 x MXFP8, E8M0 scales per 32 of K on both operands: every k32 wgmma is its own partial, waited for and
-//              promoted with its blocks' scales (total += partial x sa[row] x sb[column]), as kPerBlock does per 128. A producer
-//              warp stages each K block's scales (as floats) next to its stage.
-enum Promotion { kPipelined, kPerBlock, kHalves, kNone, kBlockScaled };
+//              diagnostic only (it breaks the NUMERICS.md s5 bound; only MS_FORCE_CONFIG runs it, to measure what promotion costs).
+// (BN = 256 as two promoted m64n128 halves, and MXFP8 x MXFP8 promoted every 32 of K, were measured slower and not kept:
+// NOTES-sm90-fp8.md.)
+enum Promotion { kPipelined, kPerBlock, kNone };
 
 template <int kBN_, int kStages_, Promotion kPromotion_> struct Config {
   static constexpr int kBN = kBN_, kStages = kStages_;
   static constexpr Promotion kPromotion = kPromotion_;
-  static constexpr int kMmaN = kPromotion == kHalves ? kBN / 2 : kBN;  // N of one wgmma
   static constexpr int kTileA = kBM * kBK, kStageBytes = kTileA + kBN * kBK;
   static constexpr int kOutTileBytes = kBM * kBN * 2;  // 16-bit output tile staged for the TMA store (64-column chunks)
   static constexpr int kEpilogueFloats = kBM + 2 * kBN;  // one tile's row scales, column scales and biases
-  // kBlockScaled: per stage, the 4 blocks x (kBM rows of A + kBN columns of B) scales as floats, [block][row] then [block][column].
-  static constexpr int kBlocksPerStage = 4, kStageScaleFloats = kPromotion == kBlockScaled ? kBlocksPerStage * (kBM + kBN) : 0;
   static constexpr int kSmemBytes = kStages * kStageBytes + kOutTileBytes + 1024 /* alignment */ + (2 * kStages + 2) * 8 /* barriers */ +
-                                    kEpilogueFloats * 4 + kStages * kStageScaleFloats * 4;
+                                    kEpilogueFloats * 4;
   static_assert(kSmemBytes <= kSmemLimit, "shared memory");
   static_assert(kBN % 64 == 0 && kBN <= 256, "the output is staged in 64-column chunks");
   static_assert(kPromotion != kPipelined || kBN <= 128, "pipelined promotion needs 3 x BN/2 accumulator registers");
@@ -77,11 +76,11 @@ struct Sm90Params {
   void* out;
   int out_dtype;   // MS_DTYPE_F32 / BF16 / F16
   int tma_store;   // 16-bit output with a 16-byte aligned base and row stride: staged + TMA store
-  int64_t a_row_bytes, b_row_bytes;  // operand row strides; 0: K x the element bytes
-  // kBlockScaled: linear E8M0 scales [rows, blocks] of A and B, `blocks` (the padded K / 32) bytes per row.
-  const uint8_t* __restrict__ block_scales_a;
-  const uint8_t* __restrict__ block_scales_b;
-  int blocks;
+  // Stream-K tail (stream_k_dp_tiles_of): tiles from dp_tiles on are split along K; flags [grid][2] (zero between runs, in the
+  // workspace's counter area) and partials [grid][2][64 x BN] FP32 carry each split tile's head to its tail.
+  int dp_tiles;  // INT_MAX: every tile whole
+  int* flags;
+  float* partials;
 };
 
 #ifdef MS_SM90_ENABLED
@@ -118,7 +117,21 @@ template <int N> __device__ __forceinline__ void add_into(float* total, const fl
 #pragma unroll
   for (int i = 0; i < N; ++i) total[i] += partial[i];
 }
+
+__device__ __forceinline__ void store_release_gpu(int* flag, int value) {
+  asm volatile("st.release.gpu.global.b32 [%0], %1;" ::"l"(flag), "r"(value) : "memory");
+}
+__device__ __forceinline__ int load_acquire_gpu(const int* flag) {
+  int value;
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(value) : "l"(flag) : "memory");
+  return value;
+}
 #endif
+
+// This CTA's work item i (common/stream_k.h).
+__device__ __forceinline__ bool work_item(const Sm90Params& p, int tiles, int k_blocks, int i, Work& w) {
+  return stream_k_item(p.dp_tiles, tiles, k_blocks, gridDim.x, blockIdx.x, i, w);
+}
 
 template <int kA, int kB, class C>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -126,7 +139,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
                  const __grid_constant__ TensorMap map_out, Sm90Params p) {
 #ifdef MS_SM90_ENABLED
   using namespace sm90;
-  constexpr int kBN = C::kBN, kStages = C::kStages, kStageBytes = C::kStageBytes, kTileA = C::kTileA, kMmaN = C::kMmaN;
+  constexpr int kBN = C::kBN, kStages = C::kStages, kStageBytes = C::kStageBytes, kTileA = C::kTileA;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint8_t* out_tile = smem + kStages * kStageBytes;
@@ -140,9 +153,6 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
   float* row_scale = reinterpret_cast<float*>(epilogue_empty + 1);
   float* column_scale = row_scale + kBM;
   float* column_bias = column_scale + kBN;
-  float* block_scales = column_bias + kBN;  // kBlockScaled: kStages x C::kStageScaleFloats
-  auto stage_scales = [&](uint32_t s) { return block_scales + s * C::kStageScaleFloats; };
-  constexpr bool kMx = C::kPromotion == kBlockScaled;
   const int warpgroup = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
   const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
   constexpr int kKBlock = kKPerBlock<kA>;
@@ -153,7 +163,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     prefetch_tensormap(&map_b);
     if (p.tma_store) prefetch_tensormap(&map_out);
     for (int s = 0; s < kStages; ++s) {
-      mbarrier_init(&full[s], kMx ? 1 + 32 : 1);  // the TMA bytes' arrival (and kMx: every lane of the scale warp)
+      mbarrier_init(&full[s], 1);                // the TMA bytes' arrival
       mbarrier_init(&empty[s], kConsumerWarps);  // lane 0 of every consumer warp releases the stage
     }
     mbarrier_init(epilogue_full, 32);             // every lane of the loading warp, after its stores
@@ -169,11 +179,12 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
 
   if (warpgroup == 0) {
     setmaxnreg_dec<40>();
+    Work w;
     if (threadIdx.x == 0) {
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      for (int i = 0; work_item(p, tiles, k_blocks, i, w); ++i) {
         int tm, tn;
-        tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
-        for (int kb = 0; kb < k_blocks; ++kb, advance()) {
+        tile_coords<kGroupM>(w.tile, tiles_m, tiles_n, tm, tn);
+        for (int kb = w.kb0; kb < w.kb1; ++kb, advance()) {
           mbarrier_wait(&empty[stage], phase ^ 1);
           uint8_t* a_tile = smem + stage * kStageBytes;
           mbarrier_arrive_expect_tx(&full[stage], kStageBytes);
@@ -184,9 +195,9 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     } else if (threadIdx.x / 32 == 1) {
       const int lane = threadIdx.x % 32;
       uint32_t parity = 0;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, parity ^= 1) {
+      for (int i = 0; work_item(p, tiles, k_blocks, i, w); ++i, parity ^= 1) {
         int tm, tn;
-        tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
+        tile_coords<kGroupM>(w.tile, tiles_m, tiles_n, tm, tn);
         mbarrier_wait(epilogue_empty, parity ^ 1);  // the consumers have read the previous tile's operands
         for (int i = lane; i < kBM; i += 32) {
           const int row = tm * kBM + i;
@@ -198,32 +209,6 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
           column_bias[i] = p.bias && col < p.n ? p.bias[col] : 0.0f;
         }
         mbarrier_arrive(epilogue_full);
-      }
-    } else if (kMx && threadIdx.x / 32 == 2) {
-      // The block scales of each stage, decoded to floats: A's 128 rows and B's kBN columns x 4 blocks. Four lanes read a
-      // row's 4 consecutive bytes. Rows past M / N and blocks past K get 0 (their data is zero-filled by TMA).
-      const int lane = threadIdx.x % 32;
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        int tm, tn;
-        tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
-        for (int kb = 0; kb < k_blocks; ++kb, advance()) {
-          mbarrier_wait(&empty[stage], phase ^ 1);
-          float* out = stage_scales(stage);
-          const int block = kb * C::kBlocksPerStage + lane % 4;
-          const bool block_in = block < p.blocks;
-#pragma unroll 1  // the producer warpgroup runs on 40 registers; the warp works up to kStages - 1 stages ahead
-          for (int i = lane / 4; i < kBM; i += 8) {
-            const int row = tm * kBM + i;
-            out[(lane % 4) * kBM + i] = block_in && row < p.m ? from_e8m0(p.block_scales_a[(int64_t)row * p.blocks + block]) : 0.0f;
-          }
-#pragma unroll 1  // the producer warpgroup runs on 40 registers; the warp works up to kStages - 1 stages ahead
-          for (int i = lane / 4; i < kBN; i += 8) {
-            const int col = tn * kBN + i;
-            out[C::kBlocksPerStage * kBM + (lane % 4) * kBN + i] =
-                block_in && col < p.n ? from_e8m0(p.block_scales_b[(int64_t)col * p.blocks + block]) : 0.0f;
-          }
-          mbarrier_arrive(&full[stage]);  // release: the consumers' wait on the stage sees these stores
-        }
       }
     }
     return;
@@ -243,50 +228,18 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
 
   const int r = warp * 16 + lane / 4;  // the wgmma D rows of this thread within the warpgroup's 64: r and r + 8
   uint32_t epilogue_parity = 0;
-  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, epilogue_parity ^= 1) {
+  Work w;
+  for (int i = 0; work_item(p, tiles, k_blocks, i, w); ++i, epilogue_parity ^= 1) {
     int tm, tn;
-    tile_coords<kGroupM>(tile, tiles_m, tiles_n, tm, tn);
+    tile_coords<kGroupM>(w.tile, tiles_m, tiles_n, tm, tn);
+    const int blocks = w.kb1 - w.kb0;  // K blocks of this work item (>= 1)
 
-    if constexpr (C::kPromotion == kBlockScaled) {
-      // One k32 wgmma at a time into one partial, waited for and promoted with its blocks' scales: total += partial x sa x sb
-      // (sa x sb a power of two: one rounding, as binary32 partial x scale + total). The other consumer warpgroup keeps the
-      // tensor cores busy meanwhile. (Two alternating partials, the next step issued before promoting, needed 192 accumulator
-      // registers plus the scales: ptxas spilled 148 bytes and serialized the wgmma, 75 TFLOPS at 8192^3 on an H200.)
-      float part[kBN / 2];
-#pragma unroll
-      for (int i = 0; i < kBN / 2; ++i) total[i] = 0.0f;
-#pragma unroll 1
-      for (int kb = 0; kb < k_blocks; ++kb, advance()) {
-        mbarrier_wait(&full[stage], phase);
-        const float* scales = stage_scales(stage);
-#pragma unroll
-        for (int j = 0; j < C::kBlocksPerStage; ++j) {
-          fence_operand(part);
-          wgmma_fence();
-          mma<kA, kB, kBN>(part, desc_a(stage) + 2 * j, desc_b(stage) + 2 * j, 0);
-          wgmma_commit();
-          wgmma_wait<0>();
-          fence_operand(part);
-          const float* sa = scales + j * kBM + consumer * 64 + r;
-          const float* sb = scales + C::kBlocksPerStage * kBM + j * kBN + 2 * (lane % 4);
-          const float a0 = sa[0], a1 = sa[8];
-#pragma unroll
-          for (int c = 0; c < kBN / 8; ++c) {
-            const float2 b = *reinterpret_cast<const float2*>(sb + 8 * c);
-            total[4 * c] = fmaf(part[4 * c] * a0, b.x, total[4 * c]);
-            total[4 * c + 1] = fmaf(part[4 * c + 1] * a0, b.y, total[4 * c + 1]);
-            total[4 * c + 2] = fmaf(part[4 * c + 2] * a1, b.x, total[4 * c + 2]);
-            total[4 * c + 3] = fmaf(part[4 * c + 3] * a1, b.y, total[4 * c + 3]);
-          }
-        }
-        release(stage);  // its tiles have been read by the wgmma, its scales by the promotions
-      }
-    } else if constexpr (C::kPromotion == kNone) {
+    if constexpr (C::kPromotion == kNone) {
       // The accumulator stays in the tensor core for all of K; one group in flight, its stage released one block later.
       uint32_t previous = 0;
-      for (int kb = 0; kb < k_blocks; ++kb, advance()) {
+      for (int kb = 0; kb < blocks; ++kb, advance()) {
         mbarrier_wait(&full[stage], phase);
-        mma_block<kA, kB, kMmaN>(total, desc_a(stage), desc_b(stage), kb > 0);
+        mma_block<kA, kB, kBN>(total, desc_a(stage), desc_b(stage), kb > 0);
         wgmma_wait<1>();
         if (kb > 0) release(previous);
         previous = stage;
@@ -303,7 +256,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
         float part0[kBN / 2], part1[kBN / 2];
         auto issue = [&](float (&part)[kBN / 2]) -> uint32_t {
           mbarrier_wait(&full[stage], phase);
-          mma_block<kA, kB, kMmaN>(part, desc_a(stage), desc_b(stage), false);
+          mma_block<kA, kB, kBN>(part, desc_a(stage), desc_b(stage), false);
           uint32_t used = stage;
           advance();
           return used;
@@ -315,35 +268,64 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
         };
         uint32_t s0 = issue(part0), s1 = 0;
         for (int kb = 1;;) {
-          if (kb >= k_blocks) { wgmma_wait<0>(); retire(part0, s0); break; }
+          if (kb >= blocks) { wgmma_wait<0>(); retire(part0, s0); break; }
           s1 = issue(part1); wgmma_wait<1>(); retire(part0, s0); ++kb;
-          if (kb >= k_blocks) { wgmma_wait<0>(); retire(part1, s1); break; }
+          if (kb >= blocks) { wgmma_wait<0>(); retire(part1, s1); break; }
           s0 = issue(part0); wgmma_wait<1>(); retire(part1, s1); ++kb;
         }
       } else {
-        // kPerBlock / kHalves: wait for each wgmma group and promote it at once; the other warpgroup keeps the tensor cores
-        // busy meanwhile. kHalves issues the K block as two m64n(BN/2) groups into one partial, promoting each in turn.
-        constexpr int kParts = kBN / kMmaN;
-        constexpr uint32_t kPartB = kMmaN * kBK / 16;  // descriptor step to the next part of the B tile
-        float part[kMmaN / 2];
+        // kPerBlock: wait for each K block's wgmma group and promote it at once; the other warpgroup keeps the tensor cores
+        // busy meanwhile.
+        float part[kBN / 2];
 #pragma unroll 1
-        for (int kb = 0; kb < k_blocks; ++kb, advance()) {
+        for (int kb = 0; kb < blocks; ++kb, advance()) {
           mbarrier_wait(&full[stage], phase);
-#pragma unroll
-          for (int h = 0; h < kParts; ++h) {
-            mma_block<kA, kB, kMmaN>(part, desc_a(stage), desc_b(stage) + h * kPartB, false);
-            wgmma_wait<0>();
-            fence_operand(part);
-            if (h == kParts - 1) release(stage);
-            add_into(total + h * (kMmaN / 2), part);
-          }
+          mma_block<kA, kB, kBN>(part, desc_a(stage), desc_b(stage), false);
+          wgmma_wait<0>();
+          fence_operand(part);
+          release(stage);
+          add_into(total, part);
         }
       }
     }
 
     // Epilogue. wgmma D layout (m64nNk32, f32): total[4c+{0,1}] at (r, 8c + 2(lane%4) + {0,1}), total[4c+{2,3}] at row r + 8.
-    // (With kHalves the second half's columns follow the first's.)
     mbarrier_wait(epilogue_full, epilogue_parity);
+    if (w.part != kWhole) {
+      // A split tile: the head's FP32 partial, in this thread's register order (float4 c of thread t at c x 128 + t:
+      // coalesced), goes to the head CTA's slot; the tail (the next CTA) adds it, then runs the epilogue.
+      const int owner = w.part == kHead ? blockIdx.x : blockIdx.x - 1;
+      float4* slot = reinterpret_cast<float4*>(p.partials) + ((size_t)owner * 2 + consumer) * (64 * kBN / 4);
+      int* flag = p.flags + owner * 2 + consumer;
+      if (w.part == kHead) {
+#pragma unroll
+        for (int c = 0; c < kBN / 8; ++c) __stcg(slot + c * 128 + t, make_float4(total[4 * c], total[4 * c + 1], total[4 * c + 2], total[4 * c + 3]));
+        __threadfence();
+        named_barrier_sync(1 + consumer, 128);
+        if (t == 0) store_release_gpu(flag, 1);
+        __syncwarp();
+        if (lane == 0) mbarrier_arrive(epilogue_empty);
+        continue;
+      }
+      if (t == 0) {
+        while (load_acquire_gpu(flag) == 0) {
+        }
+        *flag = 0;  // zero again for the next run
+      }
+      named_barrier_sync(1 + consumer, 128);
+#pragma unroll
+      for (int c0 = 0; c0 < kBN / 8; c0 += 4) {
+        float4 head[4];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) head[c] = __ldcg(slot + (c0 + c) * 128 + t);
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          float* d = total + 4 * (c0 + c);
+          d[0] += head[c].x, d[1] += head[c].y, d[2] += head[c].z, d[3] += head[c].w;
+        }
+        asm volatile("" ::: "memory");  // at most 4 loads in flight: the accumulators leave few registers
+      }
+    }
     const int row0 = tm * kBM + consumer * 64 + r, row1 = row0 + 8;
     const float sa0 = row_scale[consumer * 64 + r], sa1 = row_scale[consumer * 64 + r + 8];
     const int col_base = tn * kBN + 2 * (lane % 4);
@@ -396,7 +378,42 @@ inline Sm90Params params_of(const ms_gemm_desc_t& d, const ms_gemm_operands_t& o
   bool half_out = d.out_dtype == MS_DTYPE_BF16 || d.out_dtype == MS_DTYPE_F16;
   bool tma_store = half_out && reinterpret_cast<uintptr_t>(ops.out) % 16 == 0 && (d.n * 2) % 16 == 0;
   return Sm90Params{d.m, d.n, d.k, ops.alpha, scale_a, scale_b, a_per_row, b_per_row, d.has_bias ? ops.bias : nullptr, ops.out, d.out_dtype,
-                    tma_store ? 1 : 0, 0, 0, nullptr, nullptr, 0};
+                    tma_store ? 1 : 0, INT_MAX, nullptr, nullptr};
+}
+
+// Stream-K tail (work_item), only for problems of at least kStreamKMinWaves full waves and kStreamKMinBlocks K blocks per
+// tile. Measured on the H200 (FP8, microscale_selftest, each shape timed with and without the workspace against cuBLASLt
+// in the same run): the split made 8192^3, 16384x8192x8192 and 4096x14336x4096 (27-62 waves) 0.6-1.9% faster and 4096^3,
+// 4096x4096x14336 and 1024x8192x8192 (3.9-7.8 waves) 1.8-5.7% slower, where it has the larger share of the work. On this
+// power-limited part filling the idle SMs of the last wave buys less than the wave count suggests. The K-block floor is a
+// guess (a split tile's partial makes a round trip through L2).
+constexpr int kStreamKMinWaves = 16, kStreamKMinBlocks = 8;
+
+// The problem's first tile split along K (INT_MAX: none); the flags (2 per CTA) must fit the workspace's counter area.
+// MS_STREAM_K=1 drops the wave floor (how the tests reach the split on small problems; plans read it when created).
+inline int stream_k_dp_tiles_of(int m, int n, int k, int bn, int k_per_block, int sms) {
+  const long tiles = (long)((m + kBM - 1) / kBM) * ((n + bn - 1) / bn);
+  const char* forced = std::getenv("MS_STREAM_K");
+  const int min_waves = forced && std::strcmp(forced, "1") == 0 ? 0 : kStreamKMinWaves;
+  if (2 * sms * sizeof(int) > kWorkspaceCounterBytes || tiles < (long)min_waves * sms) return INT_MAX;
+  return stream_k_dp_tiles(tiles, (k + k_per_block - 1) / k_per_block, sms, kStreamKMinBlocks);
+}
+
+// Workspace bytes of the stream-K partials (past the counter area; 0 when no tile is split): one 128 x BN FP32 slot per CTA.
+inline size_t stream_k_partial_bytes(int m, int n, int k, int bn, int k_per_block, int sms) {
+  return stream_k_dp_tiles_of(m, n, k, bn, k_per_block, sms) == INT_MAX ? 0 : (size_t)sms * kBM * bn * sizeof(float);
+}
+
+// Turns the stream-K tail on where it applies and the plan's workspace (`workspace_bytes` from its start) holds the
+// partials at `partials` (16-byte aligned); the flags go at the start of the workspace (its zeroed counter area).
+inline void use_stream_k(Sm90Params& p, int bn, int k_per_block, int sms, void* workspace, size_t workspace_bytes, void* partials) {
+  p.dp_tiles = stream_k_dp_tiles_of(p.m, p.n, p.k, bn, k_per_block, sms);
+  const size_t end = static_cast<size_t>(static_cast<uint8_t*>(partials) - static_cast<uint8_t*>(workspace)) +
+                     stream_k_partial_bytes(p.m, p.n, p.k, bn, k_per_block, sms);
+  if (!workspace || end > workspace_bytes) p.dp_tiles = INT_MAX;
+  if (p.dp_tiles == INT_MAX) return;
+  p.flags = static_cast<int*>(workspace);
+  p.partials = static_cast<float*>(partials);
 }
 
 template <int kA, int kB, class C>
@@ -408,7 +425,7 @@ void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cu
     fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
   constexpr int bytes = kA == kBf16 ? 2 : 1;
   const MapDataType type = bytes == 1 ? kMapU8 : kMapU16;
-  const int64_t a_row = p.a_row_bytes ? p.a_row_bytes : (int64_t)p.k * bytes, b_row = p.b_row_bytes ? p.b_row_bytes : (int64_t)p.k * bytes;
+  const int64_t a_row = (int64_t)p.k * bytes, b_row = a_row;
   TensorMap ma = make_map(a, p.m, p.k, a_row, type, kBK / bytes, kBM, kMapSwizzle128B);
   TensorMap mb = make_map(b, p.n, p.k, b_row, type, kBK / bytes, C::kBN, kMapSwizzle128B);
   TensorMap mo{};
@@ -421,7 +438,8 @@ void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cu
   config.stream = stream;
   const char* print = std::getenv("MS_PRINT_CONFIGS");
   if (print && *print == '1')
-    std::fprintf(stderr, "microscale: sm90 grid %u CTAs for %d tiles\n", config.gridDim.x, tiles);
+    std::fprintf(stderr, "microscale: sm90 grid %u CTAs for %d tiles (%d split along K)\n", config.gridDim.x, tiles,
+                 p.dp_tiles < tiles ? tiles - p.dp_tiles : 0);
   check_cuda(cudaLaunchKernelEx(&config, kernel, ma, mb, mo, p), "sm90 GEMM launch");
 }
 
@@ -439,9 +457,10 @@ template <size_t N> const ConfigEntry* find_config(const ConfigEntry (&configs)[
   return nullptr;
 }
 
-// Heuristic: every tile costs about the same, and a persistent CTA runs ceil(tiles / SMs) of them, so the estimated time is
-// waves x K blocks x the config's measured cost per tile and K block; the cheapest estimate wins (ties: the earlier,
-// smaller tile). Entries with cost 0 are never picked; `fallback` is the answer when none has a cost.
+// Heuristic: every tile costs about the same, and a persistent CTA runs ceil(tiles / SMs) of them (tiles / SMs where the
+// stream-K tail splits the last wave), so the estimated time is waves x K blocks x the config's measured cost per tile and
+// K block; the cheapest estimate wins (ties: the earlier, smaller tile). Entries with cost 0 are never picked; `fallback`
+// is the answer when none has a cost.
 template <size_t N>
 const ConfigEntry& pick_config(const ConfigEntry (&configs)[N], const ConfigEntry& fallback, int m, int n, int k, int k_per_block, int sms) {
   const ConfigEntry* best = &fallback;
@@ -450,8 +469,9 @@ const ConfigEntry& pick_config(const ConfigEntry (&configs)[N], const ConfigEntr
   for (const ConfigEntry& c : configs) {
     if (c.us_per_tile_block == 0) continue;
     long tiles = (long)((m + kBM - 1) / kBM) * ((n + c.bn - 1) / c.bn);
-    long waves = (tiles + sms - 1) / (sms > 0 ? sms : 1);
-    double cost = (double)waves * k_blocks * c.us_per_tile_block;
+    const bool split = stream_k_dp_tiles_of(m, n, k, c.bn, k_per_block, sms) != INT_MAX;
+    double waves = split ? (double)tiles / sms : (double)((tiles + sms - 1) / (sms > 0 ? sms : 1));
+    double cost = waves * k_blocks * c.us_per_tile_block;
     if (best_cost == 0 || cost < best_cost) { best = &c; best_cost = cost; }
   }
   return *best;

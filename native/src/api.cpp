@@ -185,7 +185,7 @@ bool is_sm120(int sm) { return sm == 120 || sm == 121; }
 // The heuristic: the fastest family that can run the problem on a device of compute capability `sm` with `sms`
 // multiprocessors.
 GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string& name) {
-  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_by_default(d);
+  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
   const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
   const bool sm100 = is_sm100(sm) && ms::sm100_fp4_gemm_can_implement(d);
   const bool sm120 = is_sm120(sm) && ms::sm120_fp4_gemm_can_implement(d);
@@ -227,7 +227,7 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, int sm, std::string& name) {
       family = GemmFamily::Decode;
       name = ms::decode_gemm_config(d);
     } else if (ms::sm90_fp8_gemm_has_config(forced)) {
-      if (!(sm == 90 && ms::sm90_fp8_gemm_can_implement(d) && ms::sm90_fp8_gemm_config_fits(d, forced))) refuse();
+      if (!(sm == 90 && ms::sm90_fp8_gemm_can_implement(d))) refuse();
       family = GemmFamily::Sm90Fp8;
     } else if (ms::sm90_bf16_gemm_has_config(forced)) {
       if (!(sm == 90 && ms::sm90_bf16_gemm_can_implement(d))) refuse();
@@ -458,7 +458,7 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   const int sms = ms::Driver::get().multiprocessors();
   const bool emulated = (family == GemmFamily::Sm100Fp4 || family == GemmFamily::Sm120Fp4) && sm == 90;
   size_t workspace_bytes = family == GemmFamily::Sm90Fp8    ? ms::sm90_fp8_gemm_workspace_size(*desc, name.c_str(), sms)
-                           : family == GemmFamily::Sm90Bf16 ? ms::sm90_bf16_gemm_workspace_size(*desc)
+                           : family == GemmFamily::Sm90Bf16 ? ms::sm90_bf16_gemm_workspace_size(*desc, name.c_str(), sms)
                            : family == GemmFamily::Sm100Fp4 ? ms::sm100_fp4_gemm_workspace_size(*desc, sms, emulated)
                            : family == GemmFamily::Sm120Fp4 ? ms::sm120_fp4_gemm_workspace_size(*desc)
                            : family == GemmFamily::Decode   ? ms::decode_gemm_workspace_size(*desc, sms)
@@ -514,9 +514,9 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   ms::require_current_context(stream);
   const int sms = ms::Driver::get().multiprocessors();
   if (plan->family == GemmFamily::Sm90Fp8)
-    ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
+    ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, sms, workspace, workspace ? plan->workspace_bytes : 0, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm90Bf16 && workspace && ms::sm90_bf16_gemm_operands_aligned(*ops))
-    ms::launch_sm90_bf16_gemm(d, plan->name.c_str(), *ops, sms, workspace, static_cast<cudaStream_t>(stream));
+    ms::launch_sm90_bf16_gemm(d, plan->name.c_str(), *ops, sms, workspace, plan->workspace_bytes, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm100Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm100_fp4_gemm_operands_aligned(*ops))
     ms::launch_sm100_fp4_gemm(d, plan->name.c_str(), *ops, sms, plan->emulated, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm120Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm120_fp4_gemm_operands_aligned(*ops))

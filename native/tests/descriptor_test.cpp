@@ -2,7 +2,8 @@
 // shared-memory and instruction descriptors against the PTX ISA's field tables, and the emulated MMA's operand reads against
 // where TMA's 128-byte swizzle writes each byte, for every row and K step of a stage. sm120 (common/sm120_tile_layout.h): the
 // stage swizzles are bijections and every fragment load the kernel issues (ldmatrix phases, W4A8's 8- and 4-byte loads) is
-// free of shared-memory bank conflicts. Run by .ci/run.
+// free of shared-memory bank conflicts. The sm90 stream-K tail (common/stream_k.h): every K block of every tile is done once,
+// a split tile has one head and one tail on consecutive CTAs, heads run first and tails last. Run by .ci/run.
 //   g++ -std=c++17 -Inative/include -Inative/kernels native/tests/descriptor_test.cpp -o t && ./t
 #define __host__
 #define __device__
@@ -11,6 +12,8 @@
 #include <initializer_list>
 #include "common/tcgen05_sm100.cuh"
 #include "common/sm120_tile_layout.h"
+#include "common/stream_k.h"
+#include <vector>
 #include <set>
 
 static int failures = 0;
@@ -92,6 +95,48 @@ int main() {
       EXPECT(conflict_free(a_loads[0], 16, 8) && conflict_free(a_loads[1], 16, 8));
     }
   }
-  std::printf("%s: descriptor, swizzle and bank-conflict checks\n", failures ? "FAIL" : "PASS");
+  // Stream-K: problems with a partial last wave on 132 and 114 CTAs, K from 8 to 130 blocks.
+  for (int grid : {132, 114})
+    for (int tiles : {grid + 1, grid + 12, 2 * grid - 1, 4096, 3584, 1024, 8192, 31 * grid + 4})
+      for (int k_blocks : {8, 9, 17, 64, 130}) {
+        const int dp = ms::stream_k_dp_tiles(tiles, k_blocks, grid, 8);
+        EXPECT(dp != INT_MAX && dp % grid == 0 && tiles - dp >= grid && tiles - dp < 2 * grid);
+        std::vector<int> done((size_t)tiles * k_blocks, 0), head_cta(tiles, -1), head_end(tiles, -1), tail_cta(tiles, -1), tail_begin(tiles, -1);
+        for (int cta = 0; cta < grid; ++cta) {
+          ms::Work w{};
+          int items = 0, blocks = 0;
+          for (int i = 0; ms::stream_k_item(dp, tiles, k_blocks, grid, cta, i, w); ++i, ++items) {
+            EXPECT(w.tile >= 0 && w.tile < tiles && 0 <= w.kb0 && w.kb0 < w.kb1 && w.kb1 <= k_blocks);
+            EXPECT((w.part == ms::kWhole) == (w.kb0 == 0 && w.kb1 == k_blocks));
+            EXPECT(w.part != ms::kHead || (w.kb0 == 0 && i == dp / grid));   // a head starts at K 0 and runs first
+            EXPECT(w.part != ms::kTail || w.kb1 == k_blocks);                // a tail ends the tile
+            if (w.part == ms::kHead) head_cta[w.tile] = cta, head_end[w.tile] = w.kb1;
+            if (w.part == ms::kTail) tail_cta[w.tile] = cta, tail_begin[w.tile] = w.kb0;
+            for (int kb = w.kb0; kb < w.kb1; ++kb) ++done[(size_t)w.tile * k_blocks + kb];
+            if (w.tile >= dp) blocks += w.kb1 - w.kb0;
+          }
+          const int units = (tiles - dp) * k_blocks;
+          EXPECT(blocks == units * (cta + 1) / grid - units * cta / grid);  // balanced runs
+        }
+        for (int v : done) EXPECT(v == 1);
+        for (int t = 0; t < tiles; ++t) {
+          EXPECT((head_cta[t] < 0) == (tail_cta[t] < 0));
+          if (head_cta[t] >= 0) EXPECT(tail_cta[t] == head_cta[t] + 1 && tail_begin[t] == head_end[t]);
+        }
+      }
+  EXPECT(ms::stream_k_dp_tiles(132, 64, 132, 8) == INT_MAX && ms::stream_k_dp_tiles(264, 64, 132, 8) == INT_MAX);  // full waves
+  EXPECT(ms::stream_k_dp_tiles(100, 64, 132, 8) == INT_MAX && ms::stream_k_dp_tiles(200, 7, 132, 8) == INT_MAX);  // one wave; short K
+  EXPECT(ms::stream_k_dp_tiles(4096, 64, 132, 8) == 30 * 132);
+  for (int tiles : {1, 100, 132, 300}) {  // no split: CTA c runs tiles c, c + grid, ... whole
+    int count = 0;
+    for (int cta = 0; cta < 132; ++cta) {
+      ms::Work w{};
+      for (int i = 0; ms::stream_k_item(INT_MAX, tiles, 9, 132, cta, i, w); ++i, ++count)
+        EXPECT(w.tile == cta + i * 132 && w.tile < tiles && w.part == ms::kWhole && w.kb0 == 0 && w.kb1 == 9);
+    }
+    EXPECT(count == tiles);
+  }
+
+  std::printf("%s: descriptor, swizzle, bank-conflict and stream-K checks\n", failures ? "FAIL" : "PASS");
   return failures ? 1 : 0;
 }

@@ -6,11 +6,11 @@
 // rounding; it prints the worst ratio to that bound. Diagnostic configs (no promotion) are reported, not counted.
 // Timing: the heuristic's plan against cuBLASLt FP8 (BF16 out), per-tensor and row-wise scaling, with CUDA events: median of
 // 50 after warm-up, rotating 4 random operand sets, cuBLASLt and Microscale launches interleaved so that both see the same
-// clocks (the H100 runs power-limited on random data); --sweep also times every config forced.
+// clocks (the H100 runs power-limited on random data); plans with a workspace (the stream-K tail) are also timed without it;
+// --sweep also times every config forced. The checks set MS_STREAM_K=1 so that their larger shapes take the stream-K tail.
 //   microscale_selftest --soak M N K SECONDS [CONFIG]: Microscale then cuBLASLt, each back to back for SECONDS (watch the
 //   clocks with nvidia-smi meanwhile). --quantize / --repack: the quantize and GGUF repack kernels against a device copy.
 //   --decode [quick | N K M]: the decode GEMM (M <= 64) checked against the generic kernel and timed against cuBLAS BF16 and a copy.
-//   --mxfp8 M N K: MXFP8 x MXFP8 on the BF16 family (the default) against the FP8 family's block-scaled config, interleaved.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <cmath>
@@ -38,8 +38,7 @@ static ms_qtensor_t fp8(void* data, float* scales, int rows, int cols, int forma
 
 // The sm90 configs (native/kernels/sm90_fp8_gemm_nt.cu); the last two are diagnostics.
 static const char* const kConfigs[] = {"ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws",
-                                       "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws", "ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws",
-                                       "ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws_nopromotion"};
+                                       "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws", "ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws_nopromotion"};
 static bool diagnostic(const char* config) { return config && std::strstr(config, "_nopromotion"); }
 
 // The plan's workspace (allocated per call: cudaFree synchronizes, which the callers of these helpers can afford).
@@ -136,7 +135,7 @@ static int time_scale_modes(int m, int n, int k) {
   }
   size_t bytes = 0;
   CHECK_MS(ms_gemm_plan_workspace_size(plans[0], &bytes));
-  if (bytes) CHECK_CUDA(cudaMalloc(&workspace, bytes));
+  if (bytes) { CHECK_CUDA(cudaMalloc(&workspace, bytes)); CHECK_CUDA(cudaMemset(workspace, 0, bytes)); }  // zero-filled before first use
   auto launch = [&](int i) {
     ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
     o.a = fp8(a, s, m, k, modes[i][0]); o.b = fp8(b, s, n, k, modes[i][1]); o.out = out;
@@ -149,76 +148,6 @@ static int time_scale_modes(int m, int n, int k) {
     std::printf("scales %dx%dx%d %-16s %9.1f us\n", m, n, k, names[i], t[i]);
     ms_gemm_plan_destroy(plans[i]);
   }
-  return 0;
-}
-
-// Random E8M0 codes 120..135 (scales 2^-7 .. 2^8), as MX block scales of ordinary activations and weights spread.
-__global__ void fill_random_e8m0(uint8_t* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    uint32_t h = (uint32_t)i * 0x85EBCA6Bu ^ seed;
-    h ^= h >> 13; h *= 0xC2B2AE35u; h ^= h >> 16;
-    p[i] = (uint8_t)(120 + (h & 15));
-  }
-}
-
-// --mxfp8 M N K: MXFP8 x MXFP8 (E4M3, linear scales, BF16 out) on the heuristic's plan (the BF16 family: exact BF16 copies,
-// then BF16 wgmma) and on the FP8 family's block-scaled config (k32 promotion), launches interleaved, medians of 30 over 2
-// random operand sets; and the largest difference between the two outputs relative to the largest |C|.
-static int time_mxfp8(int m, int n, int k) {
-  const int kp = (k + 31) / 32 * 32, blocks = kp / 32, sets = 2;
-  const char* const configs[2] = {nullptr, "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s5_ws_mx32"};
-  void *a[sets], *b[sets], *sa[sets], *sb[sets], *out[2];
-  for (int i = 0; i < sets; ++i) {
-    CHECK_CUDA(cudaMalloc(&a[i], (size_t)m * kp)); CHECK_CUDA(cudaMalloc(&b[i], (size_t)n * kp));
-    CHECK_CUDA(cudaMalloc(&sa[i], (size_t)m * blocks)); CHECK_CUDA(cudaMalloc(&sb[i], (size_t)n * blocks));
-    fill_random_fp8<<<1024, 256>>>((uint8_t*)a[i], (size_t)m * kp, 11 + i); fill_random_fp8<<<1024, 256>>>((uint8_t*)b[i], (size_t)n * kp, 21 + i);
-    fill_random_e8m0<<<256, 256>>>((uint8_t*)sa[i], (size_t)m * blocks, 31 + i); fill_random_e8m0<<<256, 256>>>((uint8_t*)sb[i], (size_t)n * blocks, 41 + i);
-  }
-  for (auto& o : out) CHECK_CUDA(cudaMalloc(&o, (size_t)m * n * 2));
-  ms_gemm_plan* plans[2];
-  void* workspace[2] = {nullptr, nullptr};
-  char names[2][128];
-  for (int c = 0; c < 2; ++c) {
-    if (configs[c]) setenv("MS_FORCE_CONFIG", configs[c], 1); else unsetenv("MS_FORCE_CONFIG");
-    ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
-    d.a_format = d.b_format = MS_FMT_MXFP8; d.out_dtype = MS_DTYPE_BF16;
-    CHECK_MS(ms_gemm_plan_create(&d, &plans[c]));
-    CHECK_MS(ms_gemm_plan_name(plans[c], names[c], 128));
-    size_t bytes = 0;
-    CHECK_MS(ms_gemm_plan_workspace_size(plans[c], &bytes));
-    if (bytes) { CHECK_CUDA(cudaMalloc(&workspace[c], bytes)); CHECK_CUDA(cudaMemset(workspace[c], 0, bytes)); }
-  }
-  unsetenv("MS_FORCE_CONFIG");
-  auto launch = [&](int c, int set) {
-    ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
-    o.a.struct_size = o.b.struct_size = sizeof(ms_qtensor_t);
-    o.a.format = o.b.format = MS_FMT_MXFP8; o.a.element = o.b.element = MS_ELEM_E4M3;
-    o.a.rows = m; o.a.cols = k; o.a.data = a[set]; o.a.block_scales = sa[set];
-    o.b.rows = n; o.b.cols = k; o.b.data = b[set]; o.b.block_scales = sb[set];
-    o.out = out[c];
-    CHECK_MS(ms_gemm_plan_run(plans[c], &o, workspace[c], nullptr));
-  };
-  for (int w = 0; w < 3; ++w) for (int c = 0; c < 2; ++c) launch(c, w % sets);
-  const std::vector<float> t = interleaved_medians(2, 30, [&](int c, int round) { launch(c, round % sets); });
-  CHECK_CUDA(cudaDeviceSynchronize());
-  std::vector<uint16_t> h0((size_t)m * n), h1((size_t)m * n);
-  CHECK_CUDA(cudaMemcpy(h0.data(), out[0], h0.size() * 2, cudaMemcpyDeviceToHost));
-  CHECK_CUDA(cudaMemcpy(h1.data(), out[1], h1.size() * 2, cudaMemcpyDeviceToHost));
-  double largest = 0, worst = 0;
-  for (size_t i = 0; i < h0.size(); ++i) {
-    largest = std::max(largest, (double)std::fabs(bf16_to_float(h0[i])));
-    worst = std::max(worst, (double)std::fabs(bf16_to_float(h0[i]) - bf16_to_float(h1[i])));
-  }
-  const double flops = 2.0 * m * n * k;
-  for (int c = 0; c < 2; ++c) {
-    std::printf("mxfp8 %dx%dx%d %-52s %9.1f us %7.1f TFLOPS\n", m, n, k, names[c], t[c], flops / t[c] * 1e-6);
-    ms_gemm_plan_destroy(plans[c]);
-    if (workspace[c]) cudaFree(workspace[c]);
-  }
-  std::printf("mxfp8 %dx%dx%d block-scaled FP8 / BF16 family time: %.3f; max |C_fp8 - C_bf16| / max |C| = %.2e\n", m, n, k,
-              t[1] / t[0], largest > 0 ? worst / largest : worst);
-  for (int i = 0; i < sets; ++i) { cudaFree(a[i]); cudaFree(b[i]); cudaFree(sa[i]); cudaFree(sb[i]); }
-  for (auto& o : out) cudaFree(o);
   return 0;
 }
 
@@ -496,10 +425,6 @@ int main(int argc, char** argv) {
     CHECK_CUDA(cudaFree(0));
     return time_scale_modes(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
   }
-  if (argc >= 5 && std::strcmp(argv[1], "--mxfp8") == 0) {
-    CHECK_CUDA(cudaFree(0));
-    return time_mxfp8(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
-  }
   if (argc >= 6 && std::strcmp(argv[1], "--soak") == 0) {
     CHECK_CUDA(cudaFree(0));
     return soak(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), std::atof(argv[5]), argc > 6 ? argv[6] : nullptr);
@@ -519,13 +444,14 @@ int main(int argc, char** argv) {
   int sm = 0; char families[256]; CHECK_MS(ms_query(&sm, families, sizeof families));
   std::printf("sm_%d families: %s\n", sm, families);
   struct Shape { int m, n, k; };
-  std::vector<Shape> checks = {{1, 128, 128}, {7, 130, 272}, {128, 128, 128}, {200, 264, 1040}, {200, 300, 1040}, {256, 512, 4096},
+  std::vector<Shape> checks = {{1, 128, 128}, {7, 130, 272}, {128, 128, 128}, {200, 264, 1040}, {2100, 2200, 1040}, {200, 300, 1040}, {256, 512, 4096},
                                {1000, 1000, 2000}, {333, 776, 4112}, {1100, 1928, 2064}};  // the last: more tiles than SMs
   std::vector<Shape> timed = {{8192, 8192, 8192}, {4096, 4096, 4096}, {16384, 8192, 8192}, {4096, 14336, 4096}, {4096, 4096, 14336},
                               {1024, 8192, 8192}, {128, 8192, 8192}};
   if (quick) { timed.resize(2); checks.resize(5); }
   std::mt19937 rng(7);
   int failures = 0;
+  setenv("MS_STREAM_K", "1", 1);  // the checks' larger shapes take the stream-K tail (by default only from 16 waves on)
   std::printf("%-18s %-56s %-5s %12s %10s\n", "check m x n x k", "kernel", "out", "max err/bnd", "result");
   for (Shape sh : checks) {
     const int m = sh.m, n = sh.n, k = sh.k;
@@ -584,6 +510,7 @@ int main(int argc, char** argv) {
     cudaFree(a); cudaFree(b); cudaFree(aa); cudaFree(ab); cudaFree(sa); cudaFree(sb); cudaFree(c1); cudaFree(c2); cudaFree(cabs);
   }
 
+  unsetenv("MS_STREAM_K");
   std::printf("\n%-20s %-7s %-56s %10s %8s %12s %8s %7s\n", "time m x n x k", "scales", "kernel", "us", "TFLOPS", "cuBLASLt us", "TFLOPS", "ratio");
   double log_sum[2] = {0, 0}; int count[2] = {0, 0};
   for (Shape sh : timed) {
@@ -641,17 +568,22 @@ int main(int argc, char** argv) {
         if (ms_gemm_plan_create(&d, &plan) != MS_OK) continue;
         CHECK_MS(ms_gemm_plan_name(plan, name, sizeof name));
         Workspace workspace(plan);
-        double base = 0, us = 0;
-        time_pair(base_body, [&](int i) {
-          ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
-          o.a = fp8(as[i], sa, m, k, format); o.b = fp8(bs[i], sb, n, k, format); o.out = out;
-          CHECK_MS(ms_gemm_plan_run(plan, &o, workspace.data, stream));
-        }, base, us);
-        if (!have_base) base = NAN;
+        // With the plan's workspace (the stream-K tail where it applies), then, for the heuristic's plan, without it (whole
+        // tiles only) to show what the split buys.
+        for (void* ws_used : {workspace.data, (void*)nullptr}) {
+          if (!ws_used && (config || !workspace.data)) break;
+          double base = 0, us = 0;
+          time_pair(base_body, [&](int i) {
+            ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
+            o.a = fp8(as[i], sa, m, k, format); o.b = fp8(bs[i], sb, n, k, format); o.out = out;
+            CHECK_MS(ms_gemm_plan_run(plan, &o, ws_used, stream));
+          }, base, us);
+          if (!have_base) base = NAN;
+          std::printf("%-20s %-7s %-56s %10.1f %8.1f %12.1f %8.1f %7.3f%s\n", shape, rowwise ? "row" : "tensor", name, us, flops / us / 1e6, base,
+                      flops / base / 1e6, base / us, config ? " (forced)" : ws_used ? "" : " (no workspace: whole tiles)");
+          if (!config && ws_used == workspace.data && have_base) { log_sum[rowwise] += std::log(base / us); count[rowwise]++; }
+        }
         ms_gemm_plan_destroy(plan);
-        std::printf("%-20s %-7s %-56s %10.1f %8.1f %12.1f %8.1f %7.3f%s\n", shape, rowwise ? "row" : "tensor", name, us, flops / us / 1e6, base,
-                    flops / base / 1e6, base / us, config ? " (forced)" : "");
-        if (!config && have_base) { log_sum[rowwise] += std::log(base / us); count[rowwise]++; }
       }
     }
     unsetenv("MS_FORCE_CONFIG");

@@ -65,9 +65,17 @@ public sealed class Sm90Bf16GemmTests : NativeFixture
             RunAndCheck(O(format), O(format), m, 264, 1088, repeat: false, Sm90Bf16Prefix);
     }
 
-    /// <summary>More tiles than SMs (9 x 8 = 72 tiles of 128 x 256, 144 of 128 x 128 on a 132-SM H100).</summary>
-    [Test]
-    public void MoreTilesThanMultiprocessorsWithinBound() => RunAndCheck(O(QuantFormat.Mxint8), O(QuantFormat.Mxint8), 1100, 1928, 1040, repeat: false, Sm90Bf16Prefix);
+    /// <summary>More tiles than SMs (9 x 8 = 72 tiles of 128 x 256, 144 of 128 x 128 on a 132-SM H100 / H200), once as the heuristic
+    /// runs it and once with the stream-K tail forced on (MS_STREAM_K=1: 128 x 128, every tile split along K over the 132 CTAs);
+    /// a second run must give the same bytes.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void MoreTilesThanMultiprocessorsWithinBound(bool streamK)
+    {
+        if (streamK)
+            NativeEnvironment.Set("MS_STREAM_K", "1");
+        RunAndCheck(O(QuantFormat.Mxint8), O(QuantFormat.Mxint8), 1100, 1928, 1040, repeat: true, Sm90Bf16Prefix);
+    }
 
     /// <summary>Every tile config (the heuristic may never pick some for these shapes).</summary>
     [Test]

@@ -13,7 +13,7 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
     private static readonly string[] s_configs =
     {
         "ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws",
-        "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws", "ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws",
+        "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws",
     };
 
     // M = 1; odd N (direct stores); N a multiple of 8 but not of the tile (TMA store clipping); K not a multiple of 128; an
@@ -57,44 +57,22 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
         }
     }
 
-    private const string MxConfig = "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s5_ws_mx32";
-
-    public static IEnumerable<TestCaseData> MxPairs()
+    /// <summary>More tiles than SMs with a partial last wave, the stream-K tail on (MS_STREAM_K=1: by default it waits for 16
+    /// waves) splits the last tiles along K over every CTA: on a 132-SM H100 / H200, the heuristic's 128x128 on 1100x1928x1040 has
+    /// 144 tiles, all split; 128x64 forced has 279: 132 whole, then 147 split. Within the bound, and a second run gives the same
+    /// bytes (a tile's head partial is always added by its tail, so timing cannot change the sum; the flags return to zero).</summary>
+    [TestCase(null)]
+    [TestCase("ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws")]
+    public void StreamKTailWithinBoundAndRepeatable(string? config)
     {
-        var e5m2 = Fp8Element.E5M2;
-        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp8), new QuantizationOptions(QuantFormat.Mxfp8)).SetName("{m}_mxfp8_mxfp8");
-        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp8) { Element = e5m2 }, new QuantizationOptions(QuantFormat.Mxfp8)).SetName("{m}_mxfp8E5M2_mxfp8");
-        yield return new TestCaseData(new QuantizationOptions(QuantFormat.Mxfp8), new QuantizationOptions(QuantFormat.Mxfp8) { Element = e5m2, Rule = MxScaleRule.Floor }).SetName("{m}_mxfp8_mxfp8E5M2floor");
+        NativeEnvironment.Set("MS_STREAM_K", "1");
+        if (config is not null)
+            NativeEnvironment.Set("MS_FORCE_CONFIG", config);
+        RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor), 1100, 1928, 1040, expectedKernel: config, outputs: 2, repeat: true);
     }
 
-    /// <summary>MXFP8 x MXFP8 on the block-scaled config (every k32 partial promoted with its blocks' E8M0 scales), forced: the
-    /// shapes above (K = 16 and 272: partial last blocks; M / N tails; a single token), every output, and more tiles than SMs.</summary>
-    [TestCaseSource(nameof(MxPairs))]
-    public void Mxfp8BlockScaledConfigWithinBound(QuantizationOptions aOptions, QuantizationOptions bOptions)
-    {
-        NativeEnvironment.Set("MS_FORCE_CONFIG", MxConfig);
-        foreach (var (m, n, k) in s_shapes)
-            RunAndCheck(aOptions, bOptions, m, n, k, expectedKernel: MxConfig, outputs: 3);
-        RunAndCheck(aOptions, bOptions, 1100, 1928, 1040, expectedKernel: MxConfig, outputs: 2);
-    }
-
-    /// <summary>The block-scaled config takes MXFP8 x MXFP8 with linear scales only, and the per-tensor / per-row configs never
-    /// take MXFP8 (they would ignore its block scales): forcing either onto the other's pair is refused, naming MS_FORCE_CONFIG.</summary>
-    [Test]
-    public void ForcedConfigsRefuseTheOtherScaling()
-    {
-        var mx = new QuantizationOptions(QuantFormat.Mxfp8);
-        AssertForcedConfigRefused(MxConfig, new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerRow), 256);
-        AssertForcedConfigRefused(MxConfig, mx, mx with { Layout = ScaleLayout.Swizzled128x4 }, 256);
-        AssertForcedConfigRefused(s_configs[1], mx, mx, 256);
-    }
-
-    /// <summary>More tiles than SMs (144 on a 132-SM H100): CTAs run several tiles, the last wave partly.</summary>
-    [Test]
-    public void MoreTilesThanMultiprocessorsWithinBound() =>
-        RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor), 1100, 1928, 1040, expectedKernel: null, outputs: 2);
-
-    private void RunAndCheck(QuantizationOptions aOptions, QuantizationOptions bOptions, int m, int n, int k, string? expectedKernel, int outputs)
+    private void RunAndCheck(QuantizationOptions aOptions, QuantizationOptions bOptions, int m, int n, int k, string? expectedKernel, int outputs,
+                             bool repeat = false)
     {
         const float alpha = 0.75f;
         var biasValues = SeededGaussian.Create(n, seed: 5);
@@ -107,7 +85,7 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
         var (expected, abs) = GemmBounds.Reference(Context.Dequantize(qa).ToArray(), Context.Dequantize(qb).ToArray(), m, n, k, alpha, biasValues);
         string what = $"{aOptions} x {bOptions} m={m},n={n},k={k}";
 
-        void Check<T>() where T : unmanaged
+        T[] Run<T>() where T : unmanaged
         {
             using var c = Context.AllocateTensor<T>(m, n);
             Context.Gemm(qa, qb, c, options);
@@ -115,12 +93,12 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
                 Assert.That(Context.LastGemmKernel, Does.StartWith(m <= 16 && k % 32 == 0 ? DecodePrefix : Sm90Fp8Prefix), what);
             else
                 Assert.That(Context.LastGemmKernel, Is.EqualTo(expectedKernel), what);
-            GemmBounds.AssertWithin<T>(expected, abs, c.ToArray(), n, k, alpha, $"{what} {typeof(T).Name}", Context.LastGemmKernel);
+            return c.ToArray();
         }
 
-        Check<float>();
-        Check<BFloat16>();
+        AssertRunWithin(Run<float>, expected, abs, n, k, alpha, what, repeat);
+        AssertRunWithin(Run<BFloat16>, expected, abs, n, k, alpha, what, repeat);
         if (outputs > 2)
-            Check<Half>();
+            AssertRunWithin(Run<Half>, expected, abs, n, k, alpha, what, repeat);
     }
 }
