@@ -41,10 +41,10 @@ public static class GemmAccuracy
     public static (double[] C, double[] AbsProduct) Reference(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int m, int n, int k,
                                                             float alpha = 1f, ReadOnlySpan<float> bias = default)
     {
-        double[] c = ReferenceGemm.Product(a, b, m, n, k);
+        var (c, abs) = ReferenceGemm.Products(a, b, m, n, k, withAbsolute: true);
         for (int i = 0; i < c.Length; i++)
             c[i] = alpha * c[i] + (bias.IsEmpty ? 0 : bias[i % n]);
-        return (c, ReferenceGemm.Product(a, b, m, n, k, absolute: true));
+        return (c, abs!);
     }
 
     /// <summary>

@@ -7,21 +7,42 @@ namespace Microscale;
 internal static class ReferenceGemm
 {
     /// <summary>Σ_k a[m, k] · b[n, k] in float64 for row-major [m, k] and [n, k] operands.</summary>
-    public static double[] Product(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int m, int n, int k, bool absolute = false)
+    public static double[] Product(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int m, int n, int k) => Products(a, b, m, n, k, withAbsolute: false).Product;
+
+    /// <summary>
+    /// float64 Σ_k a·b per element of A [m, k]·B [n, k]ᵀ and, <paramref name="withAbsolute"/>, Σ_k |a·b|, in one pass. Rows run
+    /// in parallel above a million multiply-adds; each element is summed in K order, so the values never depend on the thread
+    /// count.
+    /// </summary>
+    public static (double[] Product, double[]? Absolute) Products(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int m, int n, int k, bool withAbsolute)
     {
         var c = new double[(long)m * n];
-        for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++)
+        var abs = withAbsolute ? new double[c.Length] : null;
+        float[] aa = a.ToArray(), bb = b.ToArray(); // (spans cannot enter the parallel body)
+        void Row(int i)
         {
-            double sum = 0;
-            for (int l = 0; l < k; l++)
+            long aRow = (long)i * k;
+            for (int j = 0; j < n; j++)
             {
-                double term = (double)a[i * k + l] * b[j * k + l];
-                sum += absolute ? Math.Abs(term) : term;
+                long bRow = (long)j * k;
+                double sum = 0, absolute = 0;
+                for (int l = 0; l < k; l++)
+                {
+                    double term = (double)aa[aRow + l] * bb[bRow + l];
+                    sum += term;
+                    absolute += Math.Abs(term);
+                }
+                c[(long)i * n + j] = sum;
+                if (abs is not null)
+                    abs[(long)i * n + j] = absolute;
             }
-            c[(long)i * n + j] = sum;
         }
-        return c;
+        if ((long)m * n * k >= 1 << 20)
+            Parallel.For(0, m, Row);
+        else
+            for (int i = 0; i < m; i++)
+                Row(i);
+        return (c, abs);
     }
 
     /// <summary>The epilogue, in float64 then one rounding.</summary>
