@@ -570,8 +570,9 @@ int main(int argc, char** argv) {
         Workspace workspace(plan);
         // With the plan's workspace (the stream-K tail where it applies), then, for the heuristic's plan, without it (whole
         // tiles only) to show what the split buys.
-        for (void* ws_used : {workspace.data, (void*)nullptr}) {
-          if (!ws_used && (config || !workspace.data)) break;
+        for (int pass = 0; pass < 2; ++pass) {
+          void* ws_used = pass == 0 ? workspace.data : nullptr;
+          if (pass == 1 && (config || !workspace.data)) break;
           double base = 0, us = 0;
           time_pair(base_body, [&](int i) {
             ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
@@ -581,7 +582,7 @@ int main(int argc, char** argv) {
           if (!have_base) base = NAN;
           std::printf("%-20s %-7s %-56s %10.1f %8.1f %12.1f %8.1f %7.3f%s\n", shape, rowwise ? "row" : "tensor", name, us, flops / us / 1e6, base,
                       flops / base / 1e6, base / us, config ? " (forced)" : ws_used ? "" : " (no workspace: whole tiles)");
-          if (!config && ws_used == workspace.data && have_base) { log_sum[rowwise] += std::log(base / us); count[rowwise]++; }
+          if (!config && pass == 0 && have_base) { log_sum[rowwise] += std::log(base / us); count[rowwise]++; }
         }
         ms_gemm_plan_destroy(plan);
       }
