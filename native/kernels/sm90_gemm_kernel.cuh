@@ -383,7 +383,7 @@ inline Sm90Params params_of(const ms_gemm_desc_t& d, const ms_gemm_operands_t& o
 
 // Stream-K tail (work_item), only for problems of at least kStreamKMinWaves full waves and kStreamKMinBlocks K blocks per
 // tile. Measured on the H200 (FP8, microscale_selftest, each shape timed with and without the workspace against cuBLASLt
-// in the same run): the split made 8192^3, 16384x8192x8192 and 4096x14336x4096 (27-62 waves) 0.6-1.9% faster and 4096^3,
+// in the same run): the split made 8192^3, 16384x8192x8192 and 4096x14336x4096 (27-62 waves) 0.2-2.2% faster and 4096^3,
 // 4096x4096x14336 and 1024x8192x8192 (3.9-7.8 waves) 1.8-5.7% slower, where it has the larger share of the work. On this
 // power-limited part filling the idle SMs of the last wave buys less than the wave count suggests. The K-block floor is a
 // guess (a split tile's partial makes a round trip through L2).
