@@ -1,9 +1,12 @@
-// Host checks (g++, no CUDA) of the Blackwell families' shared-memory layouts. sm100 (common/tcgen05_sm100.cuh): the
-// shared-memory and instruction descriptors against the PTX ISA's field tables, and the emulated MMA's operand reads against
-// where TMA's 128-byte swizzle writes each byte, for every row and K step of a stage. sm120 (common/sm120_tile_layout.h): the
-// stage swizzles are bijections and every fragment load the kernel issues (ldmatrix phases, W4A8's 8- and 4-byte loads) is
-// free of shared-memory bank conflicts. The sm90 stream-K tail (common/stream_k.h): every K block of every tile is done once,
-// a split tile has one head and one tail on consecutive CTAs, heads run first and tails last. Run by .ci/run.
+// Host checks (g++, no CUDA) of the Blackwell families' shared-memory layouts, the sm90 stream-K decomposition and the
+// FP4 fold. sm100 (common/tcgen05_sm100.cuh): the shared-memory and instruction descriptors against the PTX ISA's field
+// tables, and the emulated MMA's operand reads against where TMA's 128-byte swizzle writes each byte, for every row and
+// K step of a stage. sm120 (common/sm120_tile_layout.h): the stage swizzles are bijections and every fragment load the
+// kernel issues (ldmatrix phases, W4A8's 8- and 4-byte loads) is free of shared-memory bank conflicts. The sm90
+// stream-K tail (common/stream_k.h): every K block of every tile is done once, a split tile has one head and one tail
+// on consecutive CTAs, heads run first and tails last. The FP4 -> FP8 fold (common/fp4_fold.h): every E2M1 code at
+// every shift in [-8, 6] lands on the exact E4M3 value, and a row's fold base keeps every nonzero block in range or
+// reports the row. Run by .ci/run.
 //   g++ -std=c++17 -Inative/include -Inative/kernels native/tests/descriptor_test.cpp -o t && ./t
 #define __host__
 #define __device__
@@ -13,6 +16,9 @@
 #include "common/tcgen05_sm100.cuh"
 #include "common/sm120_tile_layout.h"
 #include "common/stream_k.h"
+#include "common/formats.cuh"
+#include "common/fp4_fold.h"
+#include <cmath>
 #include <vector>
 #include <set>
 
@@ -137,6 +143,50 @@ int main() {
     EXPECT(count == tiles);
   }
 
-  std::printf("%s: descriptor, swizzle, bank-conflict and stream-K checks\n", failures ? "FAIL" : "PASS");
+  // FP4 -> FP8 fold: exact for every code and shift (the value from the E4M3 decoder against E2M1 x 2^d in double, signs
+  // included); one shift past either end is not representable for some code.
+  for (int d = ms::kFoldMinShift; d <= ms::kFoldMaxShift; ++d)
+    for (uint32_t code = 0; code < 16; ++code) {
+      const uint8_t folded = ms::fold_e2m1_to_e4m3(code, d);
+      EXPECT((double)ms::from_e4m3(folded) == std::ldexp((double)ms::from_e2m1(code), d));
+      EXPECT((folded & 0x80) == ((code & 8) << 4) && (folded & 0x7F) != 0x7F);  // the sign kept; never NaN
+    }
+  EXPECT(std::ldexp(6.0, ms::kFoldMaxShift + 1) > 448.0 && std::ldexp(0.5, ms::kFoldMinShift - 1) < std::ldexp(1.0, -9));
+  {
+    // Fold bases: blocks of 32 codes; a nonzero code (2 = 1.0) in every block unless zeroed.
+    uint8_t codes[4 * 16], scales[4];
+    auto row = [&](int s0, int s1, int s2, int s3, bool zero_first) {
+      const int s[4] = {s0, s1, s2, s3};
+      for (int b = 0; b < 4; ++b) {
+        scales[b] = (uint8_t)s[b];
+        for (int i = 0; i < 16; ++i) codes[b * 16 + i] = zero_first && b == 0 ? 0x88 : 0x22;  // (0x88: two negative zeros)
+      }
+    };
+    int base = -1;
+    row(127, 130, 120, 134, false);  // span 14: folds, base 134 - 6 = 128, shifts -8..6
+    EXPECT(ms::fold_row_base(scales, codes, 4, base) && base == 128 && ms::fold_shift(120, base) == -8 && ms::fold_shift(134, base) == 6);
+    row(127, 130, 119, 134, false);  // span 15: does not fold
+    EXPECT(!ms::fold_row_base(scales, codes, 4, base));
+    row(1, 130, 125, 134, true);     // the far block holds only zeros: folds, its shift clamped
+    EXPECT(ms::fold_row_base(scales, codes, 4, base) && base == 128 && ms::fold_shift(1, base) == -8);
+    row(127, 0xFF, 127, 127, false);  // a NaN scale never folds
+    EXPECT(!ms::fold_row_base(scales, codes, 4, base));
+    row(127, 3, 250, 127, false);
+    for (auto& c : codes) c = 0;
+    EXPECT(ms::fold_row_base(scales, codes, 4, base) && base == 0);  // zeros fold whatever their (finite) scales
+    // A folded row reproduces the MXFP4 values: E4M3(fold) x 2^(base - 127) == E2M1 x 2^(e - 127), every code of the row.
+    row(122, 127, 131, 133, false);
+    for (int i = 0; i < 64; ++i) codes[i] = (uint8_t)(i * 37 + 11);
+    EXPECT(ms::fold_row_base(scales, codes, 4, base));
+    for (int b = 0; b < 4; ++b)
+      for (int v = 0; v < 32; ++v) {
+        const uint32_t code = (codes[b * 16 + v / 2] >> (4 * (v % 2))) & 0xF;
+        const double mx = std::ldexp((double)ms::from_e2m1(code), scales[b] - 127);
+        const double fp8 = std::ldexp((double)ms::from_e4m3(ms::fold_e2m1_to_e4m3(code, ms::fold_shift(scales[b], base))), base - 127);
+        EXPECT(mx == fp8);
+      }
+  }
+
+  std::printf("%s: descriptor, swizzle, bank-conflict, stream-K and FP4-fold checks\n", failures ? "FAIL" : "PASS");
   return failures ? 1 : 0;
 }

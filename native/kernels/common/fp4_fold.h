@@ -1,0 +1,52 @@
+// Exact FP4 -> FP8 folding (issue 7, ZeroQuant-FP): an MXFP4 block value v x 2^(e - 127) (v an E2M1 value, e its block's
+// E8M0 code) is v x 2^d x 2^(base - 127) with d = e - base, and v x 2^d is exact in E4M3 for every E2M1 v when d is in
+// [-8, 6] (0.5 x 2^-8 is E4M3's smallest subnormal, 6 x 2^6 = 384 <= 448). So a row of blocks whose nonzero blocks span at
+// most 14 binades folds exactly into E4M3 codes with one power-of-two scale per row, and an FP8 wgmma GEMM with that row
+// scale in its epilogue computes the same products as the MXFP4 operand. Rows that span more need another path (they must
+// never be folded inexactly). Host-visible: descriptor_test.cpp checks every code and shift exhaustively. Building blocks
+// for the sm90 W4A8 / W4A4 kernels; no kernel uses them yet.
+#pragma once
+#include <cstdint>
+
+namespace ms {
+
+constexpr int kFoldMinShift = -8, kFoldMaxShift = 6;
+
+// E2M1 code (sign in bit 3) times 2^d, d in [kFoldMinShift, kFoldMaxShift], as an E4M3 code (sign in bit 7); exact.
+__host__ __device__ inline uint8_t fold_e2m1_to_e4m3(uint32_t code, int d) {
+  const uint32_t sign = (code & 8u) << 4, magnitude = code & 7u;
+  if (magnitude == 0) return (uint8_t)sign;
+  // |v| = (1 + mantissa / 8) x 2^exponent: 0.5 = 2^-1; codes 2..7 are (1 + (code & 1) / 2) x 2^((code >> 1) - 1).
+  const int exponent = (magnitude == 1 ? -1 : (int)(magnitude >> 1) - 1) + d;
+  const uint32_t mantissa = magnitude == 1 ? 0u : (magnitude & 1u) << 2;
+  const int biased = exponent + 7;
+  if (biased >= 1) return (uint8_t)(sign | (uint32_t)biased << 3 | mantissa);
+  // Subnormal: (8 + mantissa) x 2^(exponent - 3) = m x 2^-9; the bits shifted out are zero for d >= -8.
+  return (uint8_t)(sign | (8u + mantissa) >> (-6 - exponent));
+}
+
+// The fold base of a row of `blocks` MXFP4 blocks (E8M0 codes `scales`, packed E2M1 codes `codes`, two per byte, 32 per
+// block): base = the largest exponent of a block holding a nonzero code, minus kFoldMaxShift, so that every such block's
+// shift d = e - base is at most 6; false when some such block's shift would fall below -8 (the row spans more than 14
+// binades) or a block's scale is NaN (E8M0 0xFF). A row of zeros folds with base 0. Blocks of zeros take any shift.
+__host__ __device__ inline bool fold_row_base(const uint8_t* scales, const uint8_t* codes, int blocks, int& base) {
+  int lowest = 256, highest = -1;
+  for (int b = 0; b < blocks; ++b) {
+    if (scales[b] == 0xFF) return false;
+    bool nonzero = false;
+    for (int i = 0; i < 16; ++i) nonzero |= (codes[b * 16 + i] & 0x77) != 0;
+    if (!nonzero) continue;
+    lowest = scales[b] < lowest ? scales[b] : lowest;
+    highest = scales[b] > highest ? scales[b] : highest;
+  }
+  base = highest < 0 ? 0 : highest - kFoldMaxShift;
+  return highest < 0 || lowest - base >= kFoldMinShift;
+}
+
+// A block's shift against its row's base, clamped into the exact range (blocks of zeros may lie outside it).
+__host__ __device__ inline int fold_shift(int scale, int base) {
+  const int d = scale - base;
+  return d < kFoldMinShift ? kFoldMinShift : d > kFoldMaxShift ? kFoldMaxShift : d;
+}
+
+}  // namespace ms
