@@ -5,8 +5,8 @@
 // kernel issues (ldmatrix phases, W4A8's 8- and 4-byte loads) is free of shared-memory bank conflicts. The sm90
 // stream-K tail (common/stream_k.h): every K block of every tile is done once, a split tile has one head and one tail
 // on consecutive CTAs, heads run first and tails last. The FP4 -> FP8 fold (common/fp4_fold.h): every E2M1 code at
-// every shift in [-8, 6] lands on the exact E4M3 value, and a row's fold base keeps every nonzero block in range or
-// reports the row. Run by .ci/run.
+// every shift in [-8, 6] lands on the exact E4M3 value (also in its prmt form, fold8), and a row's fold base keeps
+// every nonzero block in range or reports the row. Run by .ci/run.
 //   g++ -std=c++17 -Inative/include -Inative/kernels native/tests/descriptor_test.cpp -o t && ./t
 #define __host__
 #define __device__
@@ -152,6 +152,24 @@ int main() {
       EXPECT((folded & 0x80) == ((code & 8) << 4) && (folded & 0x7F) != 0x7F);  // the sign kept; never NaN
     }
   EXPECT(std::ldexp(6.0, ms::kFoldMaxShift + 1) > 448.0 && std::ldexp(0.5, ms::kFoldMinShift - 1) < std::ldexp(1.0, -9));
+  // fold8 (prmt form) against the scalar fold: every code in every nibble position at every shift, over a pseudo-random
+  // background of the other seven codes.
+  uint32_t seed = 12345;
+  for (int d = ms::kFoldMinShift; d <= ms::kFoldMaxShift; ++d) {
+    const ms::FoldLut lut = ms::fold_lut(d);
+    for (int position = 0; position < 8; ++position)
+      for (uint32_t code = 0; code < 16; ++code)
+        for (int trial = 0; trial < 8; ++trial) {
+          seed = seed * 1664525u + 1013904223u;
+          const uint32_t packed = (seed & ~(0xFu << (4 * position))) | code << (4 * position);
+          uint32_t lo = 0, hi = 0;
+          ms::fold8(packed, lut, lo, hi);
+          for (int v = 0; v < 8; ++v) {
+            const uint32_t got = ((v < 4 ? lo : hi) >> (8 * (v % 4))) & 0xFF;
+            EXPECT(got == ms::fold_e2m1_to_e4m3((packed >> (4 * v)) & 0xF, d));
+          }
+        }
+  }
   {
     // Fold bases: blocks of 32 codes; a nonzero code (2 = 1.0) in every block unless zeroed.
     uint8_t codes[4 * 16], scales[4];

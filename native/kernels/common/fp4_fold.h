@@ -3,8 +3,8 @@
 // [-8, 6] (0.5 x 2^-8 is E4M3's smallest subnormal, 6 x 2^6 = 384 <= 448). So a row of blocks whose nonzero blocks span at
 // most 14 binades folds exactly into E4M3 codes with one power-of-two scale per row, and an FP8 wgmma GEMM with that row
 // scale in its epilogue computes the same products as the MXFP4 operand. Rows that span more need another path (they must
-// never be folded inexactly). Host-visible: descriptor_test.cpp checks every code and shift exhaustively. Building blocks
-// for the sm90 W4A8 / W4A4 kernels; no kernel uses them yet.
+// never be folded inexactly). fold8 is the form for kernels (two prmt per four values). Host-visible: descriptor_test.cpp
+// checks every code and shift exhaustively. Building blocks for the sm90 W4A8 / W4A4 kernels; no kernel uses them yet.
 #pragma once
 #include <cstdint>
 
@@ -47,6 +47,46 @@ __host__ __device__ inline bool fold_row_base(const uint8_t* scales, const uint8
 __host__ __device__ inline int fold_shift(int scale, int base) {
   const int d = scale - base;
   return d < kFoldMinShift ? kFoldMinShift : d > kFoldMaxShift ? kFoldMaxShift : d;
+}
+
+// PTX prmt (CUDA's __byte_perm) in its default mode: byte i of the result is byte (s >> 4i) & 7 of y:x (x the low four),
+// or that byte's sign replicated when bit 3 of the selector nibble is set.
+__host__ __device__ inline uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+#ifdef __CUDA_ARCH__
+  return __byte_perm(x, y, s);
+#else
+  const uint64_t bytes = (uint64_t)y << 32 | x;
+  uint32_t r = 0;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t sel = (s >> (4 * i)) & 0xFu;
+    uint32_t byte = (uint32_t)(bytes >> (8 * (sel & 7u))) & 0xFFu;
+    if (sel & 8u) byte = byte & 0x80u ? 0xFFu : 0u;
+    r |= byte << (8 * i);
+  }
+  return r;
+#endif
+}
+
+// The E4M3 bytes of the eight E2M1 magnitudes at shift d (lo: magnitudes 0-3, hi: 4-7), for fold8. From d = -5 on every
+// result is normal and magnitude c >= 2 folds to (c << 2) + ((d + 6) << 3), 0.5 to (d + 6) << 3.
+struct FoldLut {
+  uint32_t lo, hi;
+};
+__host__ __device__ inline FoldLut fold_lut(int d) {
+  if (d >= -5) {
+    const uint32_t k = (uint32_t)(d + 6) << 3;
+    return FoldLut{0x0C080000u + k * 0x01010100u, 0x1C181410u + k * 0x01010101u};
+  }
+  FoldLut lut{0, 0};
+  for (uint32_t c = 1; c < 8; ++c) (c < 4 ? lut.lo : lut.hi) |= (uint32_t)fold_e2m1_to_e4m3(c, d) << (8 * (c % 4));
+  return lut;
+}
+
+// Eight packed E2M1 codes (value i in nibble i, NUMERICS.md s2) folded with one block's table into eight E4M3 bytes
+// (value i in byte i of lo:hi): per four values one prmt looks up the magnitudes and one picks 0x00 or 0x80 for the sign.
+__host__ __device__ inline void fold8(uint32_t packed, FoldLut lut, uint32_t& lo, uint32_t& hi) {
+  lo = byte_perm(lut.lo, lut.hi, packed & 0x7777u) | byte_perm(0u, 0x80808080u, (packed >> 1) & 0x4444u);
+  hi = byte_perm(lut.lo, lut.hi, (packed >> 16) & 0x7777u) | byte_perm(0u, 0x80808080u, (packed >> 17) & 0x4444u);
 }
 
 }  // namespace ms
