@@ -71,6 +71,26 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
         RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor), 1100, 1928, 1040, expectedKernel: config, outputs: 2, repeat: true);
     }
 
+    /// <summary>W4A8 through the exact FP4 -> FP8 fold (<see cref="Offline.Fp4Fold"/>): MXFP4 weights folded on the host into FP8
+    /// per-row E4M3 run this kernel with FP8 per-token activations, within its bound against the MXFP4 weight's own values.</summary>
+    [Test]
+    public void FoldedMxfp4WeightsWithinBound()
+    {
+        const int m = 333, n = 776, k = 4112;
+        using var at = Context.CreateTensor<float>(SeededGaussian.Create(m * k, seed: 1), m, k);
+        using var wt = Context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: 2), n, k);
+        using var qa = Context.Quantize(at, new QuantizationOptions(QuantFormat.Fp8PerRow));
+        using var mx = Context.Quantize(wt, new QuantizationOptions(QuantFormat.Mxfp4));
+        Assert.That(Offline.Fp4Fold.FirstUnfoldableRow(mx), Is.EqualTo(-1), "every row of these weights folds");
+        using var host = Offline.Fp4Fold.ToFp8PerRow(mx);
+        using var qb = Context.Upload(host);
+        var (expected, abs) = GemmBounds.Reference(Context.Dequantize(qa).ToArray(), Context.Dequantize(mx).ToArray(), m, n, k);
+        using var c = Context.AllocateTensor<BFloat16>(m, n);
+        Context.Gemm(qa, qb, c);
+        Assert.That(Context.LastGemmKernel, Does.StartWith(Sm90Fp8Prefix));
+        GemmBounds.AssertWithin<BFloat16>(expected, abs, c.ToArray(), n, k, 1f, "folded W4A8", Context.LastGemmKernel);
+    }
+
     private void RunAndCheck(QuantizationOptions aOptions, QuantizationOptions bOptions, int m, int n, int k, string? expectedKernel, int outputs,
                              bool repeat = false)
     {
