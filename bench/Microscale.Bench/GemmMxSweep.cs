@@ -5,7 +5,8 @@ using Microscale.Tensors;
 namespace Microscale.Bench;
 
 /// <summary>
-/// Block-scaled and FP4 GEMMs (MXINT8, MXFP8, MXFP4, NVFP4 pairs, MXFP8 x MXFP4 and BF16 x MXFP4) on the Native backend against
+/// Block-scaled and FP4 GEMMs (MXINT8, MXFP8, MXFP4, NVFP4 pairs, MXFP8 x MXFP4, BF16 x MXFP4, and W4A8 with the MXFP4 weights
+/// folded exactly into FP8 per-row, which runs the FP8 kernels) on the Native backend against
 /// cuBLAS BF16 and cuBLASLt FP8 per-tensor on the same values (`gpu-sweep OUT_DIR --only gemm-mx`), BF16 output, and where cuBLASLt
 /// has one for the pair (MXFP4, NVFP4, MXFP8: its block-scaled matmuls, Blackwell GPUs only) against that on the same quantized bytes.
 /// Operands use the swizzled 128x4 scale layout, the one cuBLASLt reads. On Hopper these run the sm90 BF16 family (operands
@@ -22,14 +23,16 @@ internal static class GemmMxSweep
     private const int Iterations = 30;
 
     /// <summary>Operands of a mode: A's format (null: the BF16 values themselves) and B's, and the msb_gemm dtype of cuBLASLt's
-    /// block-scaled matmul of the pair (null: none).</summary>
-    private sealed record Mode(string Name, QuantFormat? A, QuantFormat B, int? BlockScaledBaseline = null);
+    /// block-scaled matmul of the pair (null: none). <paramref name="Fold"/>: B quantized to MXFP4, then folded exactly into FP8
+    /// per-row on the host (<see cref="Offline.Fp4Fold"/>), so the FP8 kernels run W4A8.</summary>
+    private sealed record Mode(string Name, QuantFormat? A, QuantFormat B, int? BlockScaledBaseline = null, bool Fold = false);
 
     private static readonly Mode[] s_modes =
     [
         new("mxint8 x mxint8", QuantFormat.Mxint8, QuantFormat.Mxint8), new("mxfp8 x mxfp8", QuantFormat.Mxfp8, QuantFormat.Mxfp8, 5),
         new("mxfp4 x mxfp4", QuantFormat.Mxfp4, QuantFormat.Mxfp4, 4), new("nvfp4 x nvfp4", QuantFormat.Nvfp4, QuantFormat.Nvfp4, 3),
         new("mxfp8 x mxfp4", QuantFormat.Mxfp8, QuantFormat.Mxfp4), new("bf16 x mxfp4", null, QuantFormat.Mxfp4),
+        new("w4a8 folded", QuantFormat.Fp8PerRow, QuantFormat.Mxfp4, Fold: true),
     ];
 
     private sealed record Row(string Shape, string Operands, string Kernel, double Microseconds, double Tflops, double Bf16Microseconds,
@@ -79,7 +82,7 @@ internal static class GemmMxSweep
             foreach (var mode in s_modes)
             {
                 var a = mode.A is { } af ? sources.A.Select(t => context.Quantize(t, Swizzled(af))).ToArray() : null;
-                var b = sources.B.Select(t => context.Quantize(t, Swizzled(mode.B))).ToArray();
+                var b = sources.B.Select(t => mode.Fold ? Folded(context, t) : context.Quantize(t, Swizzled(mode.B))).ToArray();
                 void Microscale(int i)
                 {
                     int set = i % OperandSets.Count;
@@ -117,6 +120,14 @@ internal static class GemmMxSweep
     }
 
     private static nint Address<T>(TensorStorage<T> storage) where T : unmanaged => storage.View.LoadEffectiveAddressAsPtr();
+
+    // MXFP4 weights folded into FP8 per-row (the same values; random weights always fold, Fp4Fold refuses any that would not).
+    private static QuantizedTensor Folded(MicroscaleContext context, DeviceTensor<BFloat16> weights)
+    {
+        using var mx = context.Quantize(weights, new QuantizationOptions(QuantFormat.Mxfp4));
+        using var host = Offline.Fp4Fold.ToFp8PerRow(mx);
+        return context.Upload(host);
+    }
 
     private static QuantizationOptions Swizzled(QuantFormat format) =>
         new(format) { Layout = format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4 or QuantFormat.Mxfp8 or QuantFormat.Mxint8 ? ScaleLayout.Swizzled128x4 : ScaleLayout.Linear };

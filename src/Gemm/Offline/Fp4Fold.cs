@@ -22,18 +22,16 @@ public static class Fp4Fold
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
     public static int FirstUnfoldableRow(QuantizedTensor mxfp4)
     {
-        using var host = HostCopy(mxfp4, nameof(mxfp4));
-        var t = host ?? mxfp4;
-        for (int r = 0; r < t.Rows; r++)
-            if (RowBase(t, r) is null)
-                return r;
-        return -1;
+        var rows = Rows.Of(mxfp4, nameof(mxfp4));
+        int?[] bases = rows.Bases();
+        return Array.FindIndex(bases, b => b is null);
     }
 
     /// <summary>
     /// The FP8 per-row E4M3 host tensor with exactly the values of an MXFP4 one (either scale layout, host or device): row r's
     /// codes are its E2M1 values times 2^(e − base_r), its decode scale 2^(base_r − 127), base_r the largest scale code of
     /// a block holding a nonzero code minus 6 (0 for a row of zeros). Upload it to run it (<see cref="MicroscaleContext.Upload"/>).
+    /// Rows fold in parallel, a table lookup per value.
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="mxfp4"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="mxfp4"/> is not MXFP4, or a row cannot be folded exactly (the message
@@ -41,63 +39,88 @@ public static class Fp4Fold
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
     public static QuantizedTensor ToFp8PerRow(QuantizedTensor mxfp4)
     {
-        using var host = HostCopy(mxfp4, nameof(mxfp4));
-        var t = host ?? mxfp4;
-        int rows = t.Rows, columns = t.Columns, scaleColumns = (columns + 31) / 32;
-        bool swizzled = t.Layout == ScaleLayout.Swizzled128x4;
-        var data = t.Data;
-        var scales = t.BlockScales;
-        var codes = new byte[(long)rows * columns];
-        var decode = new float[rows];
-        for (int r = 0; r < rows; r++)
+        var t = Rows.Of(mxfp4, nameof(mxfp4));
+        int?[] bases = t.Bases();
+        int first = Array.FindIndex(bases, b => b is null);
+        if (first >= 0)
+            throw new ArgumentException($"Row {first} of the MXFP4 tensor cannot be folded exactly into E4M3: its blocks span more than " +
+                                        $"{MaxShift - MinShift} binades of scale, or one has a NaN scale.", nameof(mxfp4));
+        var codes = new byte[(long)t.Count * t.Columns];
+        var decode = new float[t.Count];
+        Parallel.For(0, t.Count, r =>
         {
-            int rowBase = RowBase(t, r) ??
-                          throw new ArgumentException($"Row {r} of the MXFP4 tensor cannot be folded exactly into E4M3: its blocks span more than " +
-                                                      $"{MaxShift - MinShift} binades of scale, or one has a NaN scale.", nameof(mxfp4));
+            int rowBase = bases[r]!.Value;
             decode[r] = MathF.ScaleB(1f, rowBase - 127); // exact (base may be below 0: a binary32 subnormal)
-            for (int c = 0; c < columns; c++)
+            for (int block = 0; block * 32 < t.Columns; block++)
             {
-                int scale = scales[ScaleRules.ScaleOffset(r, c / 32, scaleColumns, swizzled)];
-                int shift = Math.Clamp(scale - rowBase, MinShift, MaxShift); // blocks of zeros may lie outside the range
-                uint code = (uint)(data[(int)(((long)r * scaleColumns * 32 + c) >> 1)] >> (4 * (c & 1))) & 0xF;
-                codes[(long)r * columns + c] = (byte)FloatBits.ToE4M3Ieee(MathF.ScaleB(FloatBits.FromE2M1(code), shift));
+                int shift = Math.Clamp(t.Scale(r, block) - rowBase, MinShift, MaxShift); // blocks of zeros may lie outside the range
+                for (int c = block * 32; c < Math.Min(t.Columns, block * 32 + 32); c++)
+                    codes[(long)r * t.Columns + c] = s_table[shift - MinShift, t.Code(r, c)];
             }
-        }
+        });
         var options = new QuantizationOptions(QuantFormat.Fp8PerRow) { Element = Fp8Element.E4M3 };
-        return QuantizedTensor.FromParts(options, rows, columns, codes, ReadOnlySpan<byte>.Empty, decode);
+        return QuantizedTensor.FromParts(options, t.Count, t.Columns, codes, ReadOnlySpan<byte>.Empty, decode);
     }
 
-    // Row r's base, or null when it cannot fold.
-    private static int? RowBase(QuantizedTensor t, int r)
+    // E4M3 code of E2M1 code c times 2^d, [d − MinShift, c]: exact, from the library's encoder.
+    private static readonly byte[,] s_table = BuildTable();
+
+    private static byte[,] BuildTable()
     {
-        int scaleColumns = (t.Columns + 31) / 32, lowest = int.MaxValue, highest = -1;
-        bool swizzled = t.Layout == ScaleLayout.Swizzled128x4;
-        var data = t.Data;
-        for (int b = 0; b < scaleColumns; b++)
+        var table = new byte[MaxShift - MinShift + 1, 16];
+        for (int d = MinShift; d <= MaxShift; d++)
+            for (uint c = 0; c < 16; c++)
+                table[d - MinShift, c] = (byte)FloatBits.ToE4M3Ieee(MathF.ScaleB(FloatBits.FromE2M1(c), d));
+        return table;
+    }
+
+    // A host copy of an MXFP4 tensor's codes and scales, read by row and block.
+    private sealed record Rows(int Count, int Columns, byte[] Data, byte[] Scales, bool Swizzled)
+    {
+        private int ScaleColumns { get; } = (Columns + 31) / 32;
+
+        public static Rows Of(QuantizedTensor tensor, string name)
         {
-            int scale = t.BlockScales[ScaleRules.ScaleOffset(r, b, scaleColumns, swizzled)];
-            if (scale == 0xFF)
-                return null;
-            var block = data.Slice((r * scaleColumns + b) * 16, 16);
-            bool nonzero = false;
-            foreach (byte pair in block)
-                nonzero |= (pair & 0x77) != 0;
-            if (!nonzero)
-                continue;
-            lowest = Math.Min(lowest, scale);
-            highest = Math.Max(highest, scale);
+            ArgumentNullException.ThrowIfNull(tensor, name);
+            if (tensor.Format != QuantFormat.Mxfp4)
+                throw new ArgumentException($"Folding takes MXFP4, not {tensor.Format}.", name);
+            using var host = tensor.IsOnDevice ? tensor.ToHost() : null;
+            var t = host ?? tensor;
+            return new Rows(t.Rows, t.Columns, t.Data.ToArray(), t.BlockScales.ToArray(), t.Layout == ScaleLayout.Swizzled128x4);
         }
-        if (highest < 0)
-            return 0;
-        int rowBase = highest - MaxShift;
-        return lowest - rowBase >= MinShift ? rowBase : null;
-    }
 
-    private static QuantizedTensor? HostCopy(QuantizedTensor tensor, string name)
-    {
-        ArgumentNullException.ThrowIfNull(tensor, name);
-        if (tensor.Format != QuantFormat.Mxfp4)
-            throw new ArgumentException($"Folding takes MXFP4, not {tensor.Format}.", name);
-        return tensor.IsOnDevice ? tensor.ToHost() : null;
+        public int Scale(int row, int block) => Scales[ScaleRules.ScaleOffset(row, block, ScaleColumns, Swizzled)];
+
+        public int Code(int row, int column) => (Data[((long)row * ScaleColumns * 32 + column) >> 1] >> (4 * (column & 1))) & 0xF;
+
+        // Each row's base, or null when it cannot fold.
+        public int?[] Bases()
+        {
+            var bases = new int?[Count];
+            Parallel.For(0, Count, r => bases[r] = Base(r));
+            return bases;
+        }
+
+        private int? Base(int r)
+        {
+            int lowest = int.MaxValue, highest = -1;
+            for (int b = 0; b < ScaleColumns; b++)
+            {
+                int scale = Scale(r, b);
+                if (scale == 0xFF)
+                    return null;
+                bool nonzero = false;
+                for (int i = 0; i < 16; i++)
+                    nonzero |= (Data[((long)r * ScaleColumns + b) * 16 + i] & 0x77) != 0;
+                if (!nonzero)
+                    continue;
+                lowest = Math.Min(lowest, scale);
+                highest = Math.Max(highest, scale);
+            }
+            if (highest < 0)
+                return 0;
+            int rowBase = highest - MaxShift;
+            return lowest - rowBase >= MinShift ? rowBase : null;
+        }
     }
 }
