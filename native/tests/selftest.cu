@@ -36,7 +36,7 @@ static ms_qtensor_t fp8(void* data, float* scales, int rows, int cols, int forma
   return t;
 }
 
-// The sm90 configs (native/kernels/sm90_fp8_gemm_nt.cu); the last two are diagnostics.
+// The sm90 configs (native/kernels/sm90_fp8_gemm_nt.cu); the last is a diagnostic.
 static const char* const kConfigs[] = {"ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws",
                                        "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws", "ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws_nopromotion"};
 static bool diagnostic(const char* config) { return config && std::strstr(config, "_nopromotion"); }
