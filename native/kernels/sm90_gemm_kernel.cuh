@@ -76,7 +76,7 @@ struct Sm90Params {
   void* out;
   int out_dtype;   // MS_DTYPE_F32 / BF16 / F16
   int tma_store;   // 16-bit output with a 16-byte aligned base and row stride: staged + TMA store
-  // Stream-K tail (stream_k_dp_tiles_of): tiles from dp_tiles on are split along K; flags [grid][2] (zero between runs, in the
+  // Stream-K tail (use_stream_k): tiles from dp_tiles on are split along K; flags [grid][2] (zero between runs, in the
   // workspace's counter area) and partials [grid][2][64 x BN] FP32 carry each split tile's head to its tail.
   int dp_tiles;  // INT_MAX: every tile whole
   int* flags;
@@ -389,29 +389,36 @@ inline Sm90Params params_of(const ms_gemm_desc_t& d, const ms_gemm_operands_t& o
 // guess (a split tile's partial makes a round trip through L2).
 constexpr int kStreamKMinWaves = 16, kStreamKMinBlocks = 8;
 
-// The problem's first tile split along K (INT_MAX: none); the flags (2 per CTA) must fit the workspace's counter area.
-// MS_STREAM_K=1 drops the wave floor (how the tests reach the split on small problems; plans read it when created).
-inline int stream_k_dp_tiles_of(int m, int n, int k, int bn, int k_per_block, int sms) {
+// The problem's first tile split along K (INT_MAX: none) on `sms` CTAs, without the wave floor; the flags (2 per CTA) must
+// fit the workspace's counter area.
+inline int stream_k_first_split(int m, int n, int k, int bn, int k_per_block, int sms) {
+  if (2 * sms * sizeof(int) > kWorkspaceCounterBytes) return INT_MAX;
   const long tiles = (long)((m + kBM - 1) / kBM) * ((n + bn - 1) / bn);
-  const char* forced = std::getenv("MS_STREAM_K");
-  const int min_waves = forced && std::strcmp(forced, "1") == 0 ? 0 : kStreamKMinWaves;
-  if (2 * sms * sizeof(int) > kWorkspaceCounterBytes || tiles < (long)min_waves * sms) return INT_MAX;
   return stream_k_dp_tiles(tiles, (k + k_per_block - 1) / k_per_block, sms, kStreamKMinBlocks);
 }
 
-// Workspace bytes of the stream-K partials (past the counter area; 0 when no tile is split): one 128 x BN FP32 slot per CTA.
-inline size_t stream_k_partial_bytes(int m, int n, int k, int bn, int k_per_block, int sms) {
-  return stream_k_dp_tiles_of(m, n, k, bn, k_per_block, sms) == INT_MAX ? 0 : (size_t)sms * kBM * bn * sizeof(float);
+// Whether a plan for the problem splits (the heuristic's and the workspace's question, asked once when the plan is made):
+// from kStreamKMinWaves full waves on, or on any problem the split can take with MS_STREAM_K=1 (how the tests reach it).
+inline bool stream_k_planned(int m, int n, int k, int bn, int k_per_block, int sms) {
+  const char* forced = std::getenv("MS_STREAM_K");
+  const long tiles = (long)((m + kBM - 1) / kBM) * ((n + bn - 1) / bn);
+  const bool enough_waves = (forced && std::strcmp(forced, "1") == 0) || tiles >= (long)kStreamKMinWaves * sms;
+  return enough_waves && stream_k_first_split(m, n, k, bn, k_per_block, sms) != INT_MAX;
 }
 
-// Turns the stream-K tail on where it applies and the plan's workspace (`workspace_bytes` from its start) holds the
-// partials at `partials` (16-byte aligned); the flags go at the start of the workspace (its zeroed counter area).
+// The plan's workspace bytes for the stream-K partials (past the counter area; 0 when it does not split): one 128 x BN FP32
+// slot per CTA.
+inline size_t stream_k_partial_bytes(int m, int n, int k, int bn, int k_per_block, int sms) {
+  return stream_k_planned(m, n, k, bn, k_per_block, sms) ? (size_t)sms * kBM * bn * sizeof(float) : 0;
+}
+
+// A run splits when its plan's workspace (`workspace_bytes` from `workspace`) holds the partials at `partials` (16-byte
+// aligned): the plan decided when it sized them. The flags go at the start of the workspace (its zeroed counter area).
 inline void use_stream_k(Sm90Params& p, int bn, int k_per_block, int sms, void* workspace, size_t workspace_bytes, void* partials) {
-  p.dp_tiles = stream_k_dp_tiles_of(p.m, p.n, p.k, bn, k_per_block, sms);
-  const size_t end = static_cast<size_t>(static_cast<uint8_t*>(partials) - static_cast<uint8_t*>(workspace)) +
-                     stream_k_partial_bytes(p.m, p.n, p.k, bn, k_per_block, sms);
-  if (!workspace || end > workspace_bytes) p.dp_tiles = INT_MAX;
-  if (p.dp_tiles == INT_MAX) return;
+  const int first_split = stream_k_first_split(p.m, p.n, p.k, bn, k_per_block, sms);
+  const size_t end = static_cast<size_t>(static_cast<uint8_t*>(partials) - static_cast<uint8_t*>(workspace)) + (size_t)sms * kBM * bn * sizeof(float);
+  if (first_split == INT_MAX || end > workspace_bytes) return;
+  p.dp_tiles = first_split;
   p.flags = static_cast<int*>(workspace);
   p.partials = static_cast<float*>(partials);
 }
@@ -424,10 +431,7 @@ void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cu
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) != cudaSuccess)
     fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
   constexpr int bytes = kA == kBf16 ? 2 : 1;
-  const MapDataType type = bytes == 1 ? kMapU8 : kMapU16;
-  const int64_t a_row = (int64_t)p.k * bytes, b_row = a_row;
-  TensorMap ma = make_map(a, p.m, p.k, a_row, type, kBK / bytes, kBM, kMapSwizzle128B);
-  TensorMap mb = make_map(b, p.n, p.k, b_row, type, kBK / bytes, C::kBN, kMapSwizzle128B);
+  TensorMap ma = make_map(a, p.m, p.k, bytes, kBK / bytes, kBM), mb = make_map(b, p.n, p.k, bytes, kBK / bytes, C::kBN);
   TensorMap mo{};
   if (p.tma_store) mo = make_map(p.out, p.m, p.n, 2, 64, 64);
   const int tiles = ((p.m + kBM - 1) / kBM) * ((p.n + C::kBN - 1) / C::kBN);
@@ -469,7 +473,7 @@ const ConfigEntry& pick_config(const ConfigEntry (&configs)[N], const ConfigEntr
   for (const ConfigEntry& c : configs) {
     if (c.us_per_tile_block == 0) continue;
     long tiles = (long)((m + kBM - 1) / kBM) * ((n + c.bn - 1) / c.bn);
-    const bool split = stream_k_dp_tiles_of(m, n, k, c.bn, k_per_block, sms) != INT_MAX;
+    const bool split = stream_k_planned(m, n, k, c.bn, k_per_block, sms);
     double waves = split ? (double)tiles / sms : (double)((tiles + sms - 1) / (sms > 0 ? sms : 1));
     double cost = waves * k_blocks * c.us_per_tile_block;
     if (best_cost == 0 || cost < best_cost) { best = &c; best_cost = cost; }
