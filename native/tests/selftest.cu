@@ -127,19 +127,16 @@ static int time_scale_modes(int m, int n, int k) {
   const int modes[4][2] = {{MS_FMT_FP8_TENSOR, MS_FMT_FP8_TENSOR}, {MS_FMT_FP8_ROW, MS_FMT_FP8_ROW}, {MS_FMT_FP8_TENSOR, MS_FMT_FP8_ROW},
                            {MS_FMT_FP8_ROW, MS_FMT_FP8_TENSOR}};
   ms_gemm_plan* plans[4];
-  void* workspace = nullptr;  // the four plans share a shape and config, so one workspace size
   for (int i = 0; i < 4; ++i) {
     ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
     d.a_format = modes[i][0]; d.b_format = modes[i][1]; d.out_dtype = MS_DTYPE_BF16;
     CHECK_MS(ms_gemm_plan_create(&d, &plans[i]));
   }
-  size_t bytes = 0;
-  CHECK_MS(ms_gemm_plan_workspace_size(plans[0], &bytes));
-  if (bytes) { CHECK_CUDA(cudaMalloc(&workspace, bytes)); CHECK_CUDA(cudaMemset(workspace, 0, bytes)); }  // zero-filled before first use
+  Workspace workspace(plans[0]);  // the four plans share a shape and config, so one workspace size
   auto launch = [&](int i) {
     ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
     o.a = fp8(a, s, m, k, modes[i][0]); o.b = fp8(b, s, n, k, modes[i][1]); o.out = out;
-    CHECK_MS(ms_gemm_plan_run(plans[i], &o, workspace, nullptr));
+    CHECK_MS(ms_gemm_plan_run(plans[i], &o, workspace.data, nullptr));
   };
   for (int w = 0; w < 3; ++w) for (int i = 0; i < 4; ++i) launch(i);
   const std::vector<float> t = interleaved_medians(4, 30, [&](int i, int) { launch(i); });
