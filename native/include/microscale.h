@@ -82,7 +82,14 @@ typedef struct ms_gemm_desc_t {
   int32_t b_format, b_element, b_layout;
   int32_t out_dtype;        /* MS_DTYPE_* */
   int32_t has_bias;         /* bias: float [n] */
+  int32_t flags;            /* MS_GEMM_* bits (0: none). Callers built before this field pass a smaller struct_size: read as 0 */
 } ms_gemm_desc_t;
+
+/* The caller promises that B (the weights) is not written by any work still running on the stream when the GEMM is
+   launched. On sm_90+ the decode kernel (M <= 64) then starts streaming B while the previous kernel on the stream finishes
+   (programmatic dependent launch); everything else it reads or writes still waits for that kernel. Breaking the promise
+   gives undefined results. Other kernels ignore the flag. */
+#define MS_GEMM_STATIC_WEIGHTS 1
 
 typedef struct ms_gemm_operands_t {
   uint32_t struct_size;     /* sizeof(ms_gemm_operands_t) */

@@ -145,13 +145,14 @@ inline void launch_sm100_fp4_gemm(const ms_gemm_desc_t&, const char*, const ms_g
 
 // Decode GEMM (sm_80+, M <= 64): BF16 or FP8 activations x FP4 (MX / NV) or FP8 (per-tensor / per-row) weights, weights
 // streamed once (sm80_decode_gemm_nt.cu). The workspace (size from decode_gemm_workspace_size) lets it split K over CTAs;
-// it must be zero-filled before its first use and every run leaves its counter area zero.
+// it must be zero-filled before its first use and every run leaves its counter area zero. `programmatic` (sm_90+): launched
+// as a programmatic dependent of the previous kernel on the stream (desc.flags MS_GEMM_STATIC_WEIGHTS: B read before it ends).
 bool decode_gemm_can_implement(const ms_gemm_desc_t& desc);
 std::string decode_gemm_config(const ms_gemm_desc_t& desc);
 size_t decode_gemm_workspace_size(const ms_gemm_desc_t& desc, int multiprocessors);
 bool decode_gemm_operands_aligned(const ms_gemm_operands_t& ops);  // else the caller runs the generic kernel
 void launch_decode_gemm(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace, size_t workspace_bytes,
-                        cudaStream_t stream);
+                        bool programmatic, cudaStream_t stream);
 
 // The generic CUDA-core GEMM for every pair (any sm >= 80).
 void launch_gemm_generic(const ms_gemm_desc_t& desc, const ms_gemm_operands_t& ops, cudaStream_t stream);

@@ -82,7 +82,22 @@ struct DecodeParams {
   int out_dtype;
   float* partials;  // [ksplit][n_pad][8T]
   int* counters;    // [row tiles], zero between runs
+  int early_weights;  // launched as a programmatic dependent: the first weight chunks load before waiting for the previous grid
 };
+
+// Programmatic dependent launch (sm_90+): the next kernel on the stream may launch once every CTA of this one has started,
+// and this one waits for the previous grid (its completion and memory flush) only where it first reads what that grid may
+// have written. Without the launch attribute both are no-ops.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
 
 // ---------------------------------------------------------------------------------------------------------------- device
 
@@ -317,8 +332,11 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(W, T, kFp4A)) decode
     w_next += kChunkBytes;
     if (Traits::kFp4) s_next += scale_step;
   };
+  allow_dependent_launch();
+  if (!p.early_weights) wait_for_previous_grid();
 #pragma unroll
   for (int s = 0; s < kPrefetch; ++s) load_chunk(s, s);  // chunks past nchunks load nothing (c >= chunks0, chunks1)
+  if (p.early_weights) wait_for_previous_grid();
 
   stage_activations<W, T, kFp4A>(p, chunk0 * Traits::kChunkK, smem, true);
   __syncthreads();
@@ -532,7 +550,8 @@ std::string decode_gemm_config(const ms_gemm_desc_t& d) {
 
 size_t decode_gemm_workspace_size(const ms_gemm_desc_t& d, int sms) { return choose_split(d, sms, true).workspace_bytes; }
 
-void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, int sms, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, int sms, void* workspace, size_t workspace_bytes, bool programmatic,
+                        cudaStream_t stream) {
   const int kind = weight_kind(d), tiles = (d.n + kRowsPerCta - 1) / kRowsPerCta;
   Split s = choose_split(d, sms, workspace != nullptr);
   if (s.ksplit > 1 && workspace_bytes < s.workspace_bytes) s = choose_split(d, sms, false);
@@ -575,8 +594,16 @@ void launch_decode_gemm(const ms_gemm_desc_t& d, const ms_gemm_operands_t& ops, 
   Kernel kernel = kernel_for(kind, token_tiles(d.m), p.a_kind == kAMx4 || p.a_kind == kANv4);
   if (s.smem_bytes > kNoOptInStagedBytes)  // per launch: the attribute belongs to the current context
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, s.smem_bytes), "cudaFuncSetAttribute(decode)");
-  kernel<<<grid, kThreads, s.smem_bytes, stream>>>(p);
-  check_cuda(cudaGetLastError(), "decode GEMM launch");
+  // Programmatic dependent launch: CTA launch overlaps the previous kernel's tail; with static weights the first chunks'
+  // loads do too (H200, 8192 x 8192, one token: 21.0 us plain, 20.2 programmatic, 18.0 with static weights).
+  p.early_weights = programmatic && (d.flags & MS_GEMM_STATIC_WEIGHTS) != 0;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = dim3(kThreads), config.dynamicSmemBytes = s.smem_bytes, config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute, config.numAttrs = programmatic ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&config, kernel, p), "decode GEMM launch");
 }
 
 bool decode_gemm_operands_aligned(const ms_gemm_operands_t& ops) {

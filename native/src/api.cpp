@@ -157,6 +157,7 @@ struct ms_gemm_plan {
   std::string name;
   size_t workspace_bytes;  // what ms_gemm_plan_workspace_size reported (runs never use more)
   bool emulated;           // a Blackwell family forced onto sm_90: its tensor-core instructions emulated in software (tests)
+  int sm;                  // compute capability of the device the plan was made for
 };
 
 namespace {
@@ -248,9 +249,24 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, int sm, std::string& name) {
   return family;
 }
 
+// ms_gemm_desc_t before `flags` (callers built against that header pass this struct_size).
+constexpr size_t kGemmDescV1 = offsetof(ms_gemm_desc_t, flags);
+int32_t gemm_flags_of(const ms_gemm_desc_t* desc) { return desc->struct_size >= sizeof(ms_gemm_desc_t) ? desc->flags : 0; }
+
+// The caller's description with every field this library knows (flags 0 when the caller's struct ends before it).
+ms_gemm_desc_t full_gemm_desc(const ms_gemm_desc_t* desc) {
+  ms_gemm_desc_t d{};
+  std::memcpy(&d, desc, kGemmDescV1);
+  d.struct_size = sizeof d;
+  d.flags = gemm_flags_of(desc);
+  return d;
+}
+
 void check_gemm_desc(const ms_gemm_desc_t* desc) {
   MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
-  check_struct(desc->struct_size, sizeof(ms_gemm_desc_t), "desc");
+  check_struct(desc->struct_size, kGemmDescV1, "desc");
+  MS_CHECK_ARG((gemm_flags_of(desc) & ~MS_GEMM_STATIC_WEIGHTS) == 0, "desc.flags", "desc.flags: unknown bits 0x%x",
+               (unsigned)(gemm_flags_of(desc) & ~MS_GEMM_STATIC_WEIGHTS));
   MS_CHECK_ARG(desc->m >= 1 && desc->n >= 1 && desc->k >= 1, "desc", "desc: m, n, k must be >= 1, got %d, %d, %d", desc->m, desc->n, desc->k);
   MS_CHECK_ARG(desc->out_dtype >= MS_DTYPE_F32 && desc->out_dtype <= MS_DTYPE_F16, "desc.out_dtype", "desc.out_dtype: unknown dtype %d", desc->out_dtype);
   if (!pair_supported(*desc))
@@ -452,6 +468,8 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   MS_CHECK_ARG(out_plan != nullptr, "out_plan", "out_plan: must not be NULL");
   *out_plan = nullptr;
   check_gemm_desc(desc);
+  const ms_gemm_desc_t full = full_gemm_desc(desc);
+  desc = &full;
   std::string name;
   const int sm = current_sm();
   GemmFamily family = choose_family(*desc, sm, name);
@@ -463,7 +481,7 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
                            : family == GemmFamily::Sm120Fp4 ? ms::sm120_fp4_gemm_workspace_size(*desc)
                            : family == GemmFamily::Decode   ? ms::decode_gemm_workspace_size(*desc, sms)
                                                             : 0;
-  auto* plan = new ms_gemm_plan{*desc, family, name, workspace_bytes, emulated};
+  auto* plan = new ms_gemm_plan{*desc, family, name, workspace_bytes, emulated, sm};
   *out_plan = plan;
   MS_API_END
 }
@@ -471,6 +489,8 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
 MS_API ms_status_t ms_gemm_kernel_for(const ms_gemm_desc_t* desc, int32_t sm, int32_t multiprocessors, char* name, size_t capacity) {
   MS_API_BEGIN
   check_gemm_desc(desc);
+  const ms_gemm_desc_t full = full_gemm_desc(desc);
+  desc = &full;
   MS_CHECK_ARG(sm >= 0, "sm", "sm: must be a compute capability such as 90 or 120, got %d", sm);
   MS_CHECK_ARG(multiprocessors >= 1, "multiprocessors", "multiprocessors: must be >= 1, got %d", multiprocessors);
   std::string chosen;
@@ -522,7 +542,7 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   else if (plan->family == GemmFamily::Sm120Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm120_fp4_gemm_operands_aligned(*ops))
     ms::launch_sm120_fp4_gemm(d, *ops, workspace, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Decode && ms::decode_gemm_operands_aligned(*ops))
-    ms::launch_decode_gemm(d, *ops, sms, workspace, workspace ? plan->workspace_bytes : 0, static_cast<cudaStream_t>(stream));
+    ms::launch_decode_gemm(d, *ops, sms, workspace, workspace ? plan->workspace_bytes : 0, plan->sm >= 90, static_cast<cudaStream_t>(stream));
   else
     ms::launch_gemm_generic(d, *ops, static_cast<cudaStream_t>(stream));
   MS_API_END

@@ -267,7 +267,8 @@ static void time_quantize(cudaStream_t stream) {
 // --decode: W4A16 (MXFP4 / NVFP4) and W8A16 (E4M3 per-row) decode plans on random codes (block scales 2^-9..2^-1, UE4M3 scales
 // 0x20..0x4F) and BF16 activations. Check (first weight set): |C - C_generic| / ((2^-17 + (2K + 12) 2^-24) sum|a b| + 2^-126),
 // sum|a b| from the generic kernel on |A|, |B|. Timing: CUDA events, medians of 30, weight sets rotated (>= 100 MB), the
-// decode plan and cuBLAS BF16 alternately; weight GB/s = (codes + scales) / time against a 1 GiB device copy (read + write).
+// decode plan and cuBLAS BF16 alternately; weight GB/s = (codes + scales) / time against a 1 GiB device copy (read + write);
+// "static" columns: the same plan made with MS_GEMM_STATIC_WEIGHTS (weights streamed while the previous launch finishes).
 __global__ void fill_bytes(uint8_t* p, size_t n, uint32_t seed, uint32_t lo, uint32_t span, uint32_t mask) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     uint32_t h = (uint32_t)i * 0x9E3779B1u ^ seed;
@@ -283,8 +284,8 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
   void *c0, *c1; CHECK_CUDA(cudaMalloc(&c0, copy_bytes)); CHECK_CUDA(cudaMalloc(&c1, copy_bytes));
   const double copy_gbps = 2.0 * copy_bytes / (median_us(s, [&] { CHECK_CUDA(cudaMemcpyAsync(c1, c0, copy_bytes, cudaMemcpyDeviceToDevice, s)); }) * 1e3);
   cudaFree(c0); cudaFree(c1);
-  std::printf("\ndevice copy %.0f GB/s\n%-11s %3s %-7s %-40s %9s %8s %7s %9s %7s %10s\n", copy_gbps, "decode", "M", "weights", "kernel", "us", "GB/s",
-              "of copy", "BF16 us", "x BF16", "err/bound");
+  std::printf("\ndevice copy %.0f GB/s (static: the plan made with MS_GEMM_STATIC_WEIGHTS)\n%-11s %3s %-7s %-40s %9s %8s %7s %9s %7s %10s %9s %7s %7s\n",
+              copy_gbps, "decode", "M", "weights", "kernel", "us", "GB/s", "of copy", "BF16 us", "x BF16", "err/bound", "static us", "of copy", "x BF16");
   std::vector<std::pair<int, int>> shapes = {{8192, 8192}, {14336, 4096}, {4096, 14336}, {28672, 8192}};
   std::vector<int> tokens = {1, 2, 4, 8, 16, 32, 64};
   if (quick) { shapes.resize(1); tokens = {1, 16}; }
@@ -367,28 +368,36 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
         // One plan, run 10 times per timing (rotating weight sets) so that host work overlaps the GPU; the plan shares ws32's
         // first 16 MiB, cuBLAS gets the rest.
         unsetenv("MS_FORCE_CONFIG");
-        const ms_gemm_desc_t d = describe(MS_DTYPE_BF16);
+        ms_gemm_desc_t d = describe(MS_DTYPE_BF16);
         ms_gemm_plan* plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &plan));
+        d.flags = MS_GEMM_STATIC_WEIGHTS;  // the weights are never written here
+        ms_gemm_plan* static_plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &static_plan));
         ms_gemm_operands_t ops = operands(a, nullptr, nullptr, out);
         const bool no_workspace = std::getenv("MS_SELFTEST_NO_WORKSPACE") != nullptr;  // time the unsplit kernel
         int i = 0;
-        auto ours = [&] {
-          for (int r = 0; r < 10; ++r, ++i) {
-            ops.b.data = data[i % sets]; ops.b.block_scales = scales[i % sets];
-            CHECK_MS(ms_gemm_plan_run(plan, &ops, no_workspace ? nullptr : ws32, s));
-          }
+        auto timed = [&](const ms_gemm_plan* p) {
+          return [&, p] {
+            for (int r = 0; r < 10; ++r, ++i) {
+              ops.b.data = data[i % sets]; ops.b.block_scales = scales[i % sets];
+              CHECK_MS(ms_gemm_plan_run(p, &ops, no_workspace ? nullptr : ws32, s));
+            }
+          };
         };
+        auto ours = timed(plan);
+        auto ours_static = timed(static_plan);
         int j = 0;
         auto cublas = [&] {
           for (int r = 0; r < 10; ++r)
             if (msb_gemm(0, m, n, k, a, bf16_w[j++ % 2], out, nullptr, nullptr, (uint8_t*)ws32 + (16 << 20), 16 << 20, s)) { std::printf("cuBLAS: %s\n", msb_last_error()); std::exit(4); }
         };
-        double bf16_us = median_us(s, cublas) / 10, us = median_us(s, ours) / 10, bf16_us2 = median_us(s, cublas) / 10;
-        bf16_us = std::min(bf16_us, bf16_us2);
+        double bf16_us = median_us(s, cublas) / 10, us = median_us(s, ours) / 10, static_us = median_us(s, ours_static) / 10;
+        bf16_us = std::min(bf16_us, median_us(s, cublas) / 10);
         ms_gemm_plan_destroy(plan);
-        const double gbps = (data_bytes + scale_bytes) / (us * 1e3);
-        std::printf("%5dx%-5d %3d %-7s %-40s %9.1f %8.0f %7.3f %9.1f %7.2f %10.2e%s\n", n, k, m, format == MS_FMT_MXFP4 ? "mxfp4" : format == MS_FMT_NVFP4 ? "nvfp4" : "e4m3row",
-                    name, us, gbps, gbps / copy_gbps, bf16_us, bf16_us / us, worst, worst <= 1.0 ? "" : "  FAIL");
+        ms_gemm_plan_destroy(static_plan);
+        const double gbps = (data_bytes + scale_bytes) / (us * 1e3), static_gbps = (data_bytes + scale_bytes) / (static_us * 1e3);
+        std::printf("%5dx%-5d %3d %-7s %-40s %9.1f %8.0f %7.3f %9.1f %7.2f %10.2e %9.1f %7.3f %7.2f%s\n", n, k, m,
+                    format == MS_FMT_MXFP4 ? "mxfp4" : format == MS_FMT_NVFP4 ? "nvfp4" : "e4m3row", name, us, gbps, gbps / copy_gbps, bf16_us,
+                    bf16_us / us, worst, static_us, static_gbps / copy_gbps, bf16_us / static_us, worst <= 1.0 ? "" : "  FAIL");
         cudaFree(a); cudaFree(a_abs); cudaFree(out); cudaFree(ref); cudaFree(abs_out); cudaFree(w_abs);
       }
       for (int i = 0; i < sets; ++i) { cudaFree(data[i]); if (scales[i]) cudaFree(scales[i]); }

@@ -50,6 +50,10 @@ internal struct MsGemmDesc
     public int BFormat, BElement, BLayout;
     public int OutDType;
     public int HasBias;
+    public int Flags;
+
+    /// <summary><c>MS_GEMM_STATIC_WEIGHTS</c>.</summary>
+    public const int StaticWeights = 1;
 
     public static MsGemmDesc Create() => new() { StructSize = (uint)Marshal.SizeOf<MsGemmDesc>() };
 }

@@ -157,7 +157,7 @@ internal static class NativeOps
         var bias = options.Bias is null ? 0 : Pointer(options.Bias.Storage);
         // The plan's workspace (decode plans split K with it) is the scratch's zero-filled GEMM workspace.
         return RunGemm(a, Describe(b.Options, n, k, b.Storage), Pointer(destination), outputKind, options.Alpha, bias,
-                       bytes => device.Scratch.GemmWorkspace(bytes).LoadEffectiveAddressAsPtr(), Stream(device));
+                       bytes => device.Scratch.GemmWorkspace(bytes).LoadEffectiveAddressAsPtr(), Stream(device), options.StaticWeights);
     }
 
     /// <summary>Bytes of workspace the plan for this problem can use (0: none).</summary>
@@ -185,7 +185,7 @@ internal static class NativeOps
         return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)name) ?? "";
     }
 
-    private static MsGemmDesc Desc(in MsQTensor a, in MsQTensor b, int outputKind, bool hasBias)
+    private static MsGemmDesc Desc(in MsQTensor a, in MsQTensor b, int outputKind, bool hasBias, bool staticWeights = false)
     {
         var desc = MsGemmDesc.Create();
         (desc.M, desc.N, desc.K) = (a.Rows, b.Rows, a.Cols);
@@ -193,17 +193,18 @@ internal static class NativeOps
         (desc.BFormat, desc.BElement, desc.BLayout) = (b.Format, b.Element, b.Layout);
         desc.OutDType = outputKind;
         desc.HasBias = hasBias ? 1 : 0;
+        desc.Flags = staticWeights ? MsGemmDesc.StaticWeights : 0;
         return desc;
     }
 
     /// <summary>Plans and runs one native GEMM; <paramref name="workspace"/> supplies the plan's workspace when it needs one.
     /// Returns the kernel's name.</summary>
     public static unsafe string RunGemm(in MsQTensor a, in MsQTensor b, nint output, int outputKind, float alpha, nint bias,
-                                        Func<long, nint> workspace, nint stream)
+                                        Func<long, nint> workspace, nint stream, bool staticWeights = false)
     {
         var ops = MsGemmOperands.Create();
         (ops.A, ops.B, ops.Out, ops.Alpha, ops.Bias) = (a, b, output, alpha, bias);
-        var desc = Desc(a, b, outputKind, bias != 0);
+        var desc = Desc(a, b, outputKind, bias != 0, staticWeights);
         NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out var plan));
         using (plan)
         {

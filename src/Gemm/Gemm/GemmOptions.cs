@@ -11,6 +11,12 @@ public sealed record GemmOptions
 
     /// <summary>Optional bias of N values (any shape with N elements), on the same context as the operands.</summary>
     public DeviceTensor<float>? Bias { get; init; }
+
+    /// <summary>A promise that B (the weights) is not written by any work still running on the stream when the GEMM is
+    /// launched, as with a model's weights. On sm_90+ the native decode kernel (up to 64 tokens) then starts reading B while
+    /// the previous kernel on the stream finishes (programmatic dependent launch); everything else still waits for that
+    /// kernel. Breaking the promise gives undefined results. Other kernels and backends ignore it. Default false.</summary>
+    public bool StaticWeights { get; init; }
 }
 
 /// <summary>The operand pairs of NUMERICS.md §5 and what each is called.</summary>

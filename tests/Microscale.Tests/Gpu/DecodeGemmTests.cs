@@ -65,6 +65,26 @@ public sealed class DecodeGemmTests : NativeFixture
             RunAndCheck(new QuantizationOptions(weights.Format) { Layout = weights.Layout }, weights, 5, 1000, 8192, repeat: true, DecodePrefix);
     }
 
+    /// <summary>GemmOptions.StaticWeights (programmatic dependent launch with the first weight loads before the wait on
+    /// sm_90+): back-to-back runs, each launched while the one before still runs, give the bytes of a plain run.</summary>
+    [TestCase(1)]
+    [TestCase(16)]
+    public void StaticWeightsGiveThePlainRunsBytes(int m)
+    {
+        const int n = 1000, k = 8192; // split K
+        using var weightSource = Context.CreateTensor<float>(Unit.HadamardTests.StudentT3(n * k, seed: 11), n, k);
+        using var qb = Context.Quantize(weightSource, new QuantizationOptions(QuantFormat.Mxfp4));
+        using var dense = Context.CreateTensor<BFloat16>(SeededGaussian.Create(m * k, seed: 12).Select(v => (BFloat16)v).ToArray(), m, k);
+        using var c = Context.AllocateTensor<float>(m, n);
+        Context.Gemm(dense, qb, c, GemmOptions.Default);
+        var plain = c.ToArray(); // synchronizes: nothing writes the weights from here on, as StaticWeights promises
+        var options = new GemmOptions { StaticWeights = true };
+        for (int run = 0; run < 4; ++run)
+            Context.Gemm(dense, qb, c, options);
+        Assert.That(Context.LastGemmKernel, Does.StartWith(DecodePrefix));
+        Assert.That(c.ToArray(), Is.EqualTo(plain));
+    }
+
     // 64 tokens: the decode kernel; 128: on sm_90 the BF16 wgmma family (exact BF16 copies of the weights), else decode.
     public static IEnumerable<TestCaseData> ExactWeights() =>
         from m in new[] { 64, 128 }

@@ -27,7 +27,7 @@ public sealed class NativeAbiTests
         // Sizes of the C structs on LP64 (microscale.h): a change here is an ABI break.
         Assert.That(Marshal.SizeOf<MsQTensor>(), Is.EqualTo(64));
         Assert.That(Marshal.SizeOf<MsQuantizeDesc>(), Is.EqualTo(40));
-        Assert.That(Marshal.SizeOf<MsGemmDesc>(), Is.EqualTo(52));
+        Assert.That(Marshal.SizeOf<MsGemmDesc>(), Is.EqualTo(56));
         Assert.That(Marshal.SizeOf<MsGemmOperands>(), Is.EqualTo(152));
     }
 
@@ -146,6 +146,28 @@ public sealed class NativeAbiTests
         desc.M = 0;
         ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out _)))!;
         Assert.That(ex.Message, Does.Contain("m, n, k"));
+    }
+
+    [Test]
+    public void GemmDescFlagsAreOptionalAndUnknownBitsRefused()
+    {
+        var desc = MsGemmDesc.Create();
+        (desc.M, desc.N, desc.K) = (1, 64, 64);
+        desc.Flags = MsGemmDesc.StaticWeights;
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out var plan));
+        plan.Dispose();
+        // A caller built before `flags` existed passes the shorter struct; the field is then read as 0, whatever follows.
+        desc.StructSize = 52;
+        desc.Flags = 0x40;
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out plan));
+        plan.Dispose();
+        desc.StructSize = 56;
+        var ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out _)))!;
+        Assert.That(ex.Status, Is.EqualTo(MsStatus.InvalidArgument));
+        Assert.That(ex.Argument, Is.EqualTo("desc.flags"));
+        desc.StructSize = 48;
+        ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out _)))!;
+        Assert.That(ex.Status, Is.EqualTo(MsStatus.AbiMismatch));
     }
 
     [Test]
