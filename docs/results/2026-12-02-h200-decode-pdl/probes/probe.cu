@@ -1,6 +1,7 @@
 // Memory-floor probe: what a read-only weight stream can reach at decode sizes, timed like the decode selftest
 // (10 back-to-back launches per CUDA-event sample, rotating buffers, median of 30).
 #include <cuda_runtime.h>
+#include "timing.cuh"
 #include <cstdio>
 #include <cstdint>
 #include <vector>
@@ -44,13 +45,6 @@ __global__ void __launch_bounds__(256) slab_read(const uint4* __restrict__ p, si
 }
 __global__ void empty_kernel(uint32_t* out) { if (threadIdx.x == 1024) out[0] = 1; }
 
-template <class F> double median_us(cudaStream_t s, F f) {
-  cudaEvent_t a, b; cudaEventCreate(&a); cudaEventCreate(&b);
-  for (int i = 0; i < 3; ++i) f();
-  std::vector<float> t;
-  for (int r = 0; r < 30; ++r) { cudaEventRecord(a, s); f(); cudaEventRecord(b, s); cudaEventSynchronize(b); float ms; cudaEventElapsedTime(&ms, a, b); t.push_back(ms * 1000); }
-  std::sort(t.begin(), t.end()); return t[15];
-}
 
 int main() {
   cudaStream_t s; CK(cudaStreamCreate(&s));

@@ -2,6 +2,7 @@
 // lane (g, t) of warp w loads, per chunk, P adjacent 16-byte pieces of rows 16w + g and 16w + g + 8 at byte offset
 // chunk * 64P + 16Pt. D chunks in flight per lane (register ring). Times it like the decode selftest.
 #include <cuda_runtime.h>
+#include "timing.cuh"
 #include <cstdint>
 #include <cstdio>
 #include <vector>
@@ -59,13 +60,6 @@ __global__ void __launch_bounds__(256) tiled(const uint8_t* __restrict__ w, int6
     }
   }
   if (acc == 0x9E3779B1u) out[0] = acc;
-}
-template <class F> double median_us(cudaStream_t s, F f) {
-  cudaEvent_t a, b; cudaEventCreate(&a); cudaEventCreate(&b);
-  for (int i = 0; i < 3; ++i) f();
-  std::vector<float> t;
-  for (int r = 0; r < 30; ++r) { cudaEventRecord(a, s); f(); cudaEventRecord(b, s); cudaEventSynchronize(b); float ms; cudaEventElapsedTime(&ms, a, b); t.push_back(ms * 1000); }
-  std::sort(t.begin(), t.end()); return t[15];
 }
 int main() {
   cudaStream_t s; cudaStreamCreate(&s);
