@@ -58,6 +58,23 @@ internal sealed class CublasSession : IDisposable
         return (Report.Median(ms) * 1e3, Report.Median(baselineMs) * 1e3);
     }
 
+    /// <summary>
+    /// Like <see cref="Interleaved"/>, but each timed interval holds <paramref name="batch"/> launches back to back (call j of
+    /// iteration i gets i * batch + j), as an engine issues them: a kernel's start can overlap the previous one's end
+    /// (programmatic dependent launch). Medians per launch in µs.
+    /// </summary>
+    public (double Microseconds, double BaselineMicroseconds) InterleavedBatches(Action<int> baseline, Action<int> candidate, int batch, int warmup,
+                                                                                int iterations)
+    {
+        void Run(Action<int> action, int i)
+        {
+            for (int j = 0; j < batch; j++)
+                action(i * batch + j);
+        }
+        var (us, baselineUs) = Interleaved(i => Run(baseline, i), i => Run(candidate, i), warmup, iterations);
+        return (us / batch, baselineUs / batch);
+    }
+
     public void Dispose()
     {
         Events.Dispose();

@@ -9,7 +9,9 @@ namespace Microscale.Bench;
 /// weights × BF16) and W4A8 (MXFP4 × FP8 per-token) on the Native backend, each interleaved with cuBLAS BF16 and with cuBLASLt
 /// FP8 per-tensor at the same M (CUDA events, median of 50, 4 rotating weight sets of ≥ 100 MB, so no weight stays in L2).
 /// Reports µs, the weight bandwidth (weight and scale bytes / time) as a fraction of the device-to-device copy bandwidth
-/// measured in the same run, and the ratios baseline time / Microscale time. Writes decode.csv / decode.json.
+/// measured in the same run, and the ratios baseline time / Microscale time. The static columns time
+/// <see cref="GemmOptions.StaticWeights"/> plans in batches of launches back to back (so that each launch can overlap the one
+/// before), against cuBLAS BF16 timed in the same batches. Writes decode.csv / decode.json.
 /// </summary>
 internal static class DecodeSweep
 {
@@ -33,7 +35,12 @@ internal static class DecodeSweep
     ];
 
     private sealed record Row(string Shape, int M, string Scheme, string Kernel, double Microseconds, double WeightGBps, double CopyFraction,
-                              double CublasBf16Microseconds, double RatioBf16, double CublasFp8Microseconds, double RatioFp8, double CopyGBps);
+                              double CublasBf16Microseconds, double RatioBf16, double CublasFp8Microseconds, double RatioFp8, double CopyGBps,
+                              double StaticMicroseconds, double StaticCopyFraction, double StaticRatioBf16);
+
+    // GemmOptions.StaticWeights, timed in batches of this many launches back to back (against cuBLAS BF16 batches).
+    private const int StaticBatch = 10;
+    private static readonly GemmOptions s_staticWeights = new() { StaticWeights = true };
 
     public static void Run(string outputDirectory)
     {
@@ -48,13 +55,17 @@ internal static class DecodeSweep
             {
                 var small = rows.Where(r => r.Scheme == scheme.Name && r.M <= 16).ToList();
                 Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-                                                "{0}, M <= 16: copy fraction min {1:F3} geomean {2:F3}; vs cuBLAS BF16 geomean {3:F2}x; vs cuBLASLt FP8 geomean {4:F2}x",
+                                                "{0}, M <= 16: copy fraction min {1:F3} geomean {2:F3}; vs cuBLAS BF16 geomean {3:F2}x; vs cuBLASLt FP8 geomean {4:F2}x; " +
+                                                "static weights, back to back: copy fraction geomean {5:F3}, vs cuBLAS BF16 geomean {6:F2}x",
                                                 scheme.Name, small.Min(r => r.CopyFraction), Report.GeometricMean(small.Select(r => r.CopyFraction)),
-                                                Report.GeometricMean(small.Select(r => r.RatioBf16)), Report.GeometricMean(small.Select(r => r.RatioFp8))));
+                                                Report.GeometricMean(small.Select(r => r.RatioBf16)), Report.GeometricMean(small.Select(r => r.RatioFp8)),
+                                                Report.GeometricMean(small.Select(r => r.StaticCopyFraction)), Report.GeometricMean(small.Select(r => r.StaticRatioBf16))));
             }
-            Report.Save(outputDirectory, Part, "shape,m,scheme,kernel,us,weight_gbps,copy_fraction,cublas_bf16_us,ratio_bf16,cublaslt_fp8_us,ratio_fp8,copy_gbps",
+            Report.Save(outputDirectory, Part,
+                        "shape,m,scheme,kernel,us,weight_gbps,copy_fraction,cublas_bf16_us,ratio_bf16,cublaslt_fp8_us,ratio_fp8,copy_gbps," +
+                        "static_weights_us,static_weights_copy_fraction,static_weights_ratio_bf16",
                         rows, r => [r.Shape, r.M, r.Scheme, r.Kernel, r.Microseconds, r.WeightGBps, r.CopyFraction, r.CublasBf16Microseconds, r.RatioBf16,
-                                    r.CublasFp8Microseconds, r.RatioFp8, r.CopyGBps]);
+                                    r.CublasFp8Microseconds, r.RatioFp8, r.CopyGBps, r.StaticMicroseconds, r.StaticCopyFraction, r.StaticRatioBf16]);
         }
     }
 
@@ -82,7 +93,8 @@ internal static class DecodeSweep
         var (context, random, cublas) = (session.Context, session.Random, session.Cublas);
         var rows = new List<Row>();
         Console.WriteLine($"Decode GEMM on {context.DeviceName}: median of {Iterations} (CUDA events), interleaved with cuBLAS BF16 / cuBLASLt FP8 per-tensor");
-        Console.WriteLine($"{"shape",-11} {"M",3} {"scheme",-14} {"kernel",-40} {"us",8} {"GB/s",7} {"of copy",7} {"BF16 us",8} {"x BF16",7} {"FP8 us",8} {"x FP8",6}");
+        Console.WriteLine($"static: GemmOptions.StaticWeights, {StaticBatch} launches back to back per timed interval, against cuBLAS BF16 timed the same way");
+        Console.WriteLine($"{"shape",-11} {"M",3} {"scheme",-14} {"kernel",-40} {"us",8} {"GB/s",7} {"of copy",7} {"BF16 us",8} {"x BF16",7} {"FP8 us",8} {"x FP8",6} {"static us",9} {"of copy",7} {"x BF16",7}");
         foreach (var (n, k) in s_shapes)
         {
             int sets = (int)Math.Max(2, (MinimumRotationBytes + n * (long)k / 2 - 1) / (n * (long)k / 2)); // FP4 weights: n*k/2 bytes
@@ -146,26 +158,33 @@ internal static class DecodeSweep
                 fp8Baseline = false;
             }
         }
-        void Microscale(int i)
+        void Run(int i, GemmOptions options)
         {
             if (quantizedActivations is null)
-                context.Gemm(activations, weights[i % sets], c);
+                context.Gemm(activations, weights[i % sets], c, options);
             else
-                context.Gemm(quantizedActivations, weights[i % sets], c);
+                context.Gemm(quantizedActivations, weights[i % sets], c, options);
         }
+        void Microscale(int i) => Run(i, GemmOptions.Default);
+        void MicroscaleStatic(int i) => Run(i, s_staticWeights); // the weights are never written while timed
 
         // Two interleaved runs, each ratio from its own pair; the reported time is the one beside cuBLAS BF16.
         var (us, bf16Us) = session.Interleaved(Bf16, Microscale, Warmup, Iterations);
         var (usBesideFp8, fp8Us) = session.Interleaved(Fp8, Microscale, Warmup, Iterations);
+        var (staticUs, bf16BatchUs) = session.InterleavedBatches(Bf16, MicroscaleStatic, StaticBatch, Warmup, Iterations);
         if (!fp8Baseline)
             fp8Us = double.NaN;
         var w = weights[0];
         double weightBytes = w.Spec.DataBytes(w.Rows, w.Columns) + w.Spec.BlockScaleBytes(w.Rows, w.Columns, w.Layout) +
                              4.0 * (w.Options.Format == QuantFormat.Fp8PerRow ? n : 1);
         double gbps = weightBytes / (us * 1e-6) / 1e9;
-        var row = new Row($"{n}x{k}", m, scheme.Name, context.LastGemmKernel, us, gbps, gbps / copyGBps, bf16Us, bf16Us / us, fp8Us, fp8Us / usBesideFp8, copyGBps);
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0,-11} {1,3} {2,-14} {3,-40} {4,8:F1} {5,7:F0} {6,7:F3} {7,8:F1} {8,7:F2} {9,8:F1} {10,6:F2}",
-                                        row.Shape, m, row.Scheme, row.Kernel, us, gbps, row.CopyFraction, bf16Us, row.RatioBf16, fp8Us, row.RatioFp8));
+        double staticFraction = weightBytes / (staticUs * 1e-6) / 1e9 / copyGBps;
+        var row = new Row($"{n}x{k}", m, scheme.Name, context.LastGemmKernel, us, gbps, gbps / copyGBps, bf16Us, bf16Us / us, fp8Us, fp8Us / usBesideFp8, copyGBps,
+                          staticUs, staticFraction, bf16BatchUs / staticUs);
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                                        "{0,-11} {1,3} {2,-14} {3,-40} {4,8:F1} {5,7:F0} {6,7:F3} {7,8:F1} {8,7:F2} {9,8:F1} {10,6:F2} {11,9:F1} {12,7:F3} {13,7:F2}",
+                                        row.Shape, m, row.Scheme, row.Kernel, us, gbps, row.CopyFraction, bf16Us, row.RatioBf16, fp8Us, row.RatioFp8,
+                                        staticUs, staticFraction, row.StaticRatioBf16));
         return row;
     }
 
