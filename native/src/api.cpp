@@ -251,27 +251,24 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, int sm, std::string& name) {
 
 // ms_gemm_desc_t before `flags` (callers built against that header pass this struct_size).
 constexpr size_t kGemmDescV1 = offsetof(ms_gemm_desc_t, flags);
-int32_t gemm_flags_of(const ms_gemm_desc_t* desc) { return desc->struct_size >= sizeof(ms_gemm_desc_t) ? desc->flags : 0; }
+constexpr int32_t kKnownGemmFlags = MS_GEMM_STATIC_WEIGHTS;
 
-// The caller's description with every field this library knows (flags 0 when the caller's struct ends before it).
-ms_gemm_desc_t full_gemm_desc(const ms_gemm_desc_t* desc) {
+// Checks the caller's description and returns it with every field this library knows (flags 0 when the caller's struct
+// ends before them).
+ms_gemm_desc_t checked_gemm_desc(const ms_gemm_desc_t* desc) {
+  MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
+  check_struct(desc->struct_size, kGemmDescV1, "desc");
   ms_gemm_desc_t d{};
   std::memcpy(&d, desc, kGemmDescV1);
   d.struct_size = sizeof d;
-  d.flags = gemm_flags_of(desc);
+  d.flags = desc->struct_size >= sizeof(ms_gemm_desc_t) ? desc->flags : 0;
+  MS_CHECK_ARG((d.flags & ~kKnownGemmFlags) == 0, "desc.flags", "desc.flags: unknown bits 0x%x", (unsigned)(d.flags & ~kKnownGemmFlags));
+  MS_CHECK_ARG(d.m >= 1 && d.n >= 1 && d.k >= 1, "desc", "desc: m, n, k must be >= 1, got %d, %d, %d", d.m, d.n, d.k);
+  MS_CHECK_ARG(d.out_dtype >= MS_DTYPE_F32 && d.out_dtype <= MS_DTYPE_F16, "desc.out_dtype", "desc.out_dtype: unknown dtype %d", d.out_dtype);
+  if (!pair_supported(d))
+    ms::fail(MS_ERR_UNSUPPORTED, "desc", "no GEMM for activations %s (element %d) with weights %s", format_name(d.a_format),
+             d.a_element, format_name(d.b_format));
   return d;
-}
-
-void check_gemm_desc(const ms_gemm_desc_t* desc) {
-  MS_CHECK_ARG(desc != nullptr, "desc", "desc: must not be NULL");
-  check_struct(desc->struct_size, kGemmDescV1, "desc");
-  MS_CHECK_ARG((gemm_flags_of(desc) & ~MS_GEMM_STATIC_WEIGHTS) == 0, "desc.flags", "desc.flags: unknown bits 0x%x",
-               (unsigned)(gemm_flags_of(desc) & ~MS_GEMM_STATIC_WEIGHTS));
-  MS_CHECK_ARG(desc->m >= 1 && desc->n >= 1 && desc->k >= 1, "desc", "desc: m, n, k must be >= 1, got %d, %d, %d", desc->m, desc->n, desc->k);
-  MS_CHECK_ARG(desc->out_dtype >= MS_DTYPE_F32 && desc->out_dtype <= MS_DTYPE_F16, "desc.out_dtype", "desc.out_dtype: unknown dtype %d", desc->out_dtype);
-  if (!pair_supported(*desc))
-    ms::fail(MS_ERR_UNSUPPORTED, "desc", "no GEMM for activations %s (element %d) with weights %s", format_name(desc->a_format),
-             desc->a_element, format_name(desc->b_format));
 }
 
 void copy_name(const std::string& name, char* out, size_t capacity) {
@@ -467,8 +464,7 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
   MS_API_BEGIN
   MS_CHECK_ARG(out_plan != nullptr, "out_plan", "out_plan: must not be NULL");
   *out_plan = nullptr;
-  check_gemm_desc(desc);
-  const ms_gemm_desc_t full = full_gemm_desc(desc);
+  const ms_gemm_desc_t full = checked_gemm_desc(desc);
   desc = &full;
   std::string name;
   const int sm = current_sm();
@@ -488,8 +484,7 @@ MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan*
 
 MS_API ms_status_t ms_gemm_kernel_for(const ms_gemm_desc_t* desc, int32_t sm, int32_t multiprocessors, char* name, size_t capacity) {
   MS_API_BEGIN
-  check_gemm_desc(desc);
-  const ms_gemm_desc_t full = full_gemm_desc(desc);
+  const ms_gemm_desc_t full = checked_gemm_desc(desc);
   desc = &full;
   MS_CHECK_ARG(sm >= 0, "sm", "sm: must be a compute capability such as 90 or 120, got %d", sm);
   MS_CHECK_ARG(multiprocessors >= 1, "multiprocessors", "multiprocessors: must be >= 1, got %d", multiprocessors);
