@@ -54,6 +54,9 @@ case "$verb" in
     for project in tests/Microscale.Tests bench/Microscale.Bench src/Cli; do
       dotnet publish "$project" -c Release -r linux-x64 --self-contained -p:PublishReadyToRun=false -o "$stage/app" --nologo -v quiet
     done
+    # Not needed on the GPU machine, and the bundle must travel with the working tree under 64 MiB: the debugger's and
+    # crash-dump helpers, and BenchmarkDotNet's disassembler (its DisassemblyDiagnoser is not used).
+    rm -f "$stage"/app/{libmscordaccore.so,libmscordbi.so,createdump,libcapstone.so}
     mkdir -p "$stage/native" && cp -r native/CMakeLists.txt native/include native/src native/kernels native/bench native/tests native/tools "$stage/native/"
     cp tools/run-gpu.sh "$stage/run-gpu.sh"
     tar -C "$stage" -cf - . | xz -T0 -6 > .bundle/microscale-gpu.tar.xz

@@ -140,7 +140,7 @@ internal static class GpuSweep
     }
 
     private static double FormatSpecBytes(QuantizedTensor q) =>
-        q.Spec.DataBytes(q.Rows, q.Columns) + q.Spec.BlockScaleBytes(q.Rows, q.Columns, q.Layout);
+        q.Spec.DataBytes(q.Rows, q.Columns, q.Layout) + q.Spec.BlockScaleBytes(q.Rows, q.Columns, q.Layout);
 
     private static void Gemm(MicroscaleContext context, List<Row> rows)
     {

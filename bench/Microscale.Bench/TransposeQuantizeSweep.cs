@@ -90,5 +90,5 @@ internal static class TransposeQuantizeSweep
         }
     }
 
-    private static double Written(QuantizedTensor q) => q.Spec.DataBytes(q.Rows, q.Columns) + q.Spec.BlockScaleBytes(q.Rows, q.Columns, q.Layout);
+    private static double Written(QuantizedTensor q) => q.Spec.DataBytes(q.Rows, q.Columns, q.Layout) + q.Spec.BlockScaleBytes(q.Rows, q.Columns, q.Layout);
 }

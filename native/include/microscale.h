@@ -42,7 +42,18 @@ enum {
 enum { MS_FMT_MXFP4 = 0, MS_FMT_MXFP8 = 1, MS_FMT_NVFP4 = 2, MS_FMT_FP8_TENSOR = 3, MS_FMT_FP8_ROW = 4, MS_FMT_MXINT8 = 5, MS_FMT_DENSE = -1 };
 enum { MS_ELEM_E4M3 = 0, MS_ELEM_E5M2 = 1 };               /* FP8 element of MXFP8 / FP8 formats */
 enum { MS_RULE_FLOOR = 0, MS_RULE_CEIL = 1 };              /* MX scale exponent rule */
-enum { MS_LAYOUT_LINEAR = 0, MS_LAYOUT_SWIZZLED_128X4 = 1 };
+/* Layouts of a quantized tensor (ms_qtensor_t.layout):
+   LINEAR: codes row-major [rows, padded_cols], block scales row-major [rows, scale_cols].
+   SWIZZLED_128X4: codes as LINEAR; block scales in the 128 x 4 atoms of the Blackwell block-scaled MMA (rows padded to 128,
+     scale columns to 4, padding zero).
+   TILED_16X128 (MXFP4 / NVFP4 weights, the B operand of a GEMM; written by ms_relayout): codes and block scales in tiles of
+     16 rows x 128 values, tile (row / 16, col / 128) at index (row / 16) x ceil(cols / 128) + col / 128, rows and columns
+     past the tensor zero. Codes: 1024 bytes per tile, tile row r at byte 64 r, the nibbles within a row as in LINEAR.
+     Scales, with g = row % 8 and h = row % 16 / 8: MXFP4 64 bytes per tile, block b (of 4) of a row at byte 2 (4 g + b) + h;
+     NVFP4 128 bytes per tile, block b (of 8) at byte 4 (4 g + b / 2) + 2 h + b % 2. The decode GEMM (M <= 64 and more)
+     streams it with one 512-byte contiguous piece per warp and load; a GEMM whose B is tiled runs the decode kernel.
+   Sizes: ms_qtensor_bytes. */
+enum { MS_LAYOUT_LINEAR = 0, MS_LAYOUT_SWIZZLED_128X4 = 1, MS_LAYOUT_TILED_16X128 = 2 };
 enum { MS_DTYPE_F32 = 0, MS_DTYPE_BF16 = 1, MS_DTYPE_F16 = 2 };
 enum { MS_ROUND_NEAREST = 0, MS_ROUND_STOCHASTIC = 1 };     /* element rounding (NUMERICS.md s7; scales always RNE) */
 
@@ -79,7 +90,8 @@ typedef struct ms_gemm_desc_t {
   uint32_t struct_size;     /* sizeof(ms_gemm_desc_t) */
   int32_t m, n, k;
   int32_t a_format, a_element, a_layout, a_dtype;   /* a_format MS_FMT_DENSE: dense activations of a_dtype */
-  int32_t b_format, b_element, b_layout;
+  int32_t b_format, b_element, b_layout;            /* b_layout MS_LAYOUT_TILED_16X128: the plan runs the decode kernel
+                                                        (any M) and every run's b must be tiled; otherwise b must not be */
   int32_t out_dtype;        /* MS_DTYPE_* */
   int32_t has_bias;         /* bias: float [n] */
   int32_t flags;            /* MS_GEMM_* bits (0: none). Callers built before this field pass a smaller struct_size: read as 0 */
@@ -138,6 +150,13 @@ MS_API ms_status_t ms_hadamard_rotate(const ms_quantize_desc_t* desc, const void
    dequantize_row_* decodes them (E2M1 -0 becomes +0; UE4M3 scales lose bit 7, 0x7F reads as 0); scale bytes ggml rejects
    (E8M0 0xFF, UE4M3 0xFF) become NaN scales. */
 MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_qtensor_t* dst, float global_scale, void* stream);
+
+/* Bytes of t's codes and block scales in its format and layout (t->data and t->block_scales may be NULL here). */
+MS_API ms_status_t ms_qtensor_bytes(const ms_qtensor_t* t, size_t* out_data_bytes, size_t* out_scale_bytes);
+/* Copies src into dst's layout: the same format, element, rows and cols, codes and block scales (decode_scales are neither
+   read nor written: dst may share src's). Any layout to any other that applies to the format (MS_LAYOUT_TILED_16X128: MXFP4
+   and NVFP4 only); every byte of dst is written, padding zero. src and dst must not overlap. */
+MS_API ms_status_t ms_relayout(const ms_qtensor_t* src, const ms_qtensor_t* dst, void* stream);
 
 /* GEMM C = alpha * A.B^T + bias: validate and pick a kernel once (plan), then run it many times. */
 MS_API ms_status_t ms_gemm_plan_create(const ms_gemm_desc_t* desc, ms_gemm_plan** out_plan);

@@ -73,7 +73,12 @@ void clear_swizzled_scales(uint8_t* block_scales, int rows, int scale_cols, cuda
 // Writes the first non-finite row-major index (or INT64_MAX) of the (rotated) source to *device_index.
 void launch_find_nonfinite(const QuantizeLaunch& q, unsigned long long* device_index, cudaStream_t stream);
 void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream);
-void launch_dequantize(const ms_qtensor_t& q, int padded_cols, int scale_cols, int kind, int bits, int block, float* dst, cudaStream_t stream);
+void launch_dequantize(const ms_qtensor_t& q, float* dst, cudaStream_t stream);
+// Bytes of a quantized tensor's codes and block scales in its layout (include/microscale.h, ms_qtensor_bytes).
+size_t qtensor_data_bytes(const ms_qtensor_t& t);
+size_t qtensor_scale_bytes(const ms_qtensor_t& t);
+// src's codes and block scales into dst's layout (smxx_relayout.cu); the same format and shape, every dst byte written.
+void launch_relayout(const ms_qtensor_t& src, const ms_qtensor_t& dst, cudaStream_t stream);
 
 // GGUF MXFP4 (32 values per block) / NVFP4 (64) blocks of a [rows, cols] tensor into dst (MXFP4 / NVFP4, data 16-byte aligned).
 void launch_gguf_repack(int values_per_block, const void* src, int rows, int cols, const ms_qtensor_t& dst, float global_scale, int multiprocessors,

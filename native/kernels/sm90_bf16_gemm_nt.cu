@@ -33,7 +33,8 @@ __global__ void __launch_bounds__(kDequantThreads) dequantize_bf16_kernel(QuantV
       const int col = group * kValuesPerGroup;  // rows start 8-byte aligned (padded_cols is a multiple of 8, 16 or 32)
       uint32_t codes[kValuesPerGroup];
       if constexpr (kKind == kE2M1) {
-        const uint32_t word = __ldg(reinterpret_cast<const uint32_t*>(data + col / 2));
+        const uint8_t* at = q.tiled ? q.data + tiled_code_offset(row, col, tiled_col_chunks(q.cols)) : data + col / 2;  // 8 values: 4 bytes in either
+        const uint32_t word = __ldg(reinterpret_cast<const uint32_t*>(at));
 #pragma unroll
         for (int i = 0; i < kValuesPerGroup; ++i) codes[i] = (word >> (4 * i)) & 0xFu;
       } else {
@@ -46,7 +47,7 @@ __global__ void __launch_bounds__(kDequantThreads) dequantize_bf16_kernel(QuantV
       }
       float scale = 1.0f;
       if (q.block) {  // the 8 values share one block (blocks of 16 and 32)
-        const uint32_t code = __ldg(q.block_scales + scale_offset(row, col / q.block, q.scale_cols, q.swizzled));
+        const uint32_t code = scale_code_at(q, row, col / q.block);
         scale = is_mx_format(q.format) ? from_e8m0(code) : from_e4m3(code);
       }
       uint32_t packed[kValuesPerGroup / 2];

@@ -180,9 +180,8 @@ void launch_rotate(const QuantizeLaunch& q, float* dst, cudaStream_t stream) {
   launch_mode<kRotate>(p, q.src, stream);
 }
 
-void launch_dequantize(const ms_qtensor_t& t, int padded_cols, int scale_cols, int kind, int bits, int block, float* dst, cudaStream_t stream) {
-  QuantView q{static_cast<const uint8_t*>(t.data), static_cast<const uint8_t*>(t.block_scales), t.decode_scales,
-              t.format, kind, bits, block, padded_cols, scale_cols, t.layout == MS_LAYOUT_SWIZZLED_128X4, t.cols};
+void launch_dequantize(const ms_qtensor_t& t, float* dst, cudaStream_t stream) {
+  const QuantView q = quant_view_of(t, t.cols);
   int64_t total = (int64_t)t.rows * t.cols;
   int grid = (int)((total + 255) / 256 < 65535 * 16 ? (total + 255) / 256 : 65535 * 16);
   dequantize_kernel<<<grid, 256, 0, stream>>>(q, t.rows, dst);

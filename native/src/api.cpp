@@ -51,27 +51,39 @@ void check_struct(uint32_t got, size_t expected, const char* arg) {
     ms::fail(MS_ERR_ABI_MISMATCH, arg, "%s: struct_size %u is smaller than this library's %zu (ABI %d)", arg, got, expected, MS_ABI_VERSION);
 }
 
-void check_qtensor(const ms_qtensor_t* t, const char* arg) {
+// The description of t without its pointers (format, element, layout, shape); false for a dense operand.
+bool check_qtensor_shape(const ms_qtensor_t* t, const char* arg) {
   MS_CHECK_ARG(t != nullptr, arg, "%s: must not be NULL", arg);
   check_struct(t->struct_size, sizeof(ms_qtensor_t), arg);
   MS_CHECK_ARG(t->rows >= 1 && t->cols >= 1, arg, "%s: rows and cols must be >= 1, got [%d, %d]", arg, t->rows, t->cols);
-  if (t->format == MS_FMT_DENSE) {
+  if (t->format == MS_FMT_DENSE) return false;
+  MS_CHECK_ARG(t->format >= MS_FMT_MXFP4 && t->format <= MS_FMT_MXINT8, arg, "%s: unknown format %d", arg, t->format);
+  MS_CHECK_ARG(t->element == MS_ELEM_E4M3 || (t->element == MS_ELEM_E5M2 && !is_fp4(t->format) && t->format != MS_FMT_MXINT8), arg,
+               "%s: element %d does not apply to %s", arg, t->element, format_name(t->format));
+  MS_CHECK_ARG(t->layout == MS_LAYOUT_LINEAR || (t->layout == MS_LAYOUT_SWIZZLED_128X4 && is_block_format(t->format)) ||
+                   (t->layout == MS_LAYOUT_TILED_16X128 && is_fp4(t->format)),
+               arg, "%s: layout %d does not apply to %s", arg, t->layout, format_name(t->format));
+  return true;
+}
+
+void check_qtensor(const ms_qtensor_t* t, const char* arg) {
+  if (!check_qtensor_shape(t, arg)) {
     MS_CHECK_ARG(t->dtype >= MS_DTYPE_F32 && t->dtype <= MS_DTYPE_F16, arg, "%s: unknown dtype %d", arg, t->dtype);
     MS_CHECK_ARG(t->dense != nullptr, arg, "%s.dense: must not be NULL", arg);
     check_aligned(t->dense, dtype_size(t->dtype), arg);
     return;
   }
-  MS_CHECK_ARG(t->format >= MS_FMT_MXFP4 && t->format <= MS_FMT_MXINT8, arg, "%s: unknown format %d", arg, t->format);
-  MS_CHECK_ARG(t->element == MS_ELEM_E4M3 || (t->element == MS_ELEM_E5M2 && !is_fp4(t->format) && t->format != MS_FMT_MXINT8), arg,
-               "%s: element %d does not apply to %s", arg, t->element, format_name(t->format));
-  MS_CHECK_ARG(t->layout == MS_LAYOUT_LINEAR || (t->layout == MS_LAYOUT_SWIZZLED_128X4 && is_block_format(t->format)), arg,
-               "%s: layout %d does not apply to %s", arg, t->layout, format_name(t->format));
   MS_CHECK_ARG(t->data != nullptr, arg, "%s.data: must not be NULL", arg);
   if (is_block_format(t->format)) MS_CHECK_ARG(t->block_scales != nullptr, arg, "%s.block_scales: must not be NULL for %s", arg, format_name(t->format));
   if (!is_mx(t->format)) {
     MS_CHECK_ARG(t->decode_scales != nullptr, arg, "%s.decode_scales: must not be NULL for %s", arg, format_name(t->format));
     check_aligned(t->decode_scales, 4, arg);
   }
+}
+
+// Quantizers and the GGUF repack write the linear or swizzled layouts only.
+void check_not_tiled(const ms_qtensor_t* t, const char* arg) {
+  MS_CHECK_ARG(t->layout != MS_LAYOUT_TILED_16X128, arg, "%s.layout: this writes the linear or swizzled layout; ms_relayout makes the tiled one", arg);
 }
 
 // The desc's fields added after the first ABI: those a caller's older, shorter struct ends before read as their defaults.
@@ -186,10 +198,13 @@ bool is_sm120(int sm) { return sm == 120 || sm == 121; }
 // The heuristic: the fastest family that can run the problem on a device of compute capability `sm` with `sms`
 // multiprocessors.
 GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string& name) {
-  const bool sm90 = sm == 90 && ms::sm90_fp8_gemm_can_implement(d);
+  // Tiled weights (MS_LAYOUT_TILED_16X128) run on the decode kernel, the sm_90 BF16 family (its dequantization pass reads
+  // them) and the generic kernel only.
+  const bool tiled = d.b_layout == MS_LAYOUT_TILED_16X128;
+  const bool sm90 = sm == 90 && !tiled && ms::sm90_fp8_gemm_can_implement(d);
   const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
-  const bool sm100 = is_sm100(sm) && ms::sm100_fp4_gemm_can_implement(d);
-  const bool sm120 = is_sm120(sm) && ms::sm120_fp4_gemm_can_implement(d);
+  const bool sm100 = is_sm100(sm) && !tiled && ms::sm100_fp4_gemm_can_implement(d);
+  const bool sm120 = is_sm120(sm) && !tiled && ms::sm120_fp4_gemm_can_implement(d);
   // Decode (any M; built for small M); on Hopper FP8 x FP8 only up to 16 tokens and the BF16 family's pairs up to
   // kDecodeTokensOnHopper (wgmma tiles take over above); on Blackwell the FP4 families' pairs up to kDecodeTokensOnBlackwell.
   const bool decode = sm >= 80 && ms::decode_gemm_can_implement(d) && (d.m <= 16 || !sm90) && (d.m <= kDecodeTokensOnHopper || !sm90_bf16) &&
@@ -227,6 +242,8 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, int sm, std::string& name) {
       if (!(sm >= 80 && ms::decode_gemm_can_implement(d))) refuse();
       family = GemmFamily::Decode;
       name = ms::decode_gemm_config(d);
+    } else if (d.b_layout == MS_LAYOUT_TILED_16X128 && !ms::sm90_bf16_gemm_has_config(forced)) {
+      refuse();  // tiled weights: decode, sm90 BF16 or generic only
     } else if (ms::sm90_fp8_gemm_has_config(forced)) {
       if (!(sm == 90 && ms::sm90_fp8_gemm_can_implement(d))) refuse();
       family = GemmFamily::Sm90Fp8;
@@ -265,6 +282,11 @@ ms_gemm_desc_t checked_gemm_desc(const ms_gemm_desc_t* desc) {
   MS_CHECK_ARG((d.flags & ~kKnownGemmFlags) == 0, "desc.flags", "desc.flags: unknown bits 0x%x", (unsigned)(d.flags & ~kKnownGemmFlags));
   MS_CHECK_ARG(d.m >= 1 && d.n >= 1 && d.k >= 1, "desc", "desc: m, n, k must be >= 1, got %d, %d, %d", d.m, d.n, d.k);
   MS_CHECK_ARG(d.out_dtype >= MS_DTYPE_F32 && d.out_dtype <= MS_DTYPE_F16, "desc.out_dtype", "desc.out_dtype: unknown dtype %d", d.out_dtype);
+  MS_CHECK_ARG(d.a_layout == MS_LAYOUT_LINEAR || d.a_layout == MS_LAYOUT_SWIZZLED_128X4, "desc.a_layout",
+               "desc.a_layout: must be linear (0) or swizzled (1), got %d (the tiled layout is for weights, b)", d.a_layout);
+  MS_CHECK_ARG(d.b_layout >= MS_LAYOUT_LINEAR && d.b_layout <= MS_LAYOUT_TILED_16X128, "desc.b_layout", "desc.b_layout: unknown layout %d", d.b_layout);
+  MS_CHECK_ARG(d.b_layout != MS_LAYOUT_TILED_16X128 || is_fp4(d.b_format), "desc.b_layout", "desc.b_layout: the tiled layout applies to mxfp4 and nvfp4, not %s",
+               format_name(d.b_format));
   if (!pair_supported(d))
     ms::fail(MS_ERR_UNSUPPORTED, "desc", "no GEMM for activations %s (element %d) with weights %s", format_name(d.a_format),
              d.a_element, format_name(d.b_format));
@@ -323,6 +345,7 @@ MS_API ms_status_t ms_quantize(const ms_quantize_desc_t* desc, const void* src, 
   MS_API_BEGIN
   check_qtensor(dst, "dst");
   MS_CHECK_ARG(dst->format != MS_FMT_DENSE, "dst", "dst: must be a quantized format");
+  check_not_tiled(dst, "dst");
   check_quantize_desc(desc, src, dst->cols);
   check_options_apply(desc, dst, "desc");
   size_t needed = amax_bytes(dst);
@@ -359,6 +382,7 @@ MS_API ms_status_t ms_quantize_dual(const void* src, int32_t rows, int32_t cols,
     const ms_qtensor_t* dst = dsts[i];
     const ms_quantize_desc_t* desc = descs[i];
     check_qtensor(dst, dst_args[i]);
+    check_not_tiled(dst, dst_args[i]);
     const int out_rows = i == 0 ? rows : cols, k = i == 0 ? cols : rows;
     MS_CHECK_ARG(dst->rows == out_rows && dst->cols == k, dst_args[i], "%s: must be [%d, %d], got [%d, %d]", dst_args[i], out_rows, k, dst->rows,
                  dst->cols);
@@ -423,9 +447,7 @@ MS_API ms_status_t ms_dequantize(const ms_qtensor_t* src, float* dst, void* stre
   MS_CHECK_ARG(dst != nullptr, "dst", "dst: must not be NULL");
   check_aligned(dst, 4, "dst");
   ms::require_current_context(stream);
-  int padded = padded_cols(src->format, src->cols), block = block_size(src->format);
-  ms::launch_dequantize(*src, padded, block ? padded / block : 0, element_kind(src->format, src->element), is_fp4(src->format) ? 4 : 8,
-                        block, dst, static_cast<cudaStream_t>(stream));
+  ms::launch_dequantize(*src, dst, static_cast<cudaStream_t>(stream));
   MS_API_END
 }
 
@@ -446,6 +468,7 @@ MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_q
   const int kMxfp4 = 39, kNvfp4 = 40;  // ggml_type values
   MS_CHECK_ARG(ggml_type == kMxfp4 || ggml_type == kNvfp4, "ggml_type", "ggml_type: %d is neither MXFP4 (39) nor NVFP4 (40)", ggml_type);
   check_qtensor(dst, "dst");
+  check_not_tiled(dst, "dst");
   const int block = ggml_type == kMxfp4 ? 32 : 64;
   MS_CHECK_ARG(dst->format == (ggml_type == kMxfp4 ? MS_FMT_MXFP4 : MS_FMT_NVFP4), "dst", "dst: GGUF %s blocks convert to %s, not %s",
                ggml_type == kMxfp4 ? "MXFP4" : "NVFP4", ggml_type == kMxfp4 ? "mxfp4" : "nvfp4", format_name(dst->format));
@@ -457,6 +480,33 @@ MS_API ms_status_t ms_gguf_repack(int32_t ggml_type, const void* src, const ms_q
   ms::require_current_context(stream);
   ms::launch_gguf_repack(block, src, dst->rows, dst->cols, *dst, global_scale, ms::Driver::get().multiprocessors(),
                          static_cast<cudaStream_t>(stream));
+  MS_API_END
+}
+
+MS_API ms_status_t ms_qtensor_bytes(const ms_qtensor_t* t, size_t* out_data_bytes, size_t* out_scale_bytes) {
+  MS_API_BEGIN
+  MS_CHECK_ARG(out_data_bytes != nullptr, "out_data_bytes", "out_data_bytes: must not be NULL");
+  MS_CHECK_ARG(out_scale_bytes != nullptr, "out_scale_bytes", "out_scale_bytes: must not be NULL");
+  *out_data_bytes = *out_scale_bytes = 0;
+  MS_CHECK_ARG(check_qtensor_shape(t, "t"), "t", "t: must be a quantized format");
+  *out_data_bytes = ms::qtensor_data_bytes(*t);
+  *out_scale_bytes = ms::qtensor_scale_bytes(*t);
+  MS_API_END
+}
+
+MS_API ms_status_t ms_relayout(const ms_qtensor_t* src, const ms_qtensor_t* dst, void* stream) {
+  MS_API_BEGIN
+  check_qtensor(src, "src");
+  check_qtensor(dst, "dst");
+  MS_CHECK_ARG(src->format != MS_FMT_DENSE, "src", "src: must be a quantized format");
+  MS_CHECK_ARG(dst->format == src->format && dst->element == src->element, "dst", "dst: format %s (element %d) differs from src's %s (element %d)",
+               format_name(dst->format), dst->element, format_name(src->format), src->element);
+  MS_CHECK_ARG(dst->rows == src->rows && dst->cols == src->cols, "dst", "dst: must be [%d, %d] like src, got [%d, %d]", src->rows, src->cols,
+               dst->rows, dst->cols);
+  MS_CHECK_ARG(dst->data != src->data && (!is_block_format(src->format) || dst->block_scales != src->block_scales), "dst",
+               "dst: must not share src's codes or block scales");
+  ms::require_current_context(stream);
+  ms::launch_relayout(*src, *dst, static_cast<cudaStream_t>(stream));
   MS_API_END
 }
 
@@ -521,6 +571,10 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
                format_name(ops->a.format), format_name(ops->b.format), format_name(d.a_format), format_name(d.b_format));
   MS_CHECK_ARG(ops->a.rows == d.m && ops->a.cols == d.k, "a", "a: must be [%d, %d], got [%d, %d]", d.m, d.k, ops->a.rows, ops->a.cols);
   MS_CHECK_ARG(ops->b.rows == d.n && ops->b.cols == d.k, "b", "b: must be [%d, %d], got [%d, %d]", d.n, d.k, ops->b.rows, ops->b.cols);
+  MS_CHECK_ARG(ops->a.format == MS_FMT_DENSE || ops->a.layout != MS_LAYOUT_TILED_16X128, "a.layout", "a.layout: the tiled layout is for weights (b)");
+  MS_CHECK_ARG((ops->b.layout == MS_LAYOUT_TILED_16X128) == (d.b_layout == MS_LAYOUT_TILED_16X128), "b.layout",
+               "b.layout: %d, but the plan was made for %s weights (desc.b_layout %d)", ops->b.layout,
+               d.b_layout == MS_LAYOUT_TILED_16X128 ? "tiled" : "untiled", d.b_layout);
   MS_CHECK_ARG(ops->out != nullptr, "out", "out: must not be NULL");
   check_aligned(ops->out, dtype_size(d.out_dtype), "out");
   MS_CHECK_ARG(!d.has_bias || ops->bias != nullptr, "bias", "bias: must not be NULL when the plan has a bias");

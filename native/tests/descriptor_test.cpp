@@ -205,6 +205,41 @@ int main() {
       }
   }
 
-  std::printf("%s: descriptor, swizzle, bank-conflict, stream-K and FP4-fold checks\n", failures ? "FAIL" : "PASS");
+  // MS_LAYOUT_TILED_16X128 (common/formats.cuh): codes and scales of every (row, col) land on distinct bytes inside the tiled
+  // size, and where the decode kernel reads them: lane L = 4 g + t of a warp reads the 16 bytes at 16 L (row g) and 512 + 16 L
+  // (row g + 8) of each 1024-byte tile, its values 32 t ... 32 t + 31 of the tile's K range, and their scales at 2 L (MX:
+  // rows g, g + 8) or 4 L (NVFP4: blocks 2 t, 2 t + 1 of row g, then of row g + 8).
+  for (int rows : {16, 40}) {
+    for (int cols : {128, 160, 512}) {
+      const int chunks = ms::tiled_col_chunks(cols), row_tiles = (rows + 15) / 16;
+      std::vector<int> code_bytes((size_t)row_tiles * chunks * 1024, 0);
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; c += 2) {
+          const int64_t at = ms::tiled_code_offset(r, c, chunks);
+          EXPECT(at >= 0 && at < (int64_t)code_bytes.size() && ms::tiled_code_offset(r, c + 1, chunks) == at);
+          if (at >= 0 && at < (int64_t)code_bytes.size()) ++code_bytes[at];
+          const int lane = (r % 8) * 4 + (c % 128) / 32, half = r % 16 / 8;
+          EXPECT(at == ms::tiled_tile(r, c, chunks) * 1024 + half * 512 + lane * 16 + (c % 32) / 2);
+        }
+      for (int v : code_bytes) EXPECT(v <= 1);
+      for (int block : {32, 16}) {
+        const int per_tile = 16 * 128 / block;
+        std::vector<int> scale_bytes((size_t)row_tiles * chunks * per_tile, 0);
+        for (int r = 0; r < rows; ++r)
+          for (int b = 0; b < (cols + block - 1) / block; ++b) {
+            const int64_t at = ms::tiled_scale_offset(r, b, block, chunks);
+            EXPECT(at >= 0 && at < (int64_t)scale_bytes.size());
+            if (at >= 0 && at < (int64_t)scale_bytes.size()) ++scale_bytes[at];
+            const int t = (b * block % 128) / 32, lane = (r % 8) * 4 + t, half = r % 16 / 8;
+            const int64_t expected = ms::tiled_tile(r, b * block, chunks) * per_tile +
+                                     (block == 32 ? lane * 2 + half : lane * 4 + half * 2 + (b % 2));
+            EXPECT(at == expected);
+          }
+        for (int v : scale_bytes) EXPECT(v <= 1);
+      }
+    }
+  }
+
+  std::printf("%s: descriptor, swizzle, bank-conflict, stream-K, FP4-fold and tiled-layout checks\n", failures ? "FAIL" : "PASS");
   return failures ? 1 : 0;
 }

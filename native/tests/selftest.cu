@@ -284,8 +284,8 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
   void *c0, *c1; CHECK_CUDA(cudaMalloc(&c0, copy_bytes)); CHECK_CUDA(cudaMalloc(&c1, copy_bytes));
   const double copy_gbps = 2.0 * copy_bytes / (median_us(s, [&] { CHECK_CUDA(cudaMemcpyAsync(c1, c0, copy_bytes, cudaMemcpyDeviceToDevice, s)); }) * 1e3);
   cudaFree(c0); cudaFree(c1);
-  std::printf("\ndevice copy %.0f GB/s (static: the plan made with MS_GEMM_STATIC_WEIGHTS)\n%-11s %3s %-7s %-40s %9s %8s %7s %9s %7s %10s %9s %7s %7s\n",
-              copy_gbps, "decode", "M", "weights", "kernel", "us", "GB/s", "of copy", "BF16 us", "x BF16", "err/bound", "static us", "of copy", "x BF16");
+  std::printf("\ndevice copy %.0f GB/s (static: the plan made with MS_GEMM_STATIC_WEIGHTS)\n%-11s %3s %-7s %-40s %9s %8s %7s %9s %7s %10s %9s %7s %7s %9s %7s %7s %9s %7s %7s\n",
+              copy_gbps, "decode", "M", "weights", "kernel", "us", "GB/s", "of copy", "BF16 us", "x BF16", "err/bound", "static us", "of copy", "x BF16", "tiled us", "of copy", "x BF16", "t+s us", "of copy", "x BF16");
   std::vector<std::pair<int, int>> shapes = {{8192, 8192}, {14336, 4096}, {4096, 14336}, {28672, 8192}};
   std::vector<int> tokens = {1, 2, 4, 8, 16, 32, 64};
   if (quick) { shapes.resize(1); tokens = {1, 16}; }
@@ -312,6 +312,38 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
           fill_bytes<<<1024, 256, 0, s>>>((uint8_t*)scales[i], scale_bytes, 31 + i, format == MS_FMT_MXFP4 ? 118 : 0x20, format == MS_FMT_MXFP4 ? 9 : 0x30, 0);
         }
       }
+      // The same weights in the tiled layout (ms_relayout), for the tiled plans.
+      auto qtensor = [&](void* wdata, void* wscales, int layout) {
+        ms_qtensor_t t{}; t.struct_size = sizeof t; t.format = format; t.rows = n; t.cols = k; t.layout = layout;
+        t.data = wdata; t.block_scales = wscales; t.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
+        return t;
+      };
+      std::vector<void*> tiled_data(fp4 ? sets : 0), tiled_scales(fp4 ? sets : 0);
+      for (size_t i = 0; i < tiled_data.size(); ++i) {
+        ms_qtensor_t t = qtensor(nullptr, nullptr, MS_LAYOUT_TILED_16X128);
+        size_t tiled_bytes = 0, tiled_scale_bytes = 0; CHECK_MS(ms_qtensor_bytes(&t, &tiled_bytes, &tiled_scale_bytes));
+        CHECK_CUDA(cudaMalloc(&tiled_data[i], tiled_bytes)); CHECK_CUDA(cudaMalloc(&tiled_scales[i], tiled_scale_bytes));
+        t.data = tiled_data[i]; t.block_scales = tiled_scales[i];
+        const ms_qtensor_t linear = qtensor(data[i], scales[i], MS_LAYOUT_LINEAR);
+        CHECK_MS(ms_relayout(&linear, &t, s));
+      }
+      if (fp4) {  // dequantization reads both layouts to the same values, and the tiled copy back to linear is the original
+        float *d0, *d1; void* back; CHECK_CUDA(cudaMalloc(&d0, (size_t)n * k * 4)); CHECK_CUDA(cudaMalloc(&d1, (size_t)n * k * 4));
+        CHECK_CUDA(cudaMalloc(&back, data_bytes + scale_bytes));
+        const ms_qtensor_t linear = qtensor(data[0], scales[0], MS_LAYOUT_LINEAR), tiled = qtensor(tiled_data[0], tiled_scales[0], MS_LAYOUT_TILED_16X128);
+        const ms_qtensor_t restored = qtensor(back, (uint8_t*)back + data_bytes, MS_LAYOUT_LINEAR);
+        CHECK_MS(ms_dequantize(&linear, d0, s)); CHECK_MS(ms_dequantize(&tiled, d1, s)); CHECK_MS(ms_relayout(&tiled, &restored, s));
+        std::vector<uint8_t> h0((size_t)n * k * 4), h1(h0.size()), original(data_bytes + scale_bytes), round_trip(data_bytes + scale_bytes);
+        CHECK_CUDA(cudaMemcpy(h0.data(), d0, h0.size(), cudaMemcpyDeviceToHost)); CHECK_CUDA(cudaMemcpy(h1.data(), d1, h1.size(), cudaMemcpyDeviceToHost));
+        CHECK_CUDA(cudaMemcpy(original.data(), data[0], data_bytes, cudaMemcpyDeviceToHost));
+        CHECK_CUDA(cudaMemcpy(original.data() + data_bytes, scales[0], scale_bytes, cudaMemcpyDeviceToHost));
+        CHECK_CUDA(cudaMemcpy(round_trip.data(), back, round_trip.size(), cudaMemcpyDeviceToHost));
+        const bool same = h0 == h1 && original == round_trip;
+        std::printf("%5dx%-5d tiled %s: dequantized %s, relayout round trip %s\n", n, k, format == MS_FMT_MXFP4 ? "mxfp4" : "nvfp4",
+                    h0 == h1 ? "identical" : "DIFFERENT", original == round_trip ? "identical" : "DIFFERENT");
+        failures += !same;
+        cudaFree(d0); cudaFree(d1); cudaFree(back);
+      }
       for (int m : tokens) {
         void *a, *a_abs, *out, *ref, *abs_out, *w_abs;
         CHECK_CUDA(cudaMalloc(&a, (size_t)m * k * 2)); CHECK_CUDA(cudaMalloc(&a_abs, (size_t)m * k * 2));
@@ -327,24 +359,24 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
         for (auto& v : hw) v &= fp4 ? 0x77 : 0x7F;
         CHECK_CUDA(cudaMemcpy(w_abs, hw.data(), data_bytes, cudaMemcpyHostToDevice));
         // The plan description and operands of this problem (BF16 activations `act` x weights `wdata` / `wscales`) into `dst`.
-        auto describe = [&](int out_dtype) {
+        auto describe = [&](int out_dtype, int layout = MS_LAYOUT_LINEAR) {
           ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
-          d.a_format = MS_FMT_DENSE; d.a_dtype = MS_DTYPE_BF16; d.b_format = format; d.out_dtype = out_dtype;
+          d.a_format = MS_FMT_DENSE; d.a_dtype = MS_DTYPE_BF16; d.b_format = format; d.b_layout = layout; d.out_dtype = out_dtype;
           return d;
         };
-        auto operands = [&](const void* act, void* wdata, void* wscales, void* dst) {
+        auto operands = [&](const void* act, void* wdata, void* wscales, void* dst, int layout = MS_LAYOUT_LINEAR) {
           ms_gemm_operands_t ops{}; ops.struct_size = sizeof ops; ops.alpha = 1.0f; ops.out = dst;
           ops.a.struct_size = sizeof ops.a; ops.a.format = MS_FMT_DENSE; ops.a.dtype = MS_DTYPE_BF16; ops.a.rows = m; ops.a.cols = k; ops.a.dense = act;
-          ops.b.struct_size = sizeof ops.b; ops.b.format = format; ops.b.rows = n; ops.b.cols = k; ops.b.data = wdata; ops.b.block_scales = wscales;
-          ops.b.decode_scales = format == MS_FMT_MXFP4 ? nullptr : decode;
+          ops.b = qtensor(wdata, wscales, layout);
           return ops;
         };
-        auto gemm = [&](const char* force, const void* act, void* wdata, void* wscales, void* dst, int out_dtype, char* name, bool with_workspace) {
+        auto gemm = [&](const char* force, const void* act, void* wdata, void* wscales, void* dst, int out_dtype, char* name, bool with_workspace,
+                        int layout = MS_LAYOUT_LINEAR) {
           if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
-          const ms_gemm_desc_t d = describe(out_dtype);
+          const ms_gemm_desc_t d = describe(out_dtype, layout);
           ms_gemm_plan* plan = nullptr; CHECK_MS(ms_gemm_plan_create(&d, &plan));
           if (name) CHECK_MS(ms_gemm_plan_name(plan, name, 128));
-          const ms_gemm_operands_t ops = operands(act, wdata, wscales, dst);
+          const ms_gemm_operands_t ops = operands(act, wdata, wscales, dst, layout);
           size_t need = 0; CHECK_MS(ms_gemm_plan_workspace_size(plan, &need));
           if (need > (32u << 20)) { std::printf("workspace %zu > 32 MiB\n", need); std::exit(5); }
           CHECK_MS(ms_gemm_plan_run(plan, &ops, with_workspace && need ? ws32 : nullptr, s));
@@ -365,6 +397,20 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
           if (!(r <= worst)) worst = std::isnan(r) ? INFINITY : r;
         }
         failures += !(worst <= 1.0);
+        // Tiled weights: the decode kernel does the same arithmetic in the same order, so the bytes must be the linear run's;
+        // the generic kernel reads them through the tiled index and must equal its own linear run too.
+        const char* tiled_check = "";
+        if (fp4) {
+          std::vector<float> ht(ho.size()), hg(ho.size());
+          CHECK_CUDA(cudaMemsetAsync(ws32, 0, 32 << 20, s));
+          gemm(nullptr, a, tiled_data[0], tiled_scales[0], abs_out, MS_DTYPE_F32, nullptr, true, MS_LAYOUT_TILED_16X128);
+          CHECK_CUDA(cudaMemcpy(ht.data(), abs_out, ht.size() * 4, cudaMemcpyDeviceToHost));
+          gemm("generic", a, tiled_data[0], tiled_scales[0], abs_out, MS_DTYPE_F32, nullptr, false, MS_LAYOUT_TILED_16X128);
+          CHECK_CUDA(cudaMemcpy(hg.data(), abs_out, hg.size() * 4, cudaMemcpyDeviceToHost));
+          const bool same = std::memcmp(ht.data(), ho.data(), ho.size() * 4) == 0 && std::memcmp(hg.data(), hr.data(), hr.size() * 4) == 0;
+          tiled_check = same ? "" : "  TILED DIFFERS";
+          failures += !same;
+        }
         // One plan, run 10 times per timing (rotating weight sets) so that host work overlaps the GPU; the plan shares ws32's
         // first 16 MiB, cuBLAS gets the rest.
         unsetenv("MS_FORCE_CONFIG");
@@ -385,6 +431,28 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
         };
         auto ours = timed(plan);
         auto ours_static = timed(static_plan);
+        // Tiled plans (FP4): plain and static weights.
+        ms_gemm_plan *tiled_plan = nullptr, *tiled_static_plan = nullptr;
+        ms_gemm_operands_t tiled_ops = operands(a, nullptr, nullptr, out, MS_LAYOUT_TILED_16X128);
+        double tiled_us = 0, tiled_static_us = 0;
+        if (fp4) {
+          ms_gemm_desc_t dt = describe(MS_DTYPE_BF16, MS_LAYOUT_TILED_16X128);
+          CHECK_MS(ms_gemm_plan_create(&dt, &tiled_plan));
+          dt.flags = MS_GEMM_STATIC_WEIGHTS;
+          CHECK_MS(ms_gemm_plan_create(&dt, &tiled_static_plan));
+          auto tiled_timed = [&](const ms_gemm_plan* p) {
+            return [&, p] {
+              for (int r = 0; r < 10; ++r, ++i) {
+                tiled_ops.b.data = tiled_data[i % sets]; tiled_ops.b.block_scales = tiled_scales[i % sets];
+                CHECK_MS(ms_gemm_plan_run(p, &tiled_ops, no_workspace ? nullptr : ws32, s));
+              }
+            };
+          };
+          tiled_us = median_us(s, tiled_timed(tiled_plan)) / 10;
+          tiled_static_us = median_us(s, tiled_timed(tiled_static_plan)) / 10;
+          ms_gemm_plan_destroy(tiled_plan);
+          ms_gemm_plan_destroy(tiled_static_plan);
+        }
         int j = 0;
         auto cublas = [&] {
           for (int r = 0; r < 10; ++r)
@@ -395,12 +463,18 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
         ms_gemm_plan_destroy(plan);
         ms_gemm_plan_destroy(static_plan);
         const double gbps = (data_bytes + scale_bytes) / (us * 1e3), static_gbps = (data_bytes + scale_bytes) / (static_us * 1e3);
-        std::printf("%5dx%-5d %3d %-7s %-40s %9.1f %8.0f %7.3f %9.1f %7.2f %10.2e %9.1f %7.3f %7.2f%s\n", n, k, m,
+        const double wbytes = (double)(data_bytes + scale_bytes) / 1e3;
+        std::printf("%5dx%-5d %3d %-7s %-40s %9.1f %8.0f %7.3f %9.1f %7.2f %10.2e %9.1f %7.3f %7.2f", n, k, m,
                     format == MS_FMT_MXFP4 ? "mxfp4" : format == MS_FMT_NVFP4 ? "nvfp4" : "e4m3row", name, us, gbps, gbps / copy_gbps, bf16_us,
-                    bf16_us / us, worst, static_us, static_gbps / copy_gbps, bf16_us / static_us, worst <= 1.0 ? "" : "  FAIL");
+                    bf16_us / us, worst, static_us, static_gbps / copy_gbps, bf16_us / static_us);
+        if (fp4)
+          std::printf(" %9.1f %7.3f %7.2f %9.1f %7.3f %7.2f", tiled_us, wbytes / tiled_us / copy_gbps, bf16_us / tiled_us, tiled_static_us,
+                      wbytes / tiled_static_us / copy_gbps, bf16_us / tiled_static_us);
+        std::printf("%s%s\n", worst <= 1.0 ? "" : "  FAIL", tiled_check);
         cudaFree(a); cudaFree(a_abs); cudaFree(out); cudaFree(ref); cudaFree(abs_out); cudaFree(w_abs);
       }
       for (int i = 0; i < sets; ++i) { cudaFree(data[i]); if (scales[i]) cudaFree(scales[i]); }
+      for (size_t i = 0; i < tiled_data.size(); ++i) { cudaFree(tiled_data[i]); cudaFree(tiled_scales[i]); }
       cudaFree(decode);
     }
     for (auto w : bf16_w) cudaFree(w);

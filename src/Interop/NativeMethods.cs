@@ -43,6 +43,12 @@ internal static unsafe partial class NativeMethods
     internal static partial MsStatus ms_hadamard_rotate(in MsQuantizeDesc desc, nint src, int rows, int cols, nint dst, nint stream);
 
     [LibraryImport(NativeLibraryName.Value)]
+    internal static partial MsStatus ms_qtensor_bytes(in MsQTensor t, out nuint dataBytes, out nuint scaleBytes);
+
+    [LibraryImport(NativeLibraryName.Value)]
+    internal static partial MsStatus ms_relayout(in MsQTensor src, in MsQTensor dst, nint stream);
+
+    [LibraryImport(NativeLibraryName.Value)]
     internal static partial MsStatus ms_gguf_repack(int ggmlType, nint src, in MsQTensor dst, float globalScale, nint stream);
 
     [LibraryImport(NativeLibraryName.Value)]

@@ -78,6 +78,7 @@ internal static class MsAbi
     public const int Version = 1;
     public const int FormatDense = -1;
     public const int LayoutSwizzled = 1;
+    public const int LayoutTiled = 2;
     public const int RoundStochastic = 1;
     public const int QuantizeDualWorkspaceBytes = 8;
 }

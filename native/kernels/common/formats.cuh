@@ -151,6 +151,24 @@ MS_HD int64_t scale_offset(int row, int col, int scale_cols, bool swizzled) {
   return swizzled ? swizzled_offset(row, col, (scale_cols + 3) / 4 * 4) : (int64_t)row * scale_cols + col;
 }
 
+// MS_LAYOUT_TILED_16X128 (FP4 weights, include/microscale.h): tiles of 16 rows x 128 values, tile (row / 16, col / 128) at
+// (row / 16 x col_chunks + col / 128), col_chunks = ceil(cols / 128). Codes: 1024 bytes per tile, its rows 64 bytes each
+// (byte (row % 16) x 64 + (col % 128) / 2, the nibble as in the linear layout). Scales: lane (g, t) of the decode kernel's
+// quad layout, g = row % 8, h = row % 16 / 8: MX (4 blocks of 32 per tile row) byte 2 (4 g + t) + h of 64, t = block % 4;
+// NVFP4 (8 blocks of 16) byte 4 (4 g + t) + 2 h + j of 128, t = block % 8 / 2, j = block % 2. One 16-byte load per lane
+// then holds 32 values of rows g and g + 8, and one 2- or 4-byte load their scales.
+MS_HD int64_t tiled_tile(int row, int col, int col_chunks) { return (int64_t)(row >> 4) * col_chunks + (col >> 7); }
+MS_HD int64_t tiled_code_offset(int row, int col, int col_chunks) {
+  return tiled_tile(row, col, col_chunks) * 1024 + (row & 15) * 64 + ((col & 127) >> 1);
+}
+MS_HD int64_t tiled_scale_offset(int row, int block, int block_size, int col_chunks) {
+  const int per_lane = 32 / block_size;  // blocks of one row a lane covers: 1 (MX) or 2 (NVFP4)
+  const int in_chunk = block % (128 / block_size), lane = (row & 7) * 4 + in_chunk / per_lane;
+  return tiled_tile(row, block * block_size, col_chunks) * (16 * 128 / block_size) + lane * 2 * per_lane + ((row >> 3) & 1) * per_lane +
+         in_chunk % per_lane;
+}
+MS_HD int tiled_col_chunks(int cols) { return (cols + 127) / 128; }
+
 MS_HD uint16_t to_bf16(float x) {
   uint32_t bits = f2u(x);
   if (is_nan_bits(bits & 0x7FFFFFFFu)) return 0x7FC0;
@@ -176,6 +194,7 @@ struct QuantView {
   const uint8_t* block_scales;
   const float* decode_scales;
   int format, kind, bits, block, padded_cols, scale_cols, swizzled, cols;
+  int tiled;  // MS_LAYOUT_TILED_16X128 (FP4 only): codes and scales in the decode tiles
 };
 
 enum : int { kFmtMxfp4 = 0, kFmtMxfp8 = 1, kFmtNvfp4 = 2, kFmtFp8Tensor = 3, kFmtFp8Row = 4, kFmtMxint8 = 5 };
@@ -188,18 +207,23 @@ inline QuantView quant_view_of(const ms_qtensor_t& t, int cols) {
   const int padded = block ? (cols + block - 1) / block * block : cols;
   const int kind = fp4 ? kE2M1 : t.format == kFmtMxint8 ? kInt8 : t.element == MS_ELEM_E5M2 ? kE5M2 : kE4M3;
   return QuantView{static_cast<const uint8_t*>(t.data), static_cast<const uint8_t*>(t.block_scales), t.decode_scales, t.format, kind, fp4 ? 4 : 8,
-                   block, padded, block ? padded / block : 0, t.layout == MS_LAYOUT_SWIZZLED_128X4, cols};
+                   block, padded, block ? padded / block : 0, t.layout == MS_LAYOUT_SWIZZLED_128X4, cols, t.layout == MS_LAYOUT_TILED_16X128};
+}
+
+MS_HD uint32_t code_at(const QuantView& q, int row, int col) {
+  if (q.tiled) return (uint32_t)(q.data[tiled_code_offset(row, col, tiled_col_chunks(q.cols))] >> (4 * (col & 1))) & 0xFu;
+  int64_t index = (int64_t)row * q.padded_cols + col;
+  return q.bits == 8 ? q.data[index] : (uint32_t)(q.data[index >> 1] >> (4 * (index & 1))) & 0xFu;
+}
+MS_HD uint32_t scale_code_at(const QuantView& q, int row, int block) {
+  return q.block_scales[q.tiled ? tiled_scale_offset(row, block, q.block, tiled_col_chunks(q.cols)) : scale_offset(row, block, q.scale_cols, q.swizzled)];
 }
 
 // The dequantized value at (row, col): element x scale (MX), x s x g (NVFP4), x g (FP8).
 MS_HD float dequantize_at(const QuantView& q, int row, int col) {
-  int64_t index = (int64_t)row * q.padded_cols + col;
-  uint32_t code = q.bits == 8 ? q.data[index] : (uint32_t)(q.data[index >> 1] >> (4 * (index & 1))) & 0xFu;
-  float element = decode(code, q.kind);
-  if (is_mx_format(q.format))
-    return element * from_e8m0(q.block_scales[scale_offset(row, col / q.block, q.scale_cols, q.swizzled)]);
-  if (q.format == kFmtNvfp4)
-    return element * from_e4m3(q.block_scales[scale_offset(row, col / q.block, q.scale_cols, q.swizzled)]) * q.decode_scales[0];
+  float element = decode(code_at(q, row, col), q.kind);
+  if (is_mx_format(q.format)) return element * from_e8m0(scale_code_at(q, row, col / q.block));
+  if (q.format == kFmtNvfp4) return element * from_e4m3(scale_code_at(q, row, col / q.block)) * q.decode_scales[0];
   return element * q.decode_scales[q.format == kFmtFp8Row ? row : 0];
 }
 

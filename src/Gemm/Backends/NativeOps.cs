@@ -49,7 +49,7 @@ internal static class NativeOps
         var t = MsQTensor.Create();
         t.Format = (int)options.Format;
         t.Element = (int)options.Element;
-        t.Layout = options.Layout == ScaleLayout.Swizzled128x4 ? MsAbi.LayoutSwizzled : 0;
+        t.Layout = (int)options.Layout;  // the C ABI's MS_LAYOUT_* values
         t.Rows = rows;
         t.Cols = columns;
         t.Data = data;
@@ -138,6 +138,14 @@ internal static class NativeOps
         using var binding = device.Accelerator.BindScoped();
         NativeStatus.ThrowIfFailed(NativeMethods.ms_dequantize(Describe(source.Options, source.Rows, source.Columns, source.Storage),
                                                                Pointer(destination), Stream(device)));
+    }
+
+    /// <summary>source's codes and block scales into <paramref name="destination"/> (options <paramref name="destinationOptions"/>).</summary>
+    public static void Relayout(IlgpuDevice device, QuantizedTensor source, QuantizationOptions destinationOptions, QuantizedTensor.Parts destination)
+    {
+        using var binding = device.Accelerator.BindScoped();
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_relayout(Describe(source.Options, source.Rows, source.Columns, source.Storage),
+                                                             Describe(destinationOptions, source.Rows, source.Columns, destination), Stream(device)));
     }
 
     public static void Rotate<T>(IlgpuDevice device, TensorStorage<T> source, int sourceKind, int rows, int columns, HadamardTransform rotation,

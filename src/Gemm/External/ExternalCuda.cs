@@ -85,7 +85,7 @@ public sealed class ExternalQuantizedTensor
     public DeviceMemory DecodeScales { get; }
 
     /// <summary>Bytes of packed codes: rows × K padded to the block × bits / 8.</summary>
-    public static long DataBytes(QuantizationOptions options, int rows, int columns) => FormatSpec.Of(options).DataBytes(rows, columns);
+    public static long DataBytes(QuantizationOptions options, int rows, int columns) => FormatSpec.Of(options).DataBytes(rows, columns, options.Layout);
 
     /// <summary>Bytes of block-scale codes in the options' layout (0 for FP8 per-tensor / per-row).</summary>
     public static long BlockScaleBytes(QuantizationOptions options, int rows, int columns) =>

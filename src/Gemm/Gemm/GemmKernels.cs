@@ -19,7 +19,8 @@ internal struct GemmOperand
     public int BlockSize;
     public int PaddedColumns;
     public int ScaleColumns;
-    public int Swizzled;
+    /// <summary><see cref="ScaleRules.LayoutLinear"/>, <see cref="ScaleRules.LayoutSwizzled"/> or <see cref="ScaleRules.LayoutTiled"/>.</summary>
+    public int Layout;
 
     public const int DenseFormat = -1;
 
@@ -27,7 +28,7 @@ internal struct GemmOperand
     public float Load(int row, int column, int columns) => Format == DenseFormat
         ? Dense[(long)row * columns + column]
         : QuantizedOperand.Decode(Data, BlockScales, DecodeScales, row, column, Family, PerRow, ElementKind, ElementBits, BlockSize,
-                                  PaddedColumns, ScaleColumns, Swizzled);
+                                  PaddedColumns, ScaleColumns, columns, Layout);
 }
 
 internal struct GemmParams

@@ -77,6 +77,7 @@ public static class GgufQuantized
         using var host = tensor.IsOnDevice ? tensor.ToHost() : null;
         var t = host ?? tensor;
         bool mx = t.Format == QuantFormat.Mxfp4;
+        QuantizerChecks.ThrowIfTiledInput(t, nameof(tensor));
         if (!mx && t.Format != QuantFormat.Nvfp4)
             throw new ArgumentException($"GGUF holds MXFP4 and NVFP4 blocks, not {t.Format}.", nameof(tensor));
         int block = mx ? MxBlock : NvBlock, blockBytes = mx ? MxBlockBytes : NvBlockBytes;

@@ -17,6 +17,7 @@ public static class QuantizedSafeTensors
     {
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(tensor);
+        QuantizerChecks.ThrowIfTiledInput(tensor, nameof(tensor));
         var o = tensor.Options;
         writer.Add("q", SafeTensorsDType.U8, [tensor.Rows, tensor.Data.Length / tensor.Rows], tensor.Data);
         if (tensor.BlockSize > 0)

@@ -84,6 +84,7 @@ public static class Fp4Fold
             ArgumentNullException.ThrowIfNull(tensor, name);
             if (tensor.Format != QuantFormat.Mxfp4)
                 throw new ArgumentException($"Folding takes MXFP4, not {tensor.Format}.", name);
+            QuantizerChecks.ThrowIfTiledInput(tensor, name);
             using var host = tensor.IsOnDevice ? tensor.ToHost() : null;
             var t = host ?? tensor;
             return new Rows(t.Rows, t.Columns, t.Data.ToArray(), t.BlockScales.ToArray(), t.Layout == ScaleLayout.Swizzled128x4);

@@ -266,7 +266,7 @@ public static class Gptq
         {
             var spec = FormatSpec.Of(format);
             int padded = spec.PaddedColumns(columns);
-            var data = new byte[spec.DataBytes(rows, columns)];
+            var data = new byte[spec.DataBytes(rows, columns, ScaleLayout.Linear)];
             for (int r = 0; r < rows; r++)
                 for (int c = 0; c < columns; c++)
                 {

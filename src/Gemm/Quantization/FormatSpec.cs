@@ -1,3 +1,4 @@
+using ILGPU;
 using Microscale.Formats;
 
 namespace Microscale;
@@ -103,6 +104,93 @@ internal static class ScaleRules
         swizzled ? SwizzledOffset(row, scaleColumn, RoundUp(scaleColumns, 4)) : row * scaleColumns + scaleColumn;
 
     public static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+
+    /// <summary>Layouts as integers for kernels (the <see cref="ScaleLayout"/> values, which the C ABI shares).</summary>
+    public const int LayoutLinear = 0, LayoutSwizzled = 1, LayoutTiled = 2;
+
+    /// <summary>Tiles of 16 × 128 along K in the tiled layout (K = <paramref name="columns"/>, logical).</summary>
+    public static int TiledColumnChunks(int columns) => (columns + 127) / 128;
+
+    /// <summary>Tile index of (row, column) in the tiled layout.</summary>
+    private static long TiledTile(int row, int column, int columns) => (long)(row >> 4) * TiledColumnChunks(columns) + (column >> 7);
+
+    /// <summary>Byte holding code (row, column) in the tiled layout (the nibble as in the linear layout: column &amp; 1).</summary>
+    public static long TiledCodeByte(int row, int column, int columns) =>
+        TiledTile(row, column, columns) * 1024 + (row & 15) * 64 + ((column & 127) >> 1);
+
+    /// <summary>Byte offset of scale (row, block) in the tiled layout (blocks of 32 or 16 values).</summary>
+    public static long TiledScaleOffset(int row, int block, int blockSize, int columns)
+    {
+        int perLane = 32 / blockSize, inChunk = block % (128 / blockSize), lane = (row & 7) * 4 + inChunk / perLane;
+        return TiledTile(row, block * blockSize, columns) * (16 * 128 / blockSize) + lane * 2 * perLane + ((row >> 3) & 1) * perLane + inChunk % perLane;
+    }
+
+    /// <summary>Byte of code (row, column) in any layout: <paramref name="elementBits"/> 4 or 8, K = <paramref name="columns"/>.</summary>
+    public static long CodeByte(int row, int column, int paddedColumns, int columns, int elementBits, int layout) => layout == LayoutTiled
+        ? TiledCodeByte(row, column, columns)
+        : ((long)row * paddedColumns + column) * elementBits / 8;
+
+    /// <summary>Code (row, column) in any layout.</summary>
+    public static uint Code(ArrayView<byte> data, int row, int column, int paddedColumns, int columns, int elementBits, int layout)
+    {
+        uint b = data[CodeByte(row, column, paddedColumns, columns, elementBits, layout)];
+        return elementBits == 8 ? b : (b >> (4 * (column & 1))) & 0xFu;
+    }
+
+    /// <summary>Byte offset of scale (row, block) in any layout.</summary>
+    public static long ScaleOffset(int row, int block, int scaleColumns, int blockSize, int columns, int layout) => layout == LayoutTiled
+        ? TiledScaleOffset(row, block, blockSize, columns)
+        : ScaleOffset(row, block, scaleColumns, layout == LayoutSwizzled);
+}
+
+/// <summary>
+/// What <see cref="MicroscaleContext.Relayout"/> copies where: items [0, CodeItems) are code bytes (row-major over the
+/// source's [Rows, code bytes per row]: a code byte holds the same values in every layout), the rest block scales (row-major
+/// over [Rows, ScaleColumns]). The destination starts zeroed, so its padding stays zero.
+/// </summary>
+internal struct RelayoutParams
+{
+    public int Rows;
+    public int Columns;
+    public int PaddedColumns;
+    public int ScaleColumns;
+    public int BlockSize;
+    public int ElementBits;
+    public int SourceLayout;
+    public int DestinationLayout;
+    public int CodeItems;
+    public int TotalItems;
+    public int ItemsPerThread;
+
+    public static RelayoutParams For(FormatSpec spec, int rows, int columns, ScaleLayout source, ScaleLayout destination)
+    {
+        int padded = spec.PaddedColumns(columns), scaleColumns = spec.ScaleColumns(columns);
+        int codeItems = rows * (padded * spec.ElementBits / 8);
+        return new()
+        {
+            Rows = rows, Columns = columns, PaddedColumns = padded, ScaleColumns = scaleColumns, BlockSize = spec.BlockSize,
+            ElementBits = spec.ElementBits, SourceLayout = (int)source, DestinationLayout = (int)destination, CodeItems = codeItems,
+            TotalItems = codeItems + rows * scaleColumns,
+        };
+    }
+
+    /// <summary>Source and destination byte of item <paramref name="item"/>; <paramref name="isCode"/>: in the codes, else in the scales.</summary>
+    public readonly void Map(int item, out bool isCode, out long source, out long destination)
+    {
+        isCode = item < CodeItems;
+        if (isCode)
+        {
+            int rowBytes = PaddedColumns * ElementBits / 8, row = item / rowBytes, column = item % rowBytes * 8 / ElementBits;
+            source = ScaleRules.CodeByte(row, column, PaddedColumns, Columns, ElementBits, SourceLayout);
+            destination = ScaleRules.CodeByte(row, column, PaddedColumns, Columns, ElementBits, DestinationLayout);
+        }
+        else
+        {
+            int scale = item - CodeItems, row = scale / ScaleColumns, block = scale % ScaleColumns;
+            source = ScaleRules.ScaleOffset(row, block, ScaleColumns, BlockSize, Columns, SourceLayout);
+            destination = ScaleRules.ScaleOffset(row, block, ScaleColumns, BlockSize, Columns, DestinationLayout);
+        }
+    }
 }
 
 /// <summary>Sizes and kinds derived from <see cref="QuantizationOptions"/>: the one place that knows what a format stores.</summary>
@@ -140,12 +228,16 @@ internal readonly record struct FormatSpec(QuantFormat Format, int BlockSize, in
 
     public int ScaleColumns(int columns) => IsBlockScaled ? PaddedColumns(columns) / BlockSize : 0;
 
-    public long DataBytes(int rows, int columns) => (long)rows * PaddedColumns(columns) * ElementBits / 8;
+    public long DataBytes(int rows, int columns, ScaleLayout layout = ScaleLayout.Linear) => layout == ScaleLayout.Tiled16x128
+        ? (long)ScaleRules.RoundUp(rows, 16) / 16 * ScaleRules.TiledColumnChunks(columns) * 1024
+        : (long)rows * PaddedColumns(columns) * ElementBits / 8;
 
     public long BlockScaleBytes(int rows, int columns, ScaleLayout layout) => !IsBlockScaled ? 0
         : layout == ScaleLayout.Swizzled128x4
             ? (long)ScaleRules.RoundUp(rows, 128) * ScaleRules.RoundUp(ScaleColumns(columns), 4)
-            : (long)rows * ScaleColumns(columns);
+            : layout == ScaleLayout.Tiled16x128
+                ? (long)ScaleRules.RoundUp(rows, 16) / 16 * ScaleRules.TiledColumnChunks(columns) * (16 * 128 / BlockSize)
+                : (long)rows * ScaleColumns(columns);
 
     /// <summary>binary32 decode scales: NVFP4 and FP8 per-tensor one, FP8 per-row one per row, MX none.</summary>
     public int DecodeScaleCount(int rows) => Format switch

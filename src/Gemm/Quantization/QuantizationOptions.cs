@@ -41,13 +41,22 @@ public enum MxScaleRule
     Ceil,
 }
 
-/// <summary>Byte layout of block scales.</summary>
+/// <summary>Byte layout of a quantized tensor: of its block scales, and for <see cref="Tiled16x128"/> of its codes too.</summary>
 public enum ScaleLayout
 {
     /// <summary>Row-major [rows, K/block].</summary>
     Linear,
     /// <summary>The 128×4 tiled layout that block-scaled tensor-core GEMMs (cuBLASLt, CUTLASS, QuTLASS) read; rows padded to 128, scale columns to 4.</summary>
     Swizzled128x4,
+    /// <summary>
+    /// MXFP4 / NVFP4 weights prepacked for the decode GEMM (<see cref="MicroscaleContext.Prepack"/>): codes and block scales in
+    /// tiles of 16 rows × 128 values (1024 code bytes per tile, each tile row's 64 bytes as in <see cref="Linear"/>; the
+    /// tile's scales grouped so one load of a GPU lane holds those of its rows), rows padded to 16, K to 128, padding zero.
+    /// The exact byte order is in <c>native/include/microscale.h</c> (MS_LAYOUT_TILED_16X128). Every backend's GEMM and
+    /// dequantization reads it; quantizers write <see cref="Linear"/> or <see cref="Swizzled128x4"/>, which
+    /// <see cref="MicroscaleContext.Relayout"/> turns into it.
+    /// </summary>
+    Tiled16x128,
 }
 
 /// <summary>What a quantizer does with NaN and ±Inf inputs (NUMERICS.md §6).</summary>
@@ -101,6 +110,8 @@ public sealed record QuantizationOptions(QuantFormat Format)
         var spec = FormatSpec.Of(this);
         if (!spec.IsBlockScaled && Layout != ScaleLayout.Linear)
             ThrowHelper.ThrowArgument(paramName, $"Scale layout {Layout} applies only to block-scaled formats, not {Format}.");
+        if (Layout == ScaleLayout.Tiled16x128 && Format is not (QuantFormat.Mxfp4 or QuantFormat.Nvfp4))
+            ThrowHelper.ThrowArgument(paramName, $"Layout {Layout} applies only to Mxfp4 and Nvfp4, not {Format}.");
         if (!spec.IsMx && Rule != MxScaleRule.Floor)
             ThrowHelper.ThrowArgument(paramName, $"Scale rule {Rule} applies only to MX formats, not {Format}.");
         if (TwoDimensionalBlocks && Format != QuantFormat.Nvfp4)
@@ -113,6 +124,6 @@ public sealed record QuantizationOptions(QuantFormat Format)
 
     /// <summary>Short name used by the CLI and in reports, e.g. <c>mxfp4</c>, <c>fp8-row</c>, <c>fp8-tensor-e5m2</c>.</summary>
     public override string ToString() => FormatSpec.Of(this).Name + (Rule == MxScaleRule.Ceil ? "/ceil" : "") +
-                                         (Layout == ScaleLayout.Swizzled128x4 ? "/swizzled" : "") +
+                                         (Layout == ScaleLayout.Swizzled128x4 ? "/swizzled" : Layout == ScaleLayout.Tiled16x128 ? "/tiled" : "") +
                                          (Rounding == RoundingMode.Stochastic ? $"/sr{Seed}" : "") + (TwoDimensionalBlocks ? "/2d" : "");
 }

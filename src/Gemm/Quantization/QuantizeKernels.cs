@@ -15,7 +15,8 @@ internal struct QuantizeParams
     public int ElementKind;
     public int ElementBits;
     public int Rule;
-    public int Swizzled;
+    /// <summary>The tensor's layout: <see cref="ScaleRules.LayoutLinear"/>, <see cref="ScaleRules.LayoutSwizzled"/> or (read only) <see cref="ScaleRules.LayoutTiled"/>.</summary>
+    public int Layout;
     public int Format;
     /// <summary>Scale family: <see cref="ScaleRules.FamilyMx"/>, <see cref="ScaleRules.FamilyNv"/> or <see cref="ScaleRules.FamilyScaled"/>.</summary>
     public int Family;
@@ -53,7 +54,7 @@ internal struct QuantizeParams
             ElementKind = spec.ElementKind,
             ElementBits = spec.ElementBits,
             Rule = o.Rule == MxScaleRule.Ceil ? ScaleRules.RuleCeil : ScaleRules.RuleFloor,
-            Swizzled = o.Layout == ScaleLayout.Swizzled128x4 ? 1 : 0,
+            Layout = (int)o.Layout,
             Format = (int)spec.Format,
             Family = spec.Family,
             DecodeScaleDivisor = spec.DecodeScaleDivisor,
@@ -110,6 +111,7 @@ internal sealed class QuantizeKernels
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> SiluMultiply;
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int> SiluMultiplyToBf16;
     public readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> Transpose;
+    public readonly Action<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, RelayoutParams> Relayout;
 
     public QuantizeKernels(Accelerator a)
     {
@@ -124,6 +126,7 @@ internal sealed class QuantizeKernels
         SiluMultiply = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(SiluMultiplyKernel);
         SiluMultiplyToBf16 = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, int>(SiluMultiplyToBf16Kernel);
         Transpose = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(TransposeKernel);
+        Relayout = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>, RelayoutParams>(RelayoutKernel);
     }
 
     private static int Begin(Index1D thread, QuantizeParams p) => thread * p.ItemsPerThread;
@@ -263,7 +266,7 @@ internal sealed class QuantizeKernels
                     factor = FloatBits.Pow2(-e);
                 }
                 int block = (chunkFirst + offset) / p.BlockSize;
-                scales[ScaleRules.ScaleOffset(row, block, p.ScaleColumns, p.Swizzled != 0)] = (byte)scaleCode;
+                scales[ScaleRules.ScaleOffset(row, block, p.ScaleColumns, p.Layout == ScaleRules.LayoutSwizzled)] = (byte)scaleCode;
                 WriteBlock(local, offset, data, (long)row * p.PaddedColumns + chunkFirst + offset, factor, nv, p);
             }
         }
@@ -345,7 +348,7 @@ internal sealed class QuantizeKernels
             int row = i / p.Columns;
             int column = i - row * p.Columns;
             output[i] = QuantizedOperand.Decode(data, blockScales, decodeScales, row, column, p.Family, p.PerRow, p.ElementKind, p.ElementBits,
-                                                p.BlockSize, p.PaddedColumns, p.ScaleColumns, p.Swizzled);
+                                                p.BlockSize, p.PaddedColumns, p.ScaleColumns, p.Columns, p.Layout);
         }
     }
 
@@ -378,6 +381,21 @@ internal sealed class QuantizeKernels
             destination[i] = FloatBits.ToBFloat16(SiluTimes(gate[i], up[i]));
     }
 
+    /// <summary>Codes and block scales into another layout (<see cref="RelayoutParams"/>); chunks of items per thread.</summary>
+    private static void RelayoutKernel(Index1D thread, ArrayView<byte> sourceData, ArrayView<byte> sourceScales, ArrayView<byte> data,
+                                       ArrayView<byte> scales, RelayoutParams p)
+    {
+        int end = ChunkEnd(thread, p.ItemsPerThread, p.TotalItems);
+        for (int i = thread * p.ItemsPerThread; i < end; i++)
+        {
+            p.Map(i, out bool isCode, out long from, out long to);
+            if (isCode)
+                data[to] = sourceData[from];
+            else
+                scales[to] = sourceScales[from];
+        }
+    }
+
     /// <summary>BF16 (isHalf = 0) or FP16 (isHalf = 1) bits → binary32, exact; chunks of <paramref name="perThread"/> elements.</summary>
     private static void Widen16Kernel(Index1D thread, ArrayView<ushort> source, ArrayView<float> destination, int isHalf, int perThread, int total)
     {
@@ -391,15 +409,15 @@ internal sealed class QuantizeKernels
 internal static class QuantizedOperand
 {
     public static float Decode(ArrayView<byte> data, ArrayView<byte> blockScales, ArrayView<float> decodeScales, int row, int column,
-                               int family, int perRow, int elementKind, int elementBits, int blockSize, int paddedColumns, int scaleColumns, int swizzled)
+                               int family, int perRow, int elementKind, int elementBits, int blockSize, int paddedColumns, int scaleColumns,
+                               int columns, int layout)
     {
-        long index = (long)row * paddedColumns + column;
-        uint code = elementBits == 8 ? data[index] : (uint)(data[index >> 1] >> (int)(4 * (index & 1))) & 0xFu;
+        uint code = ScaleRules.Code(data, row, column, paddedColumns, columns, elementBits, layout);
         float element = ElementKind.Decode(code, elementKind);
         if (family == ScaleRules.FamilyMx)
-            return element * FloatBits.FromE8M0(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, swizzled != 0)]);
+            return element * FloatBits.FromE8M0(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, blockSize, columns, layout)]);
         if (family == ScaleRules.FamilyNv)
-            return element * FloatBits.FromE4M3(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, swizzled != 0)]) * decodeScales[0];
+            return element * FloatBits.FromE4M3(blockScales[ScaleRules.ScaleOffset(row, column / blockSize, scaleColumns, blockSize, columns, layout)]) * decodeScales[0];
         return element * decodeScales[perRow != 0 ? row : 0];
     }
 }

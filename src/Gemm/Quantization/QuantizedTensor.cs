@@ -44,7 +44,7 @@ public sealed class QuantizedTensor : IDisposable
     /// <summary>The quantized format.</summary>
     public QuantFormat Format => Options.Format;
 
-    /// <summary>Layout of <see cref="BlockScales"/>.</summary>
+    /// <summary>Layout of <see cref="BlockScales"/> (and, for <see cref="ScaleLayout.Tiled16x128"/>, of <see cref="Data"/>).</summary>
     public ScaleLayout Layout => Options.Layout;
 
     /// <summary>Number of rows.</summary>
@@ -82,7 +82,8 @@ public sealed class QuantizedTensor : IDisposable
         ? throw new InvalidOperationException($"This tensor lives on the {Context!.Backend} context's device; call ToHost() to read its bytes.")
         : Storage;
 
-    /// <summary>Packed element codes, [Rows, PaddedColumns × bits / 8] bytes.</summary>
+    /// <summary>Packed element codes, [Rows, PaddedColumns × bits / 8] bytes (<see cref="ScaleLayout.Tiled16x128"/>: tiles of 16 rows × 128
+    /// values, 1024 bytes each, rows padded to 16 and K to 128).</summary>
     /// <exception cref="ObjectDisposedException">The tensor was disposed.</exception>
     /// <exception cref="InvalidOperationException">The tensor lives on a device.</exception>
     public ReadOnlySpan<byte> Data => HostParts.Data.HostSpan;
@@ -105,7 +106,7 @@ public sealed class QuantizedTensor : IDisposable
         : throw new InvalidOperationException($"{Format} has no single per-tensor scale.");
 
     internal static Parts AllocateHost(FormatSpec spec, int rows, int columns, ScaleLayout layout) =>
-        new(new HostStorage<byte>(new byte[spec.DataBytes(rows, columns)]),
+        new(new HostStorage<byte>(new byte[spec.DataBytes(rows, columns, layout)]),
             new HostStorage<byte>(new byte[spec.BlockScaleBytes(rows, columns, layout)]),
             new HostStorage<float>(new float[spec.DecodeScaleCount(rows)]));
 
@@ -127,7 +128,7 @@ public sealed class QuantizedTensor : IDisposable
         ThrowHelper.ThrowIfNotPositive(columns, nameof(columns));
         options.Validate(nameof(options));
         var spec = FormatSpec.Of(options);
-        ThrowHelper.ThrowIfLengthIsNot(spec.DataBytes(rows, columns), data.Length, nameof(data), "bytes");
+        ThrowHelper.ThrowIfLengthIsNot(spec.DataBytes(rows, columns, options.Layout), data.Length, nameof(data), "bytes");
         ThrowHelper.ThrowIfLengthIsNot(spec.BlockScaleBytes(rows, columns, options.Layout), blockScales.Length, nameof(blockScales), "bytes");
         ThrowHelper.ThrowIfLengthIsNot(spec.DecodeScaleCount(rows), decodeScales.Length, nameof(decodeScales));
         var parts = new Parts(new HostStorage<byte>(data.ToArray()), new HostStorage<byte>(blockScales.ToArray()),

@@ -159,23 +159,39 @@ internal static class ReferenceQuantizer
         }
     }
 
+    /// <summary>Codes and block scales of <paramref name="source"/> into <paramref name="destination"/> (zeroed) in another layout.</summary>
+    public static void Relayout(QuantizedTensor.Parts source, QuantizedTensor.Parts destination, RelayoutParams p)
+    {
+        for (int i = 0; i < p.TotalItems; i++)
+        {
+            p.Map(i, out bool isCode, out long from, out long to);
+            if (isCode)
+                destination.Data.HostSpan[(int)to] = source.Data.HostSpan[(int)from];
+            else
+                destination.BlockScales.HostSpan[(int)to] = source.BlockScales.HostSpan[(int)from];
+        }
+    }
+
     /// <summary>Dequantizes to a row-major [rows, columns] float tensor (padding dropped; NUMERICS.md §3).</summary>
     public static void Dequantize(QuantizedTensor.Parts q, int rows, int columns, QuantizationOptions o, Span<float> destination)
     {
         var spec = FormatSpec.Of(o);
         int paddedColumns = spec.PaddedColumns(columns);
         int scaleColumns = spec.ScaleColumns(columns);
-        bool swizzled = o.Layout == ScaleLayout.Swizzled128x4;
+        int layout = (int)o.Layout;
+        var data = q.Data.HostSpan;
+        var scales = q.BlockScales.HostSpan;
         for (int r = 0; r < rows; r++)
         for (int c = 0; c < columns; c++)
         {
-            long index = (long)r * paddedColumns + c;
-            uint code = spec.ElementBits == 8 ? q.Data.HostSpan[(int)index] : (uint)(q.Data.HostSpan[(int)(index >> 1)] >> (int)(4 * (index & 1))) & 0xF;
+            uint b = data[(int)ScaleRules.CodeByte(r, c, paddedColumns, columns, spec.ElementBits, layout)];
+            uint code = spec.ElementBits == 8 ? b : (b >> (4 * (c & 1))) & 0xF;
             float element = ElementKind.Decode(code, spec.ElementKind);
+            int scale = spec.IsBlockScaled ? (int)ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, spec.BlockSize, columns, layout) : 0;
             float value = spec.IsMx
-                ? element * FloatBits.FromE8M0(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)])
+                ? element * FloatBits.FromE8M0(scales[scale])
                 : spec.IsNv
-                    ? element * FloatBits.FromE4M3(q.BlockScales.HostSpan[ScaleRules.ScaleOffset(r, c / spec.BlockSize, scaleColumns, swizzled)]) * q.DecodeScales.HostSpan[0]
+                    ? element * FloatBits.FromE4M3(scales[scale]) * q.DecodeScales.HostSpan[0]
                     : element * q.DecodeScales.HostSpan[spec.Format == QuantFormat.Fp8PerRow ? r : 0];
             destination[r * columns + c] = value;
         }

@@ -171,6 +171,61 @@ public sealed class NativeAbiTests
     }
 
     [Test]
+    public void TensorSizesMatchTheManagedOnesInEveryLayout()
+    {
+        foreach (var format in new[] { QuantFormat.Mxfp4, QuantFormat.Nvfp4, QuantFormat.Mxfp8, QuantFormat.Fp8PerRow })
+            foreach (var layout in Enum.GetValues<ScaleLayout>())
+                foreach (var (rows, columns) in new[] { (1, 32), (37, 288), (130, 4096) })
+                {
+                    var options = new QuantizationOptions(format) { Layout = layout };
+                    var t = MsQTensor.Create();
+                    (t.Format, t.Layout, t.Rows, t.Cols) = ((int)format, (int)layout, rows, columns);
+                    bool applies = (layout == ScaleLayout.Linear || format != QuantFormat.Fp8PerRow) &&
+                                   (layout != ScaleLayout.Tiled16x128 || format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4);
+                    string what = $"{format} {layout} [{rows}, {columns}]";
+                    if (!applies)
+                    {
+                        var ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_qtensor_bytes(t, out _, out _)), what)!;
+                        Assert.That(ex.Argument, Is.EqualTo("t"), what);
+                        Assert.That(ex.Message, Does.Contain("layout"), what);
+                        continue;
+                    }
+                    NativeStatus.ThrowIfFailed(NativeMethods.ms_qtensor_bytes(t, out nuint data, out nuint scales));
+                    var spec = FormatSpec.Of(options);
+                    Assert.That((long)data, Is.EqualTo(spec.DataBytes(rows, columns, layout)), what + " codes");
+                    Assert.That((long)scales, Is.EqualTo(spec.BlockScaleBytes(rows, columns, layout)), what + " scales");
+                }
+    }
+
+    [Test]
+    public void TiledLayoutsAreCheckedByName()
+    {
+        var desc = MsGemmDesc.Create();
+        (desc.M, desc.N, desc.K) = (1, 64, 64);
+        (desc.AFormat, desc.ADType, desc.BFormat, desc.BLayout) = (MsAbi.FormatDense, 1, (int)QuantFormat.Mxfp4, MsAbi.LayoutTiled);
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out var plan));
+        plan.Dispose();
+        desc.BFormat = (int)QuantFormat.Fp8PerRow;
+        var ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out _)))!;
+        Assert.That(ex.Argument, Is.EqualTo("desc.b_layout"));
+        (desc.AFormat, desc.ALayout, desc.BFormat) = ((int)QuantFormat.Mxfp4, MsAbi.LayoutTiled, (int)QuantFormat.Mxfp4);
+        ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_gemm_plan_create(desc, out _)))!;
+        Assert.That(ex.Argument, Is.EqualTo("desc.a_layout"));
+
+        // ms_relayout checks its tensors before it needs a context: the same codes buffer on both sides is refused.
+        var src = MsQTensor.Create();
+        (src.Format, src.Rows, src.Cols, src.Data, src.BlockScales) = ((int)QuantFormat.Mxfp4, 16, 128, 256, 512);
+        var dst = src;
+        dst.Layout = MsAbi.LayoutTiled;
+        ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_relayout(src, dst, 0)))!;
+        Assert.That(ex.Argument, Is.EqualTo("dst"));
+        dst.Data = 1024;
+        dst.Cols = 96;
+        ex = Assert.Throws<MicroscaleException>(() => NativeStatus.ThrowIfFailed(NativeMethods.ms_relayout(src, dst, 0)))!;
+        Assert.That(ex.Message, Does.Contain("[16, 128]"));
+    }
+
+    [Test]
     public void WithoutABoundContextTheLibraryRefusesInsteadOfCreatingOne()
     {
         // This thread has no CUDA context (and CI has no driver at all): a launch must fail cleanly, never create one.

@@ -40,6 +40,19 @@ public sealed class NativeDispatchTests
         return MicroscaleRuntime.NativeGemmKernelFor(sm, sms, m, 4096, 4096, a, b);
     }
 
+    [Test]
+    public void PrepackedWeightsRunTheDecodeKernelOrTheHopperBf16Family()
+    {
+        var tiled = new QuantizationOptions(QuantFormat.Mxfp4) { Layout = ScaleLayout.Tiled16x128 };
+        var tiledNv = new QuantizationOptions(QuantFormat.Nvfp4) { Layout = ScaleLayout.Tiled16x128 };
+        Assert.That(Kernel(90, 1, null, tiled, HopperMultiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_128x8_mxfp4"));
+        Assert.That(Kernel(90, 4096, null, tiledNv, HopperMultiprocessors), Does.StartWith("ms_sm90_bf16_gemm_nt_"));
+        Assert.That(Kernel(80, 4096, null, tiled), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        // Blackwell's block-scaled families read linear weights only: tiled ones take the decode kernel at every M.
+        Assert.That(Kernel(120, 4096, O(QuantFormat.Mxfp4), tiled), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        Assert.That(Kernel(100, 4096, O(QuantFormat.Mxfp4), tiled, B200Multiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+    }
+
     [TestCase(120)]
     [TestCase(121)]
     public void GeForceBlackwellRunsTheBlockScaledFp4Family(int sm)
