@@ -196,8 +196,30 @@ internal sealed class Verifier
             var (worst, worstIndex) = GemmAccuracy.Check<float>(expected, abs, c.ToArray(), k, alpha, _context.LastGemmKernel);
             string where = $"worst at (m {worstIndex / n}, n {worstIndex % n})";
             string name = $"{pair}{(weights is null ? "" : "/" + weights.ToString()!.ToLowerInvariant())} {layout.ToString().ToLowerInvariant()} m={m} n={n} k={k}";
-            _report(new VerifyResult("gemm", name, _context.Backend.ToString(), _context.LastGemmKernel, worst <= 1.0, worst, "|err|/bound", where));
+            string kernel = _context.LastGemmKernel;
+            _report(new VerifyResult("gemm", name, _context.Backend.ToString(), kernel, worst <= 1.0, worst, "|err|/bound", where));
+            if (bOptions.Format is QuantFormat.Mxfp4 or QuantFormat.Nvfp4 && layout == ScaleLayout.Linear)
+                Prepacked(name, qa, at, qb, c.ToArray(), kernel, options, expected, abs, k, alpha);
         }
+    }
+
+    /// <summary>The same GEMM on prepacked weights (<see cref="MicroscaleContext.Prepack"/>): the linear run's bytes where the
+    /// same kernel runs, else within the bound (on Blackwell tiled weights keep a GEMM on the decode kernel).</summary>
+    private void Prepacked(string name, QuantizedTensor? qa, DeviceTensor<float> at, QuantizedTensor qb, float[] linear, string linearKernel,
+                           GemmOptions options, double[] expected, double[] abs, int k, float alpha)
+    {
+        using var packed = _context.Prepack(qb);
+        using var c = _context.AllocateTensor<float>(at.Rows, qb.Rows);
+        if (qa is null) _context.Gemm(at, packed, c, options);
+        else _context.Gemm(qa, packed, c, options);
+        string kernel = _context.LastGemmKernel;
+        if (kernel == linearKernel)
+        {
+            Exact("gemm", name + " prepacked", kernel, FloatMismatches(linear, c.ToArray()), "binary32 bits against the linear weights");
+            return;
+        }
+        var (worst, _) = GemmAccuracy.Check<float>(expected, abs, c.ToArray(), k, alpha, kernel);
+        _report(new VerifyResult("gemm", name + " prepacked", _context.Backend.ToString(), kernel, worst <= 1.0, worst, "|err|/bound", $"linear ran {linearKernel}"));
     }
 
     private void Golden(string? directory)
