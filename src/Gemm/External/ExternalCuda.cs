@@ -84,7 +84,7 @@ public sealed class ExternalQuantizedTensor
     /// <summary>The binary32 decode scales.</summary>
     public DeviceMemory DecodeScales { get; }
 
-    /// <summary>Bytes of packed codes: rows × K padded to the block × bits / 8.</summary>
+    /// <summary>Bytes of packed codes: rows × K padded to the block × bits / 8 (tiled: whole 16 × 128 tiles of 1024 bytes).</summary>
     public static long DataBytes(QuantizationOptions options, int rows, int columns) => FormatSpec.Of(options).DataBytes(rows, columns, options.Layout);
 
     /// <summary>Bytes of block-scale codes in the options' layout (0 for FP8 per-tensor / per-row).</summary>
@@ -143,6 +143,7 @@ public static class ExternalCuda
     {
         ArgumentNullException.ThrowIfNull(destination);
         ThrowHelper.ThrowIfUndefined(sourceType, nameof(sourceType));
+        QuantizerChecks.ThrowIfTiled(destination.Options.Layout, nameof(destination));
         source.Require((long)destination.Rows * destination.Columns * ElementBytes(sourceType), ElementBytes(sourceType), nameof(source), "source");
         if (!NativeOps.Supports(destination.Options))
             throw new NotSupportedException($"libmicroscale quantizes MXFP4, MXFP8, NVFP4, FP8 per-tensor/per-row and MXINT8 with round-to-nearest and " +
@@ -204,6 +205,28 @@ public static class ExternalCuda
         return RunGemm(NativeOps.DescribeDense(m, b.Columns, (int)aType, a.Address), b, output, outputType, stream, alpha, bias, workspace);
     }
 
+    /// <summary>Enqueues the copy of <paramref name="source"/> into <paramref name="destination"/>'s layout: the same format, element and
+    /// shape, the codes and block scales laid out anew (padding zero). This is how an engine prepacks FP4 weights for the decode
+    /// GEMM (<see cref="ScaleLayout.Tiled16x128"/>, as <see cref="MicroscaleContext.Prepack"/> does). The decode scales are neither
+    /// read nor written: <paramref name="destination"/> may share <paramref name="source"/>'s.</summary>
+    /// <exception cref="ArgumentException">The tensors differ in format, element or shape, or share their codes or block scales.</exception>
+    /// <exception cref="MicroscaleException">No current context, a foreign stream, or a native failure.</exception>
+    public static void Relayout(ExternalQuantizedTensor source, ExternalQuantizedTensor destination, nint stream)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(destination);
+        var (s, d) = (source.Options, destination.Options);
+        if (s.Format != d.Format || s.Element != d.Element || source.Rows != destination.Rows || source.Columns != destination.Columns)
+            throw new ArgumentException($"destination is {d.Format}/{d.Element} [{destination.Rows}, {destination.Columns}], source " +
+                                        $"{s.Format}/{s.Element} [{source.Rows}, {source.Columns}]: only the layout may differ.", nameof(destination));
+        if (source.Data.Address == destination.Data.Address || (!source.BlockScales.IsNull && source.BlockScales.Address == destination.BlockScales.Address))
+            throw new ArgumentException("destination shares the source's codes or block scales; the relayout needs separate memory.", nameof(destination));
+        if (!NativeOps.GemmReads(s))
+            throw new NotSupportedException($"libmicroscale has no {s.Format} kernels; use a MicroscaleContext (the ILGPU kernels) for it.");
+        RequireNative();
+        NativeStatus.ThrowIfFailed(NativeMethods.ms_relayout(source.Describe(), destination.Describe(), stream));
+    }
+
     /// <summary>Enqueues the repack of GGUF (ggml) MXFP4 / NVFP4 blocks already in device memory into <paramref name="destination"/>
     /// (MXFP4 / NVFP4, any scale layout); values decode as ggml decodes them. Scale bytes ggml rejects become NaN scales.</summary>
     /// <param name="type"><see cref="IO.GgufTensorType.MXFP4"/> or <see cref="IO.GgufTensorType.NVFP4"/>.</param>
@@ -217,6 +240,7 @@ public static class ExternalCuda
     {
         ArgumentNullException.ThrowIfNull(destination);
         var format = type == IO.GgufTensorType.MXFP4 ? QuantFormat.Mxfp4 : QuantFormat.Nvfp4;
+        QuantizerChecks.ThrowIfTiled(destination.Options.Layout, nameof(destination));
         if (IO.GgufQuantized.IsSupported(type) && destination.Options.Format != format)
             throw new ArgumentException($"GGUF {type} blocks repack into {format}, not {destination.Options.Format}.", nameof(destination));
         int block = type == IO.GgufTensorType.MXFP4 ? 32 : 64, blockBytes = type == IO.GgufTensorType.MXFP4 ? 17 : 36;

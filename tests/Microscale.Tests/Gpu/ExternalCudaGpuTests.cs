@@ -138,6 +138,31 @@ public sealed partial class ExternalCudaGpuTests
         GemmBounds.AssertWithin<BFloat16>(c, abs, Download<BFloat16>(output, (long)m * n), n, k, 1f, "bf16 x mxfp4", kernel);
     }
 
+    [TestCase(QuantFormat.Mxfp4, 1)]
+    [TestCase(QuantFormat.Nvfp4, 9)]
+    public void PrepackedWeightsOnTheEnginesStreamGiveTheLinearBytes(QuantFormat format, int m)
+    {
+        const int n = 200, k = 1024;
+        var options = new QuantizationOptions(format);
+        using var host = Quantizer.Quantize(SeededGaussian.Create(n * k, seed: 6), n, k, options, Backend.Reference);
+        var decode = host.DecodeScales.Length == 0 ? default : Upload(host.DecodeScales.ToArray());
+        var linear = new ExternalQuantizedTensor(options, n, k, Upload(host.Data.ToArray()), Upload(host.BlockScales.ToArray()), decode);
+        var tiledOptions = options with { Layout = ScaleLayout.Tiled16x128 };
+        var tiled = new ExternalQuantizedTensor(tiledOptions, n, k, Allocate(ExternalQuantizedTensor.DataBytes(tiledOptions, n, k)),
+                                                Allocate(ExternalQuantizedTensor.BlockScaleBytes(tiledOptions, n, k)), decode);
+        ExternalCuda.Relayout(linear, tiled, _stream);
+        var a = Upload(SeededGaussian.Create(m * k, seed: 7).Select(v => (BFloat16)v).ToArray());
+        var expected = Allocate((long)m * n * 4);
+        var actual = Allocate((long)m * n * 4);
+        var workspace = Allocate(ExternalCuda.GemmWorkspaceBytes(null, tiled, DenseElement.Float32, m: m));
+        Check(cuMemsetD8_v2(workspace.Address, 0, (nuint)workspace.ByteLength), "cuMemsetD8");
+        string linearKernel = ExternalCuda.Gemm(a, DenseElement.BFloat16, m, linear, expected, DenseElement.Float32, _stream, workspace: workspace);
+        string tiledKernel = ExternalCuda.Gemm(a, DenseElement.BFloat16, m, tiled, actual, DenseElement.Float32, _stream, workspace: workspace);
+        Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+        Assert.That(tiledKernel, Is.EqualTo(linearKernel));
+        Assert.That(Download<float>(actual, (long)m * n), Is.EqualTo(Download<float>(expected, (long)m * n)), $"{format} m={m}: {tiledKernel}");
+    }
+
     [TestCase(IO.GgufTensorType.MXFP4, ScaleLayout.Linear)]
     [TestCase(IO.GgufTensorType.MXFP4, ScaleLayout.Swizzled128x4)]
     [TestCase(IO.GgufTensorType.NVFP4, ScaleLayout.Linear)]
@@ -195,6 +220,7 @@ public sealed partial class ExternalCudaGpuTests
     [LibraryImport(Driver)] private static partial int cuCtxPushCurrent_v2(nint context);
     [LibraryImport(Driver)] private static partial int cuCtxPopCurrent_v2(out nint context);
     [LibraryImport(Driver)] private static partial int cuMemAlloc_v2(out nint pointer, nuint bytes);
+    [LibraryImport(Driver)] private static partial int cuMemsetD8_v2(nint pointer, byte value, nuint count);
     [LibraryImport(Driver)] private static partial int cuMemFree_v2(nint pointer);
     [LibraryImport(Driver)] private static partial int cuMemcpyHtoD_v2(nint destination, nint source, nuint bytes);
     [LibraryImport(Driver)] private static partial int cuMemcpyDtoH_v2(nint destination, nint source, nuint bytes);

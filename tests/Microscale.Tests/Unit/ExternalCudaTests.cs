@@ -95,4 +95,25 @@ public sealed class ExternalCudaTests
                     Does.Contain("MicroscaleContext"));
         Assert.Throws<InvalidOperationException>(() => ExternalCuda.Quantize(Range(1 << 20), DenseElement.Float32, nv, 0));
     }
+
+    [Test]
+    public void RelayoutChecksItsTensorsBeforeLaunching()
+    {
+        var mx = new QuantizationOptions(QuantFormat.Mxfp4);
+        var tiledOptions = mx with { Layout = ScaleLayout.Tiled16x128 };
+        Assert.That(ExternalQuantizedTensor.DataBytes(tiledOptions, 17, 160), Is.EqualTo(2 * 2 * 1024), "two row tiles of 16, K padded to 256");
+        Assert.That(ExternalQuantizedTensor.BlockScaleBytes(tiledOptions, 17, 160), Is.EqualTo(2 * 2 * 64));
+        var linear = Tensor(mx, 17, 160);
+        var tiled = new ExternalQuantizedTensor(tiledOptions, 17, 160, Range(4096, offset: 1 << 16), Range(256, offset: 1 << 17), default);
+        Assert.That(Assert.Throws<ArgumentException>(() => ExternalCuda.Relayout(linear, Tensor(tiledOptions, 17, 128), 0))!.ParamName,
+                    Is.EqualTo("destination"));
+        Assert.That(Assert.Throws<ArgumentException>(() => ExternalCuda.Relayout(linear, Tensor(tiledOptions, 17, 160), 0))!.Message,
+                    Does.Contain("shares"));
+        var nv = Tensor(new QuantizationOptions(QuantFormat.Nvfp4) { Layout = ScaleLayout.Tiled16x128 }, 17, 160);
+        Assert.That(Assert.Throws<ArgumentException>(() => ExternalCuda.Relayout(linear, nv, 0))!.ParamName, Is.EqualTo("destination"));
+        Assert.That(Assert.Throws<ArgumentException>(() => ExternalCuda.Quantize(Range(1 << 20), DenseElement.Float32, tiled, 0))!.ParamName,
+                    Is.EqualTo("destination"));
+        // Everything valid: only now is the missing library reported.
+        Assert.Throws<InvalidOperationException>(() => ExternalCuda.Relayout(linear, tiled, 0));
+    }
 }
