@@ -6,7 +6,7 @@ namespace Microscale.Bench;
 /// <summary>
 /// PNG charts of the sweeps' CSV files (ScottPlot), written next to them: `gemm-fp8.png` (ratio against cuBLASLt FP8 per
 /// shape and scaling), `gemm-fp8-tflops.png` (both libraries' achieved TFLOPS), `decode.png` (ratio against cuBLAS BF16 by token count, one line per shape and scheme) and
-/// `decode-bandwidth.png` (weight bandwidth as a fraction of the copy bandwidth). `Microscale.Bench plot DIR` renders every
+/// `decode-bandwidth.png` (weight bandwidth as a fraction of the copy bandwidth), `decode-prepacked.png` (prepacked weights with static weights against cuBLAS BF16). `Microscale.Bench plot DIR` renders every
 /// chart whose CSV is in DIR; gpu-sweep renders them after its parts.
 /// </summary>
 internal static class Plots
@@ -120,7 +120,7 @@ internal static class Plots
         void Chart(string column, string file, string title, string yLabel, double? reference)
         {
             var plot = new Plot();
-            foreach (var group in rows.GroupBy(r => $"{r["shape"]} {r["scheme"]}"))
+            foreach (var group in rows.Where(r => r.ContainsKey(column) && !double.IsNaN(Number(r[column]))).GroupBy(r => $"{r["shape"]} {r["scheme"]}"))
             {
                 double[] m = group.Select(r => Math.Log2(Number(r["m"]))).ToArray();
                 double[] y = group.Select(r => Number(r[column])).ToArray();
@@ -138,6 +138,10 @@ internal static class Plots
         }
         Chart("ratio_bf16", "decode.png", "Decode GEMM: cuBLAS BF16 time / Microscale time", "ratio", 1.0);
         Chart("copy_fraction", "decode-bandwidth.png", "Decode GEMM: weight bandwidth / device copy bandwidth", "fraction of copy", null);
-        return 2;
+        if (rows.Count == 0 || !rows[0].ContainsKey("prepacked_static_ratio_bf16"))
+            return 2; // a CSV from before the prepacked columns
+        Chart("prepacked_static_ratio_bf16", "decode-prepacked.png",
+              "Decode GEMM, prepacked FP4 weights + static weights: cuBLAS BF16 time / Microscale time (batches of 10)", "ratio", 1.0);
+        return 3;
     }
 }
