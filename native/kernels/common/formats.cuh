@@ -210,14 +210,19 @@ inline QuantView quant_view_of(const ms_qtensor_t& t, int cols) {
                    block, padded, block ? padded / block : 0, t.layout == MS_LAYOUT_SWIZZLED_128X4, cols, t.layout == MS_LAYOUT_TILED_16X128};
 }
 
+// The byte of q's codes that holds (row, col) (FP4: the nibble is col & 1 in every layout), and of its block scale (row, block).
+MS_HD int64_t code_offset(const QuantView& q, int row, int col) {
+  if (q.tiled) return tiled_code_offset(row, col, tiled_col_chunks(q.cols));
+  return ((int64_t)row * q.padded_cols + col) * q.bits / 8;
+}
+MS_HD int64_t scale_index(const QuantView& q, int row, int block) {
+  return q.tiled ? tiled_scale_offset(row, block, q.block, tiled_col_chunks(q.cols)) : scale_offset(row, block, q.scale_cols, q.swizzled);
+}
 MS_HD uint32_t code_at(const QuantView& q, int row, int col) {
-  if (q.tiled) return (uint32_t)(q.data[tiled_code_offset(row, col, tiled_col_chunks(q.cols))] >> (4 * (col & 1))) & 0xFu;
-  int64_t index = (int64_t)row * q.padded_cols + col;
-  return q.bits == 8 ? q.data[index] : (uint32_t)(q.data[index >> 1] >> (4 * (index & 1))) & 0xFu;
+  const uint32_t byte = q.data[code_offset(q, row, col)];
+  return q.bits == 8 ? byte : (byte >> (4 * (col & 1))) & 0xFu;
 }
-MS_HD uint32_t scale_code_at(const QuantView& q, int row, int block) {
-  return q.block_scales[q.tiled ? tiled_scale_offset(row, block, q.block, tiled_col_chunks(q.cols)) : scale_offset(row, block, q.scale_cols, q.swizzled)];
-}
+MS_HD uint32_t scale_code_at(const QuantView& q, int row, int block) { return q.block_scales[scale_index(q, row, block)]; }
 
 // The dequantized value at (row, col): element x scale (MX), x s x g (NVFP4), x g (FP8).
 MS_HD float dequantize_at(const QuantView& q, int row, int col) {

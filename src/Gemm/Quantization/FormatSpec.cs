@@ -111,6 +111,9 @@ internal static class ScaleRules
     /// <summary>Tiles of 16 × 128 along K in the tiled layout (K = <paramref name="columns"/>, logical).</summary>
     public static int TiledColumnChunks(int columns) => (columns + 127) / 128;
 
+    /// <summary>Tiles of 16 rows × 128 values a [rows, columns] tensor takes in the tiled layout.</summary>
+    public static long TiledTiles(int rows, int columns) => (long)((rows + 15) / 16) * TiledColumnChunks(columns);
+
     /// <summary>Tile index of (row, column) in the tiled layout.</summary>
     private static long TiledTile(int row, int column, int columns) => (long)(row >> 4) * TiledColumnChunks(columns) + (column >> 7);
 
@@ -229,14 +232,14 @@ internal readonly record struct FormatSpec(QuantFormat Format, int BlockSize, in
     public int ScaleColumns(int columns) => IsBlockScaled ? PaddedColumns(columns) / BlockSize : 0;
 
     public long DataBytes(int rows, int columns, ScaleLayout layout = ScaleLayout.Linear) => layout == ScaleLayout.Tiled16x128
-        ? (long)ScaleRules.RoundUp(rows, 16) / 16 * ScaleRules.TiledColumnChunks(columns) * 1024
+        ? ScaleRules.TiledTiles(rows, columns) * 1024
         : (long)rows * PaddedColumns(columns) * ElementBits / 8;
 
     public long BlockScaleBytes(int rows, int columns, ScaleLayout layout) => !IsBlockScaled ? 0
         : layout == ScaleLayout.Swizzled128x4
             ? (long)ScaleRules.RoundUp(rows, 128) * ScaleRules.RoundUp(ScaleColumns(columns), 4)
             : layout == ScaleLayout.Tiled16x128
-                ? (long)ScaleRules.RoundUp(rows, 16) / 16 * ScaleRules.TiledColumnChunks(columns) * (16 * 128 / BlockSize)
+                ? ScaleRules.TiledTiles(rows, columns) * (16 * 128 / BlockSize)
                 : (long)rows * ScaleColumns(columns);
 
     /// <summary>binary32 decode scales: NVFP4 and FP8 per-tensor one, FP8 per-row one per row, MX none.</summary>
