@@ -118,22 +118,34 @@ internal static class GpuSweep
         return Report.Median(samples);
     }
 
+    // Issue 7's activation quantizer: 16 x 8192 (decode) and 8192 x 8192 BF16 (plus 4096^2), every activation format, and
+    // the rotations a model would use (Hadamard block g before quantizing, "+hG").
+    private static readonly (QuantizationOptions Options, int Rotation)[] s_quantizeCases =
+    [
+        (new(QuantFormat.Nvfp4), 0), (new(QuantFormat.Mxfp4), 0), (new(QuantFormat.Mxfp8), 0), (new(QuantFormat.Fp8PerRow), 0),
+        (new(QuantFormat.Fp8PerTensor), 0), (new(QuantFormat.Mxfp4), 32), (new(QuantFormat.Mxfp4), 128), (new(QuantFormat.Nvfp4), 16),
+        (new(QuantFormat.Fp8PerRow), 128),
+    ];
+
     private static void Quantize(MicroscaleContext context, List<Row> rows)
     {
-        foreach (var (m, k) in new[] { (16, 4096), (4096, 4096), (8192, 8192) })
+        foreach (var (m, k) in new[] { (16, 8192), (4096, 4096), (8192, 8192) })
         {
             var x = SeededGaussian.Create(m * k, seed: 1).Select(v => (BFloat16)v).ToArray();
             using var source = context.CreateTensor<BFloat16>(x, m, k);
             using var copy = context.AllocateTensor<BFloat16>(m, k);
             double copyUs = MedianMicroseconds(context, () => source.CopyDeviceTo(copy));
-            foreach (var options in new[] { new QuantizationOptions(QuantFormat.Nvfp4), new QuantizationOptions(QuantFormat.Mxfp4), new QuantizationOptions(QuantFormat.Fp8PerRow) })
+            foreach (var (options, g) in s_quantizeCases)
             {
                 using var destination = context.AllocateQuantized(m, k, options); // caller-allocated: the sweep times the kernels, not cudaMalloc
-                double us = MedianMicroseconds(context, () => context.Quantize(source, destination));
+                var rotation = g == 0 ? null : HadamardTransform.CreateRandom(g, seed: g);
+                double us = rotation is null
+                    ? MedianMicroseconds(context, () => context.Quantize(source, destination))
+                    : MedianMicroseconds(context, () => context.QuantizeRotated(source, rotation, destination));
                 double bytes = m * (double)k * 2 + FormatSpecBytes(destination);
                 // Baseline: copying the BF16 input (read + write of 2 bytes per value) at the device's copy bandwidth.
                 double copyBytes = m * (double)k * 2 * 2;
-                rows.Add(new Row("quantize", context.Backend.ToString(), $"{m}x{k}", options.ToString(), us, 0, bytes / us / 1e3,
+                rows.Add(new Row("quantize", context.Backend.ToString(), $"{m}x{k}", options + (g == 0 ? "" : $"+h{g}"), us, 0, bytes / us / 1e3,
                                  "d2d copy", copyUs, (bytes / us) / (copyBytes / copyUs)));
             }
         }

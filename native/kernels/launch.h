@@ -61,7 +61,7 @@ void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t 
 bool launch_quantize_bf16_rows(const QuantizeLaunch& q, cudaStream_t stream);
 // The tensor amax (NVFP4, FP8 per-tensor) of BF16 rows the segment kernel takes, into q.amax_workspace[0] (zeroed first).
 bool launch_quantize_bf16_amax(const QuantizeLaunch& q, int multiprocessors, cudaStream_t stream);
-bool launch_quantize_bf16_segments(const QuantizeLaunch& q, cudaStream_t stream);
+bool launch_quantize_bf16_segments(const QuantizeLaunch& q, int multiprocessors, cudaStream_t stream);
 // The tile kernel of both orientations (smxx_quantize_dual.cu) takes MXFP4, MXFP8 and NVFP4 from F32 or BF16 sources
 // (K a multiple of 4 / 8, 16-byte aligned source and data) with rotations of 16 or 32; launch_quantize uses it for a
 // stochastically rounded launch it takes.

@@ -158,7 +158,7 @@ void launch_quantize(const QuantizeLaunch& q, int multiprocessors, cudaStream_t 
     decode_scales_kernel<<<(count + 255) / 256, 256, 0, stream>>>(q.amax_workspace, q.decode_scales, count, divisor);
     check_cuda(cudaGetLastError(), "decode scale kernel launch");
   }
-  if (launch_quantize_bf16_segments(q, stream)) return;
+  if (launch_quantize_bf16_segments(q, multiprocessors, stream)) return;
   if (q.format == kFmtFp8Tensor || q.format == kFmtFp8Row) launch_mode<kFp8Quantize>(p, q.src, stream);
   else launch_mode<kBlockQuantize>(p, q.src, stream);
 }

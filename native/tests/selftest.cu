@@ -227,9 +227,146 @@ static void time_repack(cudaStream_t stream) {
   }
 }
 
-// Quantization of an 8192x8192 BF16 tensor (and 16x8192) against a device-to-device copy of the input, CUDA events.
-static void time_quantize(cudaStream_t stream) {
-  std::printf("\n%-14s %-12s %10s %10s %8s\n", "quantize", "format", "us", "copy us", "vs copy");
+// BF16 test tensor for the quantizer check. Rows below 256 sweep every magnitude of the 11 binades below 2^(row - 127)
+// (both signs, every mantissa, subnormals at row 0-10), each 32-value block led by the binade's largest value, so a block's
+// scale is set by its row and every element code of every shift is reached; row 255 holds Inf / NaN leaders. Later rows:
+// random bits (NaN, Inf, subnormals anywhere), blocks around a random exponent (ties, zeros, -0), tiny and huge values.
+__device__ uint32_t mix32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; x ^= x >> 16;
+  return x;
+}
+__global__ void fill_quantizer_check(uint16_t* x, int rows, int cols, uint32_t seed) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (int64_t)rows * cols; i += (int64_t)gridDim.x * blockDim.x) {
+    const int row = (int)(i / cols), col = (int)(i % cols);
+    const uint32_t h = mix32((uint32_t)i * 0x9E3779B9u + seed), hb = mix32((uint32_t)(i / 32) + seed * 31u);
+    uint32_t v;
+    if (row < 256) {
+      const int k = (col / 32) * 31 + col % 32 - 1;
+      const int binade = row - (k / 256) % 11;
+      v = col % 32 == 0 ? (uint32_t)(row << 7) | 0x7Fu | (row == 255 && (col / 32) % 2 ? 0x40u : 0u)
+                        : (binade < 0 ? 0u : (uint32_t)(binade << 7) | (uint32_t)(k % 128)) | (uint32_t)((k / 128) % 2) << 15;
+    } else if (row % 4 == 0) {
+      v = h & 0xFFFFu;
+    } else if (row % 4 == 1) {
+      const int e = (int)(hb % 250) + 2 - (int)(h % 8);
+      v = (h >> 8) % 16 == 0 ? 0u : (uint32_t)(e < 0 ? 0 : e) << 7 | ((h >> 12) & 0x7Fu);
+      v |= (h >> 20 & 1u) << 15;
+    } else if (row % 4 == 2) {
+      v = ((h >> 3) % 9) << 7 | ((h >> 12) & 0x7Fu) | (h >> 20 & 1u) << 15;
+    } else {
+      v = (240u + (h >> 3) % 15) << 7 | ((h >> 12) & 0x7Fu) | (h >> 20 & 1u) << 15;
+    }
+    x[i] = (uint16_t)v;
+  }
+}
+__global__ void bf16_to_f32(const uint16_t* x, float* y, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) y[i] = __uint_as_float((uint32_t)x[i] << 16);
+}
+
+static bool same_bytes(const void* a, const void* b, size_t n) {
+  std::vector<uint8_t> ha(n), hb(n);
+  CHECK_CUDA(cudaMemcpy(ha.data(), a, n, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(hb.data(), b, n, cudaMemcpyDeviceToHost));
+  return ha == hb;
+}
+
+// The BF16 activation quantizer (smxx_quantize_bf16.cu) against the generic kernels on the same values as F32 (which the
+// BF16 kernels never take): codes, block scales and decode scales byte for byte, every format, rule and rotation, linear
+// and swizzled scales, K padded or not. Returns the number of mismatching cases.
+static int check_quantizer(cudaStream_t stream) {
+  int failures = 0, cases = 0;
+  float* signs;
+  CHECK_CUDA(cudaMalloc(&signs, 256 * sizeof(float)));
+  std::vector<float> host_signs(256);
+  for (int i = 0; i < 256; ++i) host_signs[i] = (i * 7 + i / 3) % 5 < 2 ? -1.0f : 1.0f;
+  CHECK_CUDA(cudaMemcpy(signs, host_signs.data(), 256 * sizeof(float), cudaMemcpyHostToDevice));
+  for (auto [rows, cols] : {std::pair<int, int>{300, 8192}, {37, 4104}, {19, 1040}, {9, 16384}, {21, 4096}}) {
+    const size_t n = (size_t)rows * cols;
+    uint16_t* bf16; float* f32;
+    CHECK_CUDA(cudaMalloc(&bf16, n * 2)); CHECK_CUDA(cudaMalloc(&f32, n * 4));
+    fill_quantizer_check<<<1024, 256, 0, stream>>>(bf16, rows, cols, 11u + (uint32_t)cols);
+    bf16_to_f32<<<1024, 256, 0, stream>>>(bf16, f32, n);
+    struct Case { int format, element, hadamard, rule, swizzled; };
+    std::vector<Case> list;
+    for (int h : {0, 16, 32, 64, 128, 256}) {
+      if (h && cols % h) continue;
+      for (int rule : {0, 1}) {
+        list.push_back({MS_FMT_MXFP4, 0, h, rule, 0});
+        list.push_back({MS_FMT_MXFP8, MS_ELEM_E4M3, h, rule, rule});
+        list.push_back({MS_FMT_MXFP8, MS_ELEM_E5M2, h, rule, 0});
+      }
+      list.push_back({MS_FMT_MXFP4, 0, h, 0, 1});
+      list.push_back({MS_FMT_NVFP4, 0, h, 0, 0});
+      list.push_back({MS_FMT_NVFP4, 0, h, 0, 1});
+      list.push_back({MS_FMT_FP8_TENSOR, MS_ELEM_E4M3, h, 0, 0});
+      list.push_back({MS_FMT_FP8_TENSOR, MS_ELEM_E5M2, h, 0, 0});
+      list.push_back({MS_FMT_FP8_ROW, MS_ELEM_E4M3, h, 0, 0});
+      list.push_back({MS_FMT_FP8_ROW, MS_ELEM_E5M2, h, 0, 0});
+    }
+    for (const Case& c : list) {
+      ms_qtensor_t q[2];
+      void* parts[2][3] = {};
+      size_t data_bytes = 0, scale_bytes = 0;
+      for (int side = 0; side < 2; ++side) {
+        ms_qtensor_t& t = q[side];
+        t = ms_qtensor_t{}; t.struct_size = sizeof t; t.format = c.format; t.element = c.element; t.rows = rows; t.cols = cols;
+        t.layout = c.swizzled ? MS_LAYOUT_SWIZZLED_128X4 : MS_LAYOUT_LINEAR;
+        CHECK_MS(ms_qtensor_bytes(&t, &data_bytes, &scale_bytes));
+        CHECK_CUDA(cudaMalloc(&parts[side][0], data_bytes)); CHECK_CUDA(cudaMemset(parts[side][0], 0xA5, data_bytes));
+        if (scale_bytes) { CHECK_CUDA(cudaMalloc(&parts[side][1], scale_bytes)); CHECK_CUDA(cudaMemset(parts[side][1], 0x5A, scale_bytes)); }
+        CHECK_CUDA(cudaMalloc(&parts[side][2], rows * 4 + 4));
+        t.data = parts[side][0]; t.block_scales = (uint8_t*)parts[side][1];
+        t.decode_scales = c.format == MS_FMT_NVFP4 || c.format == MS_FMT_FP8_TENSOR || c.format == MS_FMT_FP8_ROW ? (float*)parts[side][2] : nullptr;
+        ms_quantize_desc_t d{}; d.struct_size = sizeof d; d.src_dtype = side ? MS_DTYPE_F32 : MS_DTYPE_BF16; d.rule = c.rule;
+        d.hadamard_block = c.hadamard; d.hadamard_signs = c.hadamard ? signs : nullptr;
+        size_t ws = 0;
+        CHECK_MS(ms_quantize_workspace_size(&t, &d, &ws));
+        void* workspace = nullptr;
+        if (ws) CHECK_CUDA(cudaMalloc(&workspace, ws));
+        CHECK_MS(ms_quantize(&d, side ? (const void*)f32 : (const void*)bf16, &t, workspace, ws, stream));
+        CHECK_CUDA(cudaStreamSynchronize(stream));
+        if (workspace) cudaFree(workspace);
+      }
+      const int decode_count = c.format == MS_FMT_FP8_ROW ? rows : c.format == MS_FMT_NVFP4 || c.format == MS_FMT_FP8_TENSOR ? 1 : 0;
+      const bool ok = same_bytes(parts[0][0], parts[1][0], data_bytes) && (!scale_bytes || same_bytes(parts[0][1], parts[1][1], scale_bytes)) &&
+                      (!decode_count || same_bytes(parts[0][2], parts[1][2], decode_count * 4));
+      ++cases;
+      if (!ok) {
+        ++failures;
+        std::printf("quantizer check FAILED: %dx%d format %d element %d hadamard %d rule %d swizzled %d\n", rows, cols, c.format, c.element,
+                    c.hadamard, c.rule, c.swizzled);
+      }
+      for (auto& side : parts) for (void* ptr : side) if (ptr) cudaFree(ptr);
+    }
+    cudaFree(bf16); cudaFree(f32);
+  }
+  cudaFree(signs);
+  std::printf("quantizer check: BF16 kernels against the generic kernels on the same values, %d cases, %d failures\n", cases, failures);
+  return failures;
+}
+
+// Median time of one launch, from CUDA events around `batch` back-to-back launches (throughput, launch gaps hidden).
+template <typename Body>
+static double median_batched_us(cudaStream_t stream, int batch, Body&& body) {
+  for (int i = 0; i < 5; ++i) body();
+  cudaEvent_t e0, e1; cudaEventCreate(&e0); cudaEventCreate(&e1);
+  std::vector<float> ms(15);
+  for (auto& t : ms) {
+    cudaEventRecord(e0, stream);
+    for (int i = 0; i < batch; ++i) body();
+    cudaEventRecord(e1, stream); cudaEventSynchronize(e1); cudaEventElapsedTime(&t, e0, e1);
+  }
+  cudaEventDestroy(e0); cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return ms[7] * 1000.0 / batch;
+}
+
+// Quantization of an 8192x8192 BF16 tensor (and 16x8192) against a device-to-device copy of the input, CUDA events: one
+// launch per event pair (latency included) and batches of 20 back-to-back launches (throughput), each against the copy
+// timed the same way.
+static int time_quantize(cudaStream_t stream, const char* only = nullptr) {
+  const int failures = only ? 0 : check_quantizer(stream);
+  std::printf("\n%-14s %-12s %10s %10s %8s %10s %10s %8s\n", "quantize", "format", "us", "copy us", "vs copy", "batch us", "copy us", "vs copy");
   for (int rows : {8192, 16}) {
     const int cols = 8192;
     size_t n = (size_t)rows * cols;
@@ -241,6 +378,7 @@ static void time_quantize(cudaStream_t stream) {
     for (auto& v : host) v = (uint16_t)(0x3C00 + (rng() & 0x3FF) - 0x200 + ((rng() & 1) << 15));  // bf16 around +-1
     CHECK_CUDA(cudaMemcpy(src, host.data(), n * 2, cudaMemcpyHostToDevice));
     double copy_us = median_us(stream, [&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, n * 2, cudaMemcpyDeviceToDevice, stream)); });
+    double copy_batch_us = median_batched_us(stream, 20, [&] { CHECK_CUDA(cudaMemcpyAsync(copy, src, n * 2, cudaMemcpyDeviceToDevice, stream)); });
     struct Case { int format, hadamard; };
     for (Case c : {Case{MS_FMT_NVFP4, 0}, Case{MS_FMT_MXFP4, 0}, Case{MS_FMT_MXFP8, 0}, Case{MS_FMT_FP8_ROW, 0}, Case{MS_FMT_FP8_TENSOR, 0},
                    Case{MS_FMT_MXFP4, 32}, Case{MS_FMT_NVFP4, 16}, Case{MS_FMT_MXFP4, 128}, Case{MS_FMT_FP8_ROW, 128}}) {
@@ -249,19 +387,23 @@ static void time_quantize(cudaStream_t stream) {
       ms_qtensor_t q{}; q.struct_size = sizeof q; q.format = format; q.rows = rows; q.cols = cols; q.data = data;
       q.block_scales = mx || format == MS_FMT_NVFP4 ? scales : nullptr; q.decode_scales = mx ? nullptr : decode;
       ms_quantize_desc_t d{}; d.struct_size = sizeof d; d.src_dtype = MS_DTYPE_BF16; d.hadamard_block = c.hadamard;
-      double us = median_us(stream, [&] { CHECK_MS(ms_quantize(&d, src, &q, workspace, rows * 4, stream)); });
-      // Bytes: read 2/value; write 0.5 (FP4) or 1 (FP8) per value plus scales; the copy moves 4 per value.
-      const bool fp4 = format == MS_FMT_MXFP4 || format == MS_FMT_NVFP4;
-      double bytes = n * 2.0 + n * (fp4 ? 0.5 : 1.0) + (format == MS_FMT_NVFP4 ? n / 16.0 : mx ? n / 32.0 : 0);
       char shape[32], name[32];
       std::snprintf(shape, sizeof shape, "%dx%d", rows, cols);
       std::snprintf(name, sizeof name, "%s%s%d", format == MS_FMT_NVFP4 ? "nvfp4" : format == MS_FMT_MXFP4 ? "mxfp4" : format == MS_FMT_MXFP8 ? "mxfp8"
                     : format == MS_FMT_FP8_ROW ? "fp8-row" : "fp8-tensor", c.hadamard ? "+h" : "", c.hadamard);
       if (!c.hadamard) name[std::strlen(name) - 1] = '\0';  // no "0" suffix
-      std::printf("%-14s %-12s %10.1f %10.1f %8.3f\n", shape, name, us, copy_us, (bytes / us) / (n * 4.0 / copy_us));
+      if (only && std::strcmp(only, name) != 0) continue;
+      double us = median_us(stream, [&] { CHECK_MS(ms_quantize(&d, src, &q, workspace, rows * 4, stream)); });
+      double batch_us = median_batched_us(stream, 20, [&] { CHECK_MS(ms_quantize(&d, src, &q, workspace, rows * 4, stream)); });
+      // Bytes: read 2/value; write 0.5 (FP4) or 1 (FP8) per value plus scales; the copy moves 4 per value.
+      const bool fp4 = format == MS_FMT_MXFP4 || format == MS_FMT_NVFP4;
+      double bytes = n * 2.0 + n * (fp4 ? 0.5 : 1.0) + (format == MS_FMT_NVFP4 ? n / 16.0 : mx ? n / 32.0 : 0);
+      std::printf("%-14s %-12s %10.1f %10.1f %8.3f %10.1f %10.1f %8.3f\n", shape, name, us, copy_us, (bytes / us) / (n * 4.0 / copy_us),
+                  batch_us, copy_batch_us, (bytes / batch_us) / (n * 4.0 / copy_batch_us));
     }
     cudaFree(src); cudaFree(copy); cudaFree(data); cudaFree(scales); cudaFree(decode); cudaFree(workspace);
   }
+  return failures;
 }
 
 // --decode: W4A16 (MXFP4 / NVFP4) and W8A16 (E4M3 per-row) decode plans on random codes (block scales 2^-9..2^-1, UE4M3 scales
@@ -498,8 +640,7 @@ int main(int argc, char** argv) {
   }
   if (argc >= 2 && std::strcmp(argv[1], "--quantize") == 0) {
     cudaStream_t s; CHECK_CUDA(cudaFree(0)); CHECK_CUDA(cudaStreamCreate(&s));
-    time_quantize(s);
-    return 0;
+    return time_quantize(s, argc > 2 ? argv[2] : nullptr) ? 1 : 0;  // a format name: only its timing, no check
   }
   if (argc >= 5 && std::strcmp(argv[1], "--scales") == 0) {
     CHECK_CUDA(cudaFree(0));
@@ -673,7 +814,7 @@ int main(int argc, char** argv) {
   }
   std::printf("geometric mean ratio vs cuBLASLt FP8: per-tensor %.3f, row-wise %.3f\n", std::exp(log_sum[0] / std::max(count[0], 1)),
               std::exp(log_sum[1] / std::max(count[1], 1)));
-  if (!quick) { time_quantize(stream); time_repack(stream); }
+  if (!quick) { failures += time_quantize(stream); time_repack(stream); }
   std::printf("%d check failures\n", failures);
   return failures ? 1 : 0;
 }

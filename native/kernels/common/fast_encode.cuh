@@ -36,6 +36,13 @@ struct Divider {
     const float q = fast ? divide(__fmul_rn(fabsf(x), scale), d, y) : divide_ieee(fabsf(x), d);
     return __uint_as_float(__float_as_uint(q) | (__float_as_uint(x) & 0x80000000u));
   }
+  // The same where `fast` holds and no rescale is needed (divisor >= 2^-60), without branches (selects), for loops over
+  // many values that test `unscaled()` once.
+  __device__ __forceinline__ bool unscaled() const { return fast && scale == 1.0f; }
+  __device__ __forceinline__ float fast_quotient(float x) const {
+    const float q = divide(fabsf(x), d, y);
+    return fabsf(x) < INFINITY ? __uint_as_float(__float_as_uint(q) | (__float_as_uint(x) & 0x80000000u)) : x;
+  }
 };
 
 __device__ __forceinline__ uint32_t fp8x2(float lo, float hi, int kind) {
