@@ -66,13 +66,16 @@ __device__ __forceinline__ uint32_t finite_magnitudes(uint32_t w) {
   return a & ~prmt(a + 0x00800080u, 0, 0xBB99u);
 }
 
+// The larger of a BF16 pair's two 16-bit halves.
+__device__ __forceinline__ uint32_t pair_max(uint32_t m) { return max(m & 0xFFFFu, m >> 16); }
+
 // Block amax of `n` BF16 pairs as binary32 bits (finite values) and whether the block holds a NaN or Inf.
 template <int N>
 __device__ __forceinline__ void pair_amax(const uint32_t* w, uint32_t& amax, bool& non_finite) {
   uint32_t m = 0;
 #pragma unroll
   for (int j = 0; j < N; ++j) m = max_u16x2(m, w[j] & 0x7FFF7FFFu);
-  const uint32_t top = max(m & 0xFFFFu, m >> 16);
+  const uint32_t top = pair_max(m);
   non_finite = top >= 0x7F80u;
   amax = non_finite ? 0u : top << 16;
 }
@@ -88,13 +91,19 @@ __device__ __forceinline__ void float_amax(const float* v, uint32_t& amax, bool&
 }
 
 // x / d for N values of a lane: the branch-free quotient where the divisor allows (tested once), else the checked one.
-template <int N>
+// The checked form is rare (a divisor near the ends of the binary32 range) and kept rolled, so that it costs no code size,
+// unless kRolledFallback is false: a rolled loop over many values can put them in local memory (it did for 32, costing
+// 2.2x), so callers with one divisor for a whole lane unroll both forms.
+template <int N, bool kRolledFallback = true>
 __device__ __forceinline__ void divide_all(const Divider& div, float* x) {
   if (div.unscaled()) {
 #pragma unroll
     for (int e = 0; e < N; ++e) x[e] = div.fast_quotient(x[e]);
-  } else {  // rare (a divisor near the ends of the binary32 range): kept rolled, so that it costs no code size
+  } else if (kRolledFallback) {
 #pragma unroll 1
+    for (int e = 0; e < N; ++e) x[e] = div(x[e]);
+  } else {
+#pragma unroll
     for (int e = 0; e < N; ++e) x[e] = div(x[e]);
   }
 }
@@ -136,6 +145,11 @@ __device__ __forceinline__ uint32_t e2m1_word(const float* x) {
 template <int kKind>
 __device__ __forceinline__ uint32_t fp8_word(const float* x) {
   return fp8x2(x[0], x[1], kKind) | (fp8x2(x[2], x[3], kKind) << 16);
+}
+
+// 8 FP8 codes of p.kind (E4M3 or E5M2) as one 8-byte piece.
+__device__ __forceinline__ uint2 fp8_eight(int kind, const float* x) {
+  return kind == kE4M3 ? make_uint2(fp8_word<kE4M3>(x), fp8_word<kE4M3>(x + 4)) : make_uint2(fp8_word<kE5M2>(x), fp8_word<kE5M2>(x + 4));
 }
 
 // FP8 codes of a lane's 32 scaled values (E4M3 or E5M2), 4 per word.
@@ -334,14 +348,7 @@ __device__ __forceinline__ void quantize_fp8(const QuantizeParams& p, const Divi
   float x[kLaneValues];
 #pragma unroll
   for (int i = 0; i < kLaneValues; ++i) x[i] = kRotated ? v[i] : (i & 1 ? high_bf16(w[i / 2]) : low_bf16(w[i / 2]));
-  // One divisor for the whole tensor: both forms unrolled (divide_all's rolled fallback would put x in local memory).
-  if (div.unscaled()) {
-#pragma unroll
-    for (int i = 0; i < kLaneValues; ++i) x[i] = div.fast_quotient(x[i]);
-  } else {
-#pragma unroll
-    for (int i = 0; i < kLaneValues; ++i) x[i] = div(x[i]);
-  }
+  divide_all<kLaneValues, false>(div, x);  // one divisor for the whole tensor
   uint32_t out[8];
   fp8_lane(p.kind, x, out);
   uint8_t* dst = p.data + row * p.seg.padded_cols + col0;
@@ -434,7 +441,7 @@ __global__ void __launch_bounds__(32 * kWarps) amax_kernel(QuantizeParams p, Loa
       uint32_t m = 0;
 #pragma unroll
       for (int j = 0; j < kLaneWords; ++j) m = max_u16x2(m, finite_magnitudes(w[j]));
-      running = max(running, max(m & 0xFFFFu, m >> 16) << 16);
+      running = max(running, pair_max(m) << 16);
     }
   }
   for (int o = 16; o > 0; o >>= 1) running = max(running, __shfl_xor_sync(0xFFFFFFFFu, running, o));
@@ -463,7 +470,7 @@ __global__ void __launch_bounds__(32 * kRowWarpsPerCta) row_warp_kernel(Quantize
   uint32_t m = 0;
 #pragma unroll
   for (int j = 0; j < kWords; ++j) m = max_u16x2(m, finite_magnitudes(w[j]));
-  uint32_t amax = max(m & 0xFFFFu, m >> 16);
+  uint32_t amax = pair_max(m);
   for (int o = 16; o > 0; o >>= 1) amax = max(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, o));
   if (kRowWarps > 1) {
     if (lane == 0) warp_amax[warp] = amax;
@@ -483,7 +490,7 @@ __global__ void __launch_bounds__(32 * kRowWarpsPerCta) row_warp_kernel(Quantize
       float x[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) x[e] = div(e & 1 ? high_bf16(raw[e / 2]) : low_bf16(raw[e / 2]));
-      dst[i] = make_uint2(fp8x2(x[0], x[1], p.kind) | (fp8x2(x[2], x[3], p.kind) << 16), fp8x2(x[4], x[5], p.kind) | (fp8x2(x[6], x[7], p.kind) << 16));
+      dst[i] = fp8_eight(p.kind, x);
     }
     return;
   }
@@ -493,7 +500,7 @@ __global__ void __launch_bounds__(32 * kRowWarpsPerCta) row_warp_kernel(Quantize
     float x[8];
 #pragma unroll
     for (int e = 0; e < 8; ++e) x[e] = div.fast_quotient(e & 1 ? high_bf16(w[4 * q + e / 2]) : low_bf16(w[4 * q + e / 2]));
-    dst[32 * q + lane] = p.kind == kE4M3 ? make_uint2(fp8_word<kE4M3>(x), fp8_word<kE4M3>(x + 4)) : make_uint2(fp8_word<kE5M2>(x), fp8_word<kE5M2>(x + 4));
+    dst[32 * q + lane] = fp8_eight(p.kind, x);
   }
 }
 
@@ -547,8 +554,7 @@ __global__ void __launch_bounds__(32 * kRowWarps) row_kernel(QuantizeParams p, c
 #pragma unroll
     for (int e = 0; e < 8; ++e) x[e] = v[i][e];
     divide_all<8>(div, x);
-    *reinterpret_cast<uint2*>(p.data + (int64_t)row * p.seg.padded_cols + col0) =
-        make_uint2(fp8x2(x[0], x[1], p.kind) | (fp8x2(x[2], x[3], p.kind) << 16), fp8x2(x[4], x[5], p.kind) | (fp8x2(x[6], x[7], p.kind) << 16));
+    *reinterpret_cast<uint2*>(p.data + (int64_t)row * p.seg.padded_cols + col0) = fp8_eight(p.kind, x);
   }
 }
 
@@ -598,12 +604,14 @@ bool launch_quantize_bf16_rows(const QuantizeLaunch& q, cudaStream_t stream) {
   const auto* src = static_cast<const uint16_t*>(q.src);
   const auto ctas = [&](int row_warps) { return (q.rows + kRowWarpsPerCta / row_warps - 1) / (kRowWarpsPerCta / row_warps); };
   const int threads = 32 * kRowWarpsPerCta;
-  // 2048 values per warp (about 60 registers, so 32 warps per multiprocessor keep loads in flight), 4096 past 8192
-  if (q.hadamard == 0 && q.cols <= 64 * 32) row_warp_kernel<32, 1><<<ctas(1), threads, 0, stream>>>(p, src);
-  else if (q.hadamard == 0 && q.cols <= 2 * 64 * 32) row_warp_kernel<32, 2><<<ctas(2), threads, 0, stream>>>(p, src);
-  else if (q.hadamard == 0 && q.cols <= 4 * 64 * 32) row_warp_kernel<32, 4><<<ctas(4), threads, 0, stream>>>(p, src);
-  else if (q.hadamard == 0 && q.cols <= 4 * 64 * 64) row_warp_kernel<64, 4><<<ctas(4), threads, 0, stream>>>(p, src);
-  else row_kernel<<<q.rows, 32 * kRowWarps, 0, stream>>>(p, src);
+  // Unrotated: 2048 values per warp (about 60 registers, so 32 warps per multiprocessor keep loads in flight), 4096 past
+  // 8192, up to kMaxRowColumns. Rotated rows take a CTA per row.
+  static_assert(4 * 64 * 64 == kMaxRowColumns, "the widest row warp kernel covers every row this launch takes");
+  if (q.hadamard != 0) row_kernel<<<q.rows, 32 * kRowWarps, 0, stream>>>(p, src);
+  else if (q.cols <= 64 * 32) row_warp_kernel<32, 1><<<ctas(1), threads, 0, stream>>>(p, src);
+  else if (q.cols <= 2 * 64 * 32) row_warp_kernel<32, 2><<<ctas(2), threads, 0, stream>>>(p, src);
+  else if (q.cols <= 4 * 64 * 32) row_warp_kernel<32, 4><<<ctas(4), threads, 0, stream>>>(p, src);
+  else row_warp_kernel<64, 4><<<ctas(4), threads, 0, stream>>>(p, src);
   check_cuda(cudaGetLastError(), "BF16 row quantize launch");
   return true;
 }
