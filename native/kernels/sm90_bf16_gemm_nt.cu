@@ -75,8 +75,9 @@ void dequantize_bf16(const ms_qtensor_t& t, int k, void* dst, int sms, cudaStrea
 }
 
 template <class C>
-void launch_config(const ms_gemm_desc_t&, const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
-  launch_typed<kBf16, kBf16, C>(a, b, p, sms, stream);
+void launch_config(const ms_gemm_desc_t&, const void* a, const void* b, const Sm90Params& p, int sms, const StreamKSpace& space,
+                   cudaStream_t stream) {
+  launch_typed<kBf16, kBf16, C>(a, b, p, sms, space, stream);
 }
 
 // us_per_tile_block (one 128-byte = 64-value K block of one tile, every SM busy): first estimates from the FP8 family's
@@ -140,8 +141,7 @@ void launch_sm90_bf16_gemm(const ms_gemm_desc_t& d, const char* config, const ms
   }
   dequantize_bf16(ops.b, d.k, free, sms, stream);
   Sm90Params p = params_of(d, ops, epilogue_scale(ops.a), ops.a.format == MS_FMT_FP8_ROW, epilogue_scale(ops.b), ops.b.format == MS_FMT_FP8_ROW);
-  use_stream_k(p, entry->bn, kKPerBlock<kBf16>, sms, workspace, workspace_bytes, free + aligned_bytes(d.n, d.k));
-  entry->launch(d, a, free, p, sms, stream);
+  entry->launch(d, a, free, p, sms, StreamKSpace{workspace, workspace_bytes, free + aligned_bytes(d.n, d.k)}, stream);
 }
 
 }  // namespace ms

@@ -8,12 +8,13 @@ namespace ms {
 namespace {
 
 template <class C>
-void launch_config(const ms_gemm_desc_t& d, const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
+void launch_config(const ms_gemm_desc_t& d, const void* a, const void* b, const Sm90Params& p, int sms, const StreamKSpace& space,
+                   cudaStream_t stream) {
   bool a5 = d.a_element == MS_ELEM_E5M2, b5 = d.b_element == MS_ELEM_E5M2;
-  if (!a5 && !b5) launch_typed<kE4M3, kE4M3, C>(a, b, p, sms, stream);
-  else if (!a5) launch_typed<kE4M3, kE5M2, C>(a, b, p, sms, stream);
-  else if (!b5) launch_typed<kE5M2, kE4M3, C>(a, b, p, sms, stream);
-  else launch_typed<kE5M2, kE5M2, C>(a, b, p, sms, stream);
+  if (!a5 && !b5) launch_typed<kE4M3, kE4M3, C>(a, b, p, sms, space, stream);
+  else if (!a5) launch_typed<kE4M3, kE5M2, C>(a, b, p, sms, space, stream);
+  else if (!b5) launch_typed<kE5M2, kE4M3, C>(a, b, p, sms, space, stream);
+  else launch_typed<kE5M2, kE5M2, C>(a, b, p, sms, space, stream);
 }
 
 // us_per_tile_block: 8192^3 per-tensor on the H100 (microscale_selftest --sweep, 2026-11-23): time / (waves x K blocks).
@@ -22,6 +23,9 @@ const ConfigEntry kConfigs[] = {
     {"ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", launch_config<Config<64, 8, kPipelined>>, 64, 0.396},
     {"ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws", launch_config<Config<128, 6, kPipelined>>, 128, 0.417},
     {"ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws", launch_config<Config<192, 4, kPerBlock>>, 192, 0.698},
+    // CTA pairs along M sharing B by TMA multicast: as fast as 128x128 alone on the H200, not faster (NOTES-sm90-fp8.md,
+    // 2026-12-02), so forced-only.
+    {"ms_sm90_fp8_gemm_nt_128x128x128_c2x1_s6_ws", launch_config<Config<128, 6, kPipelined, 2>>, 128, 0.0, 2},
     // Diagnostic: no promotion (breaks the NUMERICS.md s5 bound); only MS_FORCE_CONFIG runs it.
     {"ms_sm90_fp8_gemm_nt_128x256x128_c1x1_s3_ws_nopromotion", launch_config<Config<256, 3, kNone>>, 256, 0.0},
 };
@@ -55,8 +59,8 @@ void launch_sm90_fp8_gemm(const ms_gemm_desc_t& d, const char* config, const ms_
   const ConfigEntry* entry = find_config(kConfigs, config);
   if (!entry) fail(MS_ERR_INVALID_ARGUMENT, "config", "no sm90 FP8 GEMM config named %s", config);
   Sm90Params p = params_of(d, ops, ops.a.decode_scales, d.a_format == MS_FMT_FP8_ROW, ops.b.decode_scales, d.b_format == MS_FMT_FP8_ROW);
-  if (workspace) use_stream_k(p, entry->bn, kKPerBlock<kE4M3>, sms, workspace, workspace_bytes, static_cast<uint8_t*>(workspace) + kWorkspaceCounterBytes);
-  entry->launch(d, ops.a.data, ops.b.data, p, sms, stream);
+  const StreamKSpace space{workspace, workspace_bytes, workspace ? static_cast<uint8_t*>(workspace) + kWorkspaceCounterBytes : nullptr};
+  entry->launch(d, ops.a.data, ops.b.data, p, sms, space, stream);
 }
 
 }  // namespace ms

@@ -14,12 +14,16 @@
 //    not a multiple of 16 bytes) is stored straight from registers;
 //  - stream-K tail (common/stream_k.h): on problems of many waves with a partial last one, the last tiles are split along K
 //    over every CTA; a split tile's head leaves its FP32 partial in the workspace for its tail, which adds it.
-// Tiles are visited in groups of 8 M-tiles for L2 reuse. (A 2-CTA cluster sharing B by TMA multicast was correct but measured
-// 2x slower on the H100 with 66 co-resident clusters, twice; see NOTES-sm90-fp8.md. Not kept.)
+//  - clusters (kCluster = 2): the CTA pair of a cluster runs M-adjacent tiles of one B tile in lockstep; each CTA loads its
+//    own A tile and half of the B tile, multicast into both, so B's L2 reads halve; a stage is free when the consumers of
+//    both CTAs released it. Work is scheduled per pair ("unit" of kCluster M-tiles), the stream-K tail too.
+// Tiles are visited in groups of 8 M-tiles for L2 reuse.
 // M, N and K tails: TMA zero-fills out-of-range boxes (the K row stride must be a multiple of 16 bytes) and clips
 // out-of-range stores.
 #pragma once
 #include <cuda_runtime_api.h>
+#include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -52,9 +56,11 @@ constexpr int kConsumerWarps = 8;
 // NOTES-sm90-fp8.md.)
 enum Promotion { kPipelined, kPerBlock, kNone };
 
-template <int kBN_, int kStages_, Promotion kPromotion_> struct Config {
-  static constexpr int kBN = kBN_, kStages = kStages_;
+template <int kBN_, int kStages_, Promotion kPromotion_, int kCluster_ = 1> struct Config {
+  static constexpr int kBN = kBN_, kStages = kStages_, kCluster = kCluster_;
   static constexpr Promotion kPromotion = kPromotion_;
+  using Single = Config<kBN_, kStages_, kPromotion_, 1>;  // the same tile without the cluster (problems it cannot pair)
+  static_assert(kCluster == 1 || (kCluster == 2 && kGroupM % kCluster == 0 && (kBN / kCluster) % 8 == 0), "cluster of 2 along M");
   static constexpr int kTileA = kBM * kBK, kStageBytes = kTileA + kBN * kBK;
   static constexpr int kOutTileBytes = kBM * kBN * 2;  // 16-bit output tile staged for the TMA store (64-column chunks)
   static constexpr int kEpilogueFloats = kBM + 2 * kBN;  // one tile's row scales, column scales and biases
@@ -76,9 +82,10 @@ struct Sm90Params {
   void* out;
   int out_dtype;   // MS_DTYPE_F32 / BF16 / F16
   int tma_store;   // 16-bit output with a 16-byte aligned base and row stride: staged + TMA store
-  // Stream-K tail (use_stream_k): tiles from dp_tiles on are split along K; flags [grid][2] (zero between runs, in the
-  // workspace's counter area) and partials [grid][2][64 x BN] FP32 carry each split tile's head to its tail.
-  int dp_tiles;  // INT_MAX: every tile whole
+  // Stream-K tail (use_stream_k): units (tiles, or a cluster's kCluster M-adjacent tiles) from dp_tiles on are split along
+  // K; flags [grid][2] (zero between runs, in the workspace's counter area) and partials [grid][2][64 x BN] FP32 carry each
+  // split tile's head to its tail.
+  int dp_tiles;  // INT_MAX: every unit whole
   int* flags;
   float* partials;
 };
@@ -128,9 +135,9 @@ __device__ __forceinline__ int load_acquire_gpu(const int* flag) {
 }
 #endif
 
-// This CTA's work item i (common/stream_k.h).
-__device__ __forceinline__ bool work_item(const Sm90Params& p, int tiles, int k_blocks, int i, Work& w) {
-  return stream_k_item(p.dp_tiles, tiles, k_blocks, gridDim.x, blockIdx.x, i, w);
+// This CTA's work item i (common/stream_k.h): the cluster's, over units of kCluster M-adjacent tiles; w.tile is a unit.
+template <int kCluster> __device__ __forceinline__ bool work_item(const Sm90Params& p, int units, int k_blocks, int i, Work& w) {
+  return stream_k_item(p.dp_tiles, units, k_blocks, gridDim.x / kCluster, blockIdx.x / kCluster, i, w);
 }
 
 template <int kA, int kB, class C>
@@ -139,7 +146,7 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
                  const __grid_constant__ TensorMap map_out, Sm90Params p) {
 #ifdef MS_SM90_ENABLED
   using namespace sm90;
-  constexpr int kBN = C::kBN, kStages = C::kStages, kStageBytes = C::kStageBytes, kTileA = C::kTileA;
+  constexpr int kBN = C::kBN, kStages = C::kStages, kStageBytes = C::kStageBytes, kTileA = C::kTileA, kCluster = C::kCluster;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint8_t* out_tile = smem + kStages * kStageBytes;
@@ -154,7 +161,14 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
   float* column_scale = row_scale + kBM;
   float* column_bias = column_scale + kBN;
   const int warpgroup = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
-  const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, tiles = tiles_m * tiles_n;
+  // The launch pairs tiles only when tiles_m is a multiple of kCluster; this CTA runs M tile unit x kCluster + rank.
+  const int tiles_m = (p.m + kBM - 1) / kBM, tiles_n = (p.n + kBN - 1) / kBN, units_m = tiles_m / kCluster, units = units_m * tiles_n;
+  const int rank = kCluster > 1 ? (int)cluster_ctarank() : 0;
+  auto coords = [&](const Work& w, int& tm, int& tn) {
+    int um;
+    tile_coords<kGroupM / kCluster>(w.tile, units_m, tiles_n, um, tn);
+    tm = um * kCluster + rank;
+  };
   constexpr int kKBlock = kKPerBlock<kA>;
   const int k_blocks = (p.k + kKBlock - 1) / kKBlock;
 
@@ -164,13 +178,14 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     if (p.tma_store) prefetch_tensormap(&map_out);
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&full[s], 1);                // the TMA bytes' arrival
-      mbarrier_init(&empty[s], kConsumerWarps);  // lane 0 of every consumer warp releases the stage
+      mbarrier_init(&empty[s], kConsumerWarps * kCluster);  // every consumer warp of every CTA that the stage's B reaches
     }
     mbarrier_init(epilogue_full, 32);             // every lane of the loading warp, after its stores
     mbarrier_init(epilogue_empty, kConsumerWarps);
     fence_barrier_init();
   }
-  __syncthreads();
+  if constexpr (kCluster > 1) cluster_sync();  // the peer's barriers are initialized before any multicast or remote arrive
+  else __syncthreads();
 
   uint32_t stage = 0, phase = 0;
   auto advance = [&] {
@@ -181,23 +196,33 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     setmaxnreg_dec<40>();
     Work w;
     if (threadIdx.x == 0) {
-      for (int i = 0; work_item(p, tiles, k_blocks, i, w); ++i) {
+      for (int i = 0; work_item<kCluster>(p, units, k_blocks, i, w); ++i) {
         int tm, tn;
-        tile_coords<kGroupM>(w.tile, tiles_m, tiles_n, tm, tn);
+        coords(w, tm, tn);
         for (int kb = w.kb0; kb < w.kb1; ++kb, advance()) {
           mbarrier_wait(&empty[stage], phase ^ 1);
           uint8_t* a_tile = smem + stage * kStageBytes;
-          mbarrier_arrive_expect_tx(&full[stage], kStageBytes);
+          mbarrier_arrive_expect_tx(&full[stage], kStageBytes);  // A, and B from every CTA of the cluster
           tma_load_2d(a_tile, &map_a, &full[stage], kb * kKBlock, tm * kBM);
-          tma_load_2d(a_tile + kTileA, &map_b, &full[stage], kb * kKBlock, tn * kBN);
+          if constexpr (kCluster == 1) {
+            tma_load_2d(a_tile + kTileA, &map_b, &full[stage], kb * kKBlock, tn * kBN);
+          } else {
+            constexpr int kPart = kBN / kCluster;  // B rows this CTA loads for the whole cluster (the map's box)
+            tma_load_2d_multicast(a_tile + kTileA + rank * kPart * kBK, &map_b, &full[stage], kb * kKBlock, tn * kBN + rank * kPart,
+                                  (1u << kCluster) - 1);
+          }
         }
       }
+      // The peer's consumers arrive on this CTA's empty barriers until their last stage: wait for every one of those
+      // arrivals before the CTA may exit (its shared memory must outlive them).
+      if constexpr (kCluster > 1)
+        for (int s = 0; s < kStages; ++s, advance()) mbarrier_wait(&empty[stage], phase ^ 1);
     } else if (threadIdx.x / 32 == 1) {
       const int lane = threadIdx.x % 32;
       uint32_t parity = 0;
-      for (int i = 0; work_item(p, tiles, k_blocks, i, w); ++i, parity ^= 1) {
+      for (int i = 0; work_item<kCluster>(p, units, k_blocks, i, w); ++i, parity ^= 1) {
         int tm, tn;
-        tile_coords<kGroupM>(w.tile, tiles_m, tiles_n, tm, tn);
+        coords(w, tm, tn);
         mbarrier_wait(epilogue_empty, parity ^ 1);  // the consumers have read the previous tile's operands
         for (int i = lane; i < kBM; i += 32) {
           const int row = tm * kBM + i;
@@ -222,16 +247,20 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
   auto desc_a = [&](uint32_t s) { return desc_a0 + s * (kStageBytes / 16); };
   auto desc_b = [&](uint32_t s) { return desc_b0 + s * (kStageBytes / 16); };
   auto release = [&](uint32_t s) {
-    if (lane == 0) mbarrier_arrive(&empty[s]);
+    if constexpr (kCluster == 1) {
+      if (lane == 0) mbarrier_arrive(&empty[s]);
+    } else if (lane < kCluster) {
+      mbarrier_arrive_cluster(&empty[s], lane);  // lane c releases the stage in CTA c (its B half came from there)
+    }
   };
   float total[kBN / 2];
 
   const int r = warp * 16 + lane / 4;  // the wgmma D rows of this thread within the warpgroup's 64: r and r + 8
   uint32_t epilogue_parity = 0;
   Work w;
-  for (int i = 0; work_item(p, tiles, k_blocks, i, w); ++i, epilogue_parity ^= 1) {
+  for (int i = 0; work_item<kCluster>(p, units, k_blocks, i, w); ++i, epilogue_parity ^= 1) {
     int tm, tn;
-    tile_coords<kGroupM>(w.tile, tiles_m, tiles_n, tm, tn);
+    coords(w, tm, tn);
     const int blocks = w.kb1 - w.kb0;  // K blocks of this work item (>= 1)
 
     if constexpr (C::kPromotion == kNone) {
@@ -293,8 +322,8 @@ sm90_gemm_kernel(const __grid_constant__ TensorMap map_a, const __grid_constant_
     mbarrier_wait(epilogue_full, epilogue_parity);
     if (w.part != kWhole) {
       // A split tile: the head's FP32 partial, in this thread's register order (float4 c of thread t at c x 128 + t:
-      // coalesced), goes to the head CTA's slot; the tail (the next CTA) adds it, then runs the epilogue.
-      const int owner = w.part == kHead ? blockIdx.x : blockIdx.x - 1;
+      // coalesced), goes to the head CTA's slot; the tail (the same rank of the next cluster) adds it, then runs the epilogue.
+      const int owner = w.part == kHead ? blockIdx.x : blockIdx.x - kCluster;
       float4* slot = reinterpret_cast<float4*>(p.partials) + ((size_t)owner * 2 + consumer) * (64 * kBN / 4);
       int* flag = p.flags + owner * 2 + consumer;
       if (w.part == kHead) {
@@ -389,12 +418,13 @@ inline Sm90Params params_of(const ms_gemm_desc_t& d, const ms_gemm_operands_t& o
 // guess (a split tile's partial makes a round trip through L2).
 constexpr int kStreamKMinWaves = 16, kStreamKMinBlocks = 8;
 
-// The problem's first tile split along K (INT_MAX: none) on `sms` CTAs, without the wave floor; the flags (2 per CTA) must
-// fit the workspace's counter area.
-inline int stream_k_first_split(int m, int n, int k, int bn, int k_per_block, int sms) {
-  if (2 * sms * sizeof(int) > kWorkspaceCounterBytes) return INT_MAX;
-  const long tiles = (long)((m + kBM - 1) / kBM) * ((n + bn - 1) / bn);
-  return stream_k_dp_tiles(tiles, (k + k_per_block - 1) / k_per_block, sms, kStreamKMinBlocks);
+// The problem's first unit (a tile, or a cluster's `cluster` M-adjacent tiles) split along K (INT_MAX: none) on `ctas` CTAs,
+// without the wave floor; the flags (2 per CTA) must fit the workspace's counter area.
+inline int stream_k_first_split(int m, int n, int k, int bn, int k_per_block, int ctas, int cluster = 1) {
+  const int tiles_m = (m + kBM - 1) / kBM;
+  if (2 * ctas * sizeof(int) > kWorkspaceCounterBytes || tiles_m % cluster) return INT_MAX;
+  const long units = (long)(tiles_m / cluster) * ((n + bn - 1) / bn);
+  return stream_k_dp_tiles(units, (k + k_per_block - 1) / k_per_block, ctas / cluster, kStreamKMinBlocks);
 }
 
 // Whether a plan for the problem splits (the heuristic's and the workspace's question, asked once when the plan is made):
@@ -412,47 +442,98 @@ inline size_t stream_k_partial_bytes(int m, int n, int k, int bn, int k_per_bloc
   return stream_k_planned(m, n, k, bn, k_per_block, sms) ? (size_t)sms * kBM * bn * sizeof(float) : 0;
 }
 
-// A run splits when its plan's workspace (`workspace_bytes` from `workspace`) holds the partials at `partials` (16-byte
-// aligned): the plan decided when it sized them. The flags go at the start of the workspace (its zeroed counter area).
-inline void use_stream_k(Sm90Params& p, int bn, int k_per_block, int sms, void* workspace, size_t workspace_bytes, void* partials) {
-  const int first_split = stream_k_first_split(p.m, p.n, p.k, bn, k_per_block, sms);
-  const size_t end = static_cast<size_t>(static_cast<uint8_t*>(partials) - static_cast<uint8_t*>(workspace)) + (size_t)sms * kBM * bn * sizeof(float);
-  if (first_split == INT_MAX || end > workspace_bytes) return;
+// Where a run may keep stream-K partials: the plan's workspace (null: none) and the partials' place in it (16-byte aligned).
+struct StreamKSpace {
+  void* workspace;
+  size_t workspace_bytes;
+  void* partials;
+};
+
+// A run on `ctas` CTAs splits when its plan's workspace holds the partials: the plan decided when it sized them. The flags go
+// at the start of the workspace (its zeroed counter area).
+inline void use_stream_k(Sm90Params& p, int bn, int k_per_block, int ctas, int cluster, const StreamKSpace& space) {
+  if (!space.workspace) return;
+  const int first_split = stream_k_first_split(p.m, p.n, p.k, bn, k_per_block, ctas, cluster);
+  const size_t end = static_cast<size_t>(static_cast<uint8_t*>(space.partials) - static_cast<uint8_t*>(space.workspace)) +
+                     (size_t)ctas * kBM * bn * sizeof(float);
+  if (first_split == INT_MAX || end > space.workspace_bytes) return;
   p.dp_tiles = first_split;
-  p.flags = static_cast<int*>(workspace);
-  p.partials = static_cast<float*>(partials);
+  p.flags = static_cast<int*>(space.workspace);
+  p.partials = static_cast<float*>(space.partials);
+}
+
+// Clusters of `cluster` CTAs of this kernel that fit on the current device at once (asked once per device: it depends on the
+// kernel and the GPU, not on the problem).
+template <class Kernel> int co_resident_clusters(Kernel kernel, cudaLaunchConfig_t config, int cluster) {
+  static std::atomic<int> known[64];
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) device = 0;
+  int clusters = known[device].load(std::memory_order_relaxed);
+  if (clusters == 0) {
+    config.gridDim = dim3(cluster);
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = cluster, attribute.val.clusterDim.y = 1, attribute.val.clusterDim.z = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
+      (void)cudaGetLastError();
+      clusters = -1;  // cannot be asked: run without clusters
+    }
+    known[device].store(clusters == 0 ? -1 : clusters, std::memory_order_relaxed);
+  }
+  return clusters;
 }
 
 template <int kA, int kB, class C>
-void launch_typed(const void* a, const void* b, const Sm90Params& p, int sms, cudaStream_t stream) {
+void launch_typed(const void* a, const void* b, Sm90Params p, int sms, const StreamKSpace& space, cudaStream_t stream) {
   auto kernel = sm90_gemm_kernel<kA, kB, C>;
+  const int tiles_m = (p.m + kBM - 1) / kBM, tiles = tiles_m * ((p.n + C::kBN - 1) / C::kBN);
   // Set on every launch: the attribute belongs to the kernel as loaded in the current context, and a process may use several
   // contexts (devices, or an engine's context beside ILGPU's); the call costs about a microsecond.
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) != cudaSuccess)
     fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
-  constexpr int bytes = kA == kBf16 ? 2 : 1;
-  TensorMap ma = make_map(a, p.m, p.k, bytes, kBK / bytes, kBM), mb = make_map(b, p.n, p.k, bytes, kBK / bytes, C::kBN);
-  TensorMap mo{};
-  if (p.tma_store) mo = make_map(p.out, p.m, p.n, 2, 64, 64);
-  const int tiles = ((p.m + kBM - 1) / kBM) * ((p.n + C::kBN - 1) / C::kBN);
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(tiles < sms ? tiles : sms);  // persistent: at most one CTA per SM
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = C::kSmemBytes;
   config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  if constexpr (C::kCluster > 1) {
+    // Pairs need an even number of M tiles, and as many CTAs as whole clusters fit at once (a persistent CTA that waited
+    // for a free SM would run its tiles after everyone else's). Otherwise the same tile without the cluster runs, which
+    // computes every tile in the same order: the same bytes.
+    const int clusters = co_resident_clusters(kernel, config, C::kCluster);
+    int ctas = std::min((int)config.gridDim.x, clusters * C::kCluster);
+    ctas -= ctas % C::kCluster;
+    if (tiles_m % C::kCluster || ctas <= 0) return launch_typed<kA, kB, typename C::Single>(a, b, p, sms, space, stream);
+    config.gridDim = dim3(ctas);
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = C::kCluster, attribute.val.clusterDim.y = 1, attribute.val.clusterDim.z = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
+  use_stream_k(p, C::kBN, kKPerBlock<kA>, config.gridDim.x, C::kCluster, space);
+  constexpr int bytes = kA == kBf16 ? 2 : 1;
+  TensorMap ma = make_map(a, p.m, p.k, bytes, kBK / bytes, kBM), mb = make_map(b, p.n, p.k, bytes, kBK / bytes, C::kBN / C::kCluster);
+  TensorMap mo{};
+  if (p.tma_store) mo = make_map(p.out, p.m, p.n, 2, 64, 64);
   const char* print = std::getenv("MS_PRINT_CONFIGS");
-  if (print && *print == '1')
-    std::fprintf(stderr, "microscale: sm90 grid %u CTAs for %d tiles (%d split along K)\n", config.gridDim.x, tiles,
-                 p.dp_tiles < tiles ? tiles - p.dp_tiles : 0);
+  if (print && *print == '1') {
+    const int units = tiles / C::kCluster;
+    std::fprintf(stderr, "microscale: sm90 grid %u CTAs (clusters of %d) for %d tiles (%d split along K)\n", config.gridDim.x, C::kCluster, tiles,
+                 p.dp_tiles < units ? (units - p.dp_tiles) * C::kCluster : 0);
+  }
   check_cuda(cudaLaunchKernelEx(&config, kernel, ma, mb, mo, p), "sm90 GEMM launch");
 }
 
-using Launcher = void (*)(const ms_gemm_desc_t&, const void*, const void*, const Sm90Params&, int, cudaStream_t);
+using Launcher = void (*)(const ms_gemm_desc_t&, const void*, const void*, const Sm90Params&, int, const StreamKSpace&, cudaStream_t);
 struct ConfigEntry {
   const char* name;
   Launcher launch;
   int bn;
   double us_per_tile_block;  // measured cost of one 128-byte K block of one tile with every SM busy (0: never chosen)
+  int cluster = 1;           // CTAs per cluster along M (2: B shared by multicast; only for an even number of M tiles)
 };
 
 template <size_t N> const ConfigEntry* find_config(const ConfigEntry (&configs)[N], const char* name) {
@@ -471,7 +552,7 @@ const ConfigEntry& pick_config(const ConfigEntry (&configs)[N], const ConfigEntr
   double best_cost = 0;
   const int k_blocks = (k + k_per_block - 1) / k_per_block;
   for (const ConfigEntry& c : configs) {
-    if (c.us_per_tile_block == 0) continue;
+    if (c.us_per_tile_block == 0 || ((m + kBM - 1) / kBM) % c.cluster) continue;
     long tiles = (long)((m + kBM - 1) / kBM) * ((n + c.bn - 1) / c.bn);
     const bool split = stream_k_planned(m, n, k, c.bn, k_per_block, sms);
     double waves = split ? (double)tiles / sms : (double)((tiles + sms - 1) / (sms > 0 ? sms : 1));

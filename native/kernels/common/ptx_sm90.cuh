@@ -43,6 +43,30 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const void* map, uint64_t
       ::"r"(smem_addr(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c0), "r"(c1) : "memory");
 }
 
+// Clusters (sm_90 thread-block clusters): this CTA's rank, a whole-cluster barrier, an arrive on the same mbarrier of CTA
+// `cta` of the cluster (this one included), and a 2D TMA load multicast to the CTAs of `mask`, at the same shared-memory
+// offsets (data and mbarrier) in each.
+__device__ __forceinline__ uint32_t cluster_ctarank() {
+  uint32_t rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+  return rank;
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive_cluster(uint64_t* bar, uint32_t cta) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(bar)), "r"(cta));
+  // The default .release.cta semantics, as CUTLASS's ClusterBarrier::arrive: the arriving threads' shared-memory reads
+  // (retired wgmma operands) are done. The .release.cluster form costs a MEMBAR per arrive: the 2-CTA kernel ran at 0.6x.
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+}
+__device__ __forceinline__ void tma_load_2d_multicast(void* dst, const void* map, uint64_t* bar, int c0, int c1, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%3, %4}], [%2], %5;"
+      ::"r"(smem_addr(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "h"(mask) : "memory");
+}
+
 // TMA store of a 2D box from shared memory (bulk-group completion), and the bulk-group commit / waits: `.read` returns
 // once the shared-memory source may be overwritten, the plain form once the global writes are done.
 __device__ __forceinline__ void tma_store_2d(const void* map, const void* src, int c0, int c1) {

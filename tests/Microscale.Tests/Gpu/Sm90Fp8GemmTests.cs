@@ -13,7 +13,7 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
     private static readonly string[] s_configs =
     {
         "ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", "ms_sm90_fp8_gemm_nt_128x128x128_c1x1_s6_ws",
-        "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws",
+        "ms_sm90_fp8_gemm_nt_128x192x128_c1x1_s4_ws", "ms_sm90_fp8_gemm_nt_128x128x128_c2x1_s6_ws",
     };
 
     // M = 1; odd N (direct stores); N a multiple of 8 but not of the tile (TMA store clipping); K not a multiple of 128; an
@@ -60,15 +60,18 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
     /// <summary>More tiles than SMs with a partial last wave, the stream-K tail on (MS_STREAM_K=1: by default it waits for 16
     /// waves) splits the last tiles along K over every CTA: on a 132-SM H100 / H200, the heuristic's 128x128 on 1100x1928x1040 has
     /// 144 tiles, all split; 128x64 forced has 279: 132 whole, then 147 split. Within the bound, and a second run gives the same
-    /// bytes (a tile's head partial is always added by its tail, so timing cannot change the sum; the flags return to zero).</summary>
-    [TestCase(null)]
-    [TestCase("ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws")]
-    public void StreamKTailWithinBoundAndRepeatable(string? config)
+    /// bytes (a tile's head partial is always added by its tail, so timing cannot change the sum; the flags return to zero).
+    /// The 2-CTA cluster needs an even number of M tiles: at M = 1280 its 10 x 16 tiles make 80 pairs for 66 clusters, all
+    /// split.</summary>
+    [TestCase(null, 1100)]
+    [TestCase("ms_sm90_fp8_gemm_nt_128x64x128_c1x1_s8_ws", 1100)]
+    [TestCase("ms_sm90_fp8_gemm_nt_128x128x128_c2x1_s6_ws", 1280)]
+    public void StreamKTailWithinBoundAndRepeatable(string? config, int m)
     {
         NativeEnvironment.Set("MS_STREAM_K", "1");
         if (config is not null)
             NativeEnvironment.Set("MS_FORCE_CONFIG", config);
-        RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor), 1100, 1928, 1040, expectedKernel: config, outputs: 2, repeat: true);
+        RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Fp8PerTensor), m, 1928, 1040, expectedKernel: config, outputs: 2, repeat: true);
     }
 
     /// <summary>W4A8 through the exact FP4 -> FP8 fold (<see cref="Offline.Fp4Fold"/>): MXFP4 weights folded on the host into FP8
