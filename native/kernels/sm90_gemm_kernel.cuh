@@ -462,6 +462,14 @@ inline void use_stream_k(Sm90Params& p, int bn, int k_per_block, int ctas, int c
   p.partials = static_cast<float*>(space.partials);
 }
 
+// Launch `config` in clusters of `cluster` CTAs along x (`attribute` must outlive the launch).
+inline void set_cluster(cudaLaunchConfig_t& config, cudaLaunchAttribute& attribute, int cluster) {
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = cluster, attribute.val.clusterDim.y = 1, attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+}
+
 // Clusters of `cluster` CTAs of this kernel that fit on the current device at once (asked once per device: it depends on the
 // kernel and the GPU, not on the problem).
 template <class Kernel> int co_resident_clusters(Kernel kernel, cudaLaunchConfig_t config, int cluster) {
@@ -472,10 +480,7 @@ template <class Kernel> int co_resident_clusters(Kernel kernel, cudaLaunchConfig
   if (clusters == 0) {
     config.gridDim = dim3(cluster);
     cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeClusterDimension;
-    attribute.val.clusterDim.x = cluster, attribute.val.clusterDim.y = 1, attribute.val.clusterDim.z = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
+    set_cluster(config, attribute, cluster);
     if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
       (void)cudaGetLastError();
       clusters = -1;  // cannot be asked: run without clusters
@@ -508,10 +513,7 @@ void launch_typed(const void* a, const void* b, Sm90Params p, int sms, const Str
     ctas -= ctas % C::kCluster;
     if (tiles_m % C::kCluster || ctas <= 0) return launch_typed<kA, kB, typename C::Single>(a, b, p, sms, space, stream);
     config.gridDim = dim3(ctas);
-    attribute.id = cudaLaunchAttributeClusterDimension;
-    attribute.val.clusterDim.x = C::kCluster, attribute.val.clusterDim.y = 1, attribute.val.clusterDim.z = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
+    set_cluster(config, attribute, C::kCluster);
   }
   use_stream_k(p, C::kBN, kKPerBlock<kA>, config.gridDim.x, C::kCluster, space);
   constexpr int bytes = kA == kBf16 ? 2 : 1;
@@ -550,10 +552,10 @@ template <size_t N>
 const ConfigEntry& pick_config(const ConfigEntry (&configs)[N], const ConfigEntry& fallback, int m, int n, int k, int k_per_block, int sms) {
   const ConfigEntry* best = &fallback;
   double best_cost = 0;
-  const int k_blocks = (k + k_per_block - 1) / k_per_block;
+  const int k_blocks = (k + k_per_block - 1) / k_per_block, tiles_m = (m + kBM - 1) / kBM;
   for (const ConfigEntry& c : configs) {
-    if (c.us_per_tile_block == 0 || ((m + kBM - 1) / kBM) % c.cluster) continue;
-    long tiles = (long)((m + kBM - 1) / kBM) * ((n + c.bn - 1) / c.bn);
+    if (c.us_per_tile_block == 0 || tiles_m % c.cluster) continue;
+    long tiles = (long)tiles_m * ((n + c.bn - 1) / c.bn);
     const bool split = stream_k_planned(m, n, k, c.bn, k_per_block, sms);
     double waves = split ? (double)tiles / sms : (double)((tiles + sms - 1) / (sms > 0 ? sms : 1));
     double cost = waves * k_blocks * c.us_per_tile_block;
