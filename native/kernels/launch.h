@@ -110,6 +110,16 @@ bool sm90_bf16_gemm_operands_aligned(const ms_gemm_operands_t& ops);
 void launch_sm90_bf16_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, void* workspace,
                            size_t workspace_bytes, cudaStream_t stream);
 
+// Hopper W4A8 GEMM (sm90_w4a8_gemm_nt.cu): FP8 E4M3 per-tensor / per-token activations x MXFP4 weights (linear layout, K a
+// multiple of 128), the weights' 4-bit codes folded exactly into E4M3 wgmma register fragments in the kernel. Configs
+// ms_sm90_w4a8_gemm_nt_<tokens>x128x128_s<stages>; no workspace. Misaligned operands (16-byte codes and activations, 4-byte
+// scales) make the caller run another kernel.
+bool sm90_w4a8_gemm_can_implement(const ms_gemm_desc_t& desc);
+bool sm90_w4a8_gemm_has_config(const char* name);
+const char* sm90_w4a8_gemm_config(const ms_gemm_desc_t& desc, int multiprocessors);
+bool sm90_w4a8_gemm_operands_aligned(const ms_gemm_operands_t& ops);
+void launch_sm90_w4a8_gemm(const ms_gemm_desc_t& desc, const char* config, const ms_gemm_operands_t& ops, int multiprocessors, cudaStream_t stream);
+
 // GeForce Blackwell block-scaled FP4 GEMM (sm120_fp4_gemm_nt.cu): MXFP4 x MXFP4, NVFP4 x NVFP4 and E4M3 (MXFP8, FP8 per-token /
 // per-tensor) x MXFP4 on mma.sync ... block_scale; one config per pair, ms_sm120_fp4_gemm_nt_<kind>_128x128x128_w2x4_s<stages>.
 // Runs natively on sm_120 / sm_121, and on sm_90 with the MMA emulated in software (for the tests, only when forced).

@@ -161,7 +161,7 @@ bool pair_supported(const ms_gemm_desc_t& d) {
 
 }  // namespace
 
-enum class GemmFamily { Generic, Sm90Fp8, Sm90Bf16, Sm100Fp4, Sm120Fp4, Decode };
+enum class GemmFamily { Generic, Sm90Fp8, Sm90W4a8, Sm90Bf16, Sm100Fp4, Sm120Fp4, Decode };
 
 struct ms_gemm_plan {
   ms_gemm_desc_t desc;
@@ -188,6 +188,10 @@ int current_sm() {
 
 // Above this many tokens the sm90 BF16 family beats the decode kernel on the pairs both run (H100, gpu-sweep mx part).
 constexpr int kDecodeTokensOnHopper = 64;
+// Up to this many tokens the sm90 W4A8 family (4-bit weights folded in the kernel) runs FP8 x MXFP4; above, the BF16 family
+// (weights dequantized into the workspace once per call, then BF16 wgmma) is faster. H200, microscale_selftest --w4a8:
+// 128 and 1024 tokens x 8192^2: 60 and 249 us against 196 and 288; 4096^3: 256 against 232 (NOTES-sm90-fp8.md).
+constexpr int kW4a8TokensOnHopper = 1024;
 // Up to this many tokens the decode kernel (weights streamed once, split K) takes the pairs the Blackwell FP4 families also
 // run: a 128-row tile would leave most of each block-scaled MMA idle. A judgement, not a measurement (no Blackwell GPU at hand).
 constexpr int kDecodeTokensOnBlackwell = 16;
@@ -202,6 +206,7 @@ GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string&
   // them) and the generic kernel only.
   const bool tiled = d.b_layout == MS_LAYOUT_TILED_16X128;
   const bool sm90 = sm == 90 && !tiled && ms::sm90_fp8_gemm_can_implement(d);
+  const bool sm90_w4a8 = sm == 90 && ms::sm90_w4a8_gemm_can_implement(d) && d.m <= kW4a8TokensOnHopper;  // before the BF16 family
   const bool sm90_bf16 = sm == 90 && ms::sm90_bf16_gemm_can_implement(d);
   const bool sm100 = is_sm100(sm) && !tiled && ms::sm100_fp4_gemm_can_implement(d);
   const bool sm120 = is_sm120(sm) && !tiled && ms::sm120_fp4_gemm_can_implement(d);
@@ -211,12 +216,14 @@ GemmFamily default_family(const ms_gemm_desc_t& d, int sm, int sms, std::string&
                       (d.m <= kDecodeTokensOnBlackwell || !(sm100 || sm120));
   GemmFamily family = decode     ? GemmFamily::Decode
                       : sm90     ? GemmFamily::Sm90Fp8
+                      : sm90_w4a8 ? GemmFamily::Sm90W4a8
                       : sm90_bf16 ? GemmFamily::Sm90Bf16
                       : sm100    ? GemmFamily::Sm100Fp4
                       : sm120    ? GemmFamily::Sm120Fp4
                                  : GemmFamily::Generic;
   switch (family) {
     case GemmFamily::Sm90Fp8: name = ms::sm90_fp8_gemm_config(d, sms); break;
+    case GemmFamily::Sm90W4a8: name = ms::sm90_w4a8_gemm_config(d, sms); break;
     case GemmFamily::Sm90Bf16: name = ms::sm90_bf16_gemm_config(d, sms); break;
     case GemmFamily::Sm100Fp4: name = ms::sm100_fp4_gemm_config(d); break;
     case GemmFamily::Sm120Fp4: name = ms::sm120_fp4_gemm_config(d); break;
@@ -247,6 +254,9 @@ GemmFamily choose_family(const ms_gemm_desc_t& d, int sm, std::string& name) {
     } else if (ms::sm90_fp8_gemm_has_config(forced)) {
       if (!(sm == 90 && ms::sm90_fp8_gemm_can_implement(d))) refuse();
       family = GemmFamily::Sm90Fp8;
+    } else if (ms::sm90_w4a8_gemm_has_config(forced)) {
+      if (!(sm == 90 && ms::sm90_w4a8_gemm_can_implement(d))) refuse();
+      family = GemmFamily::Sm90W4a8;
     } else if (ms::sm90_bf16_gemm_has_config(forced)) {
       if (!(sm == 90 && ms::sm90_bf16_gemm_can_implement(d))) refuse();
       family = GemmFamily::Sm90Bf16;
@@ -319,7 +329,7 @@ MS_API ms_status_t ms_query(int32_t* out_sm, char* families, size_t families_cap
   *out_sm = major * 10 + minor;
   std::string list = *out_sm >= 80 ? "quantize,hadamard,dequantize,gemm_generic" : "";
   if (*out_sm >= 80) list += ",gemm_decode";
-  if (*out_sm == 90) list += ",gemm_sm90_fp8,gemm_sm90_bf16,gemm_sm100_fp4_emulated,gemm_sm120_fp4_emulated";  // emulated: only forced (tests)
+  if (*out_sm == 90) list += ",gemm_sm90_fp8,gemm_sm90_w4a8,gemm_sm90_bf16,gemm_sm100_fp4_emulated,gemm_sm120_fp4_emulated";  // emulated: only forced (tests)
   if (is_sm100(*out_sm)) list += ",gemm_sm100_fp4";
   if (is_sm120(*out_sm)) list += ",gemm_sm120_fp4";
   if (families && families_capacity) {
@@ -584,6 +594,8 @@ MS_API ms_status_t ms_gemm_plan_run(const ms_gemm_plan* plan, const ms_gemm_oper
   const int sms = ms::Driver::get().multiprocessors();
   if (plan->family == GemmFamily::Sm90Fp8)
     ms::launch_sm90_fp8_gemm(d, plan->name.c_str(), *ops, sms, workspace, workspace ? plan->workspace_bytes : 0, static_cast<cudaStream_t>(stream));
+  else if (plan->family == GemmFamily::Sm90W4a8 && ms::sm90_w4a8_gemm_operands_aligned(*ops))
+    ms::launch_sm90_w4a8_gemm(d, plan->name.c_str(), *ops, sms, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm90Bf16 && workspace && ms::sm90_bf16_gemm_operands_aligned(*ops))
     ms::launch_sm90_bf16_gemm(d, plan->name.c_str(), *ops, sms, workspace, plan->workspace_bytes, static_cast<cudaStream_t>(stream));
   else if (plan->family == GemmFamily::Sm100Fp4 && (workspace || plan->workspace_bytes == 0) && ms::sm100_fp4_gemm_operands_aligned(*ops))

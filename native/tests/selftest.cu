@@ -10,6 +10,7 @@
 // --sweep also times every config forced. The checks set MS_STREAM_K=1 so that their larger shapes take the stream-K tail.
 //   microscale_selftest --soak M N K SECONDS [CONFIG]: Microscale then cuBLASLt, each back to back for SECONDS (watch the
 //   clocks with nvidia-smi meanwhile). --quantize / --repack: the quantize and GGUF repack kernels against a device copy.
+//   --w4a8 [quick]: FP8 x MXFP4 on the sm90 W4A8 family, checked and timed (time_w4a8).
 //   --decode [quick | N K M]: the decode GEMM (M <= 64) checked against the generic kernel and timed against cuBLAS BF16 and a copy.
 #include <cuda_runtime.h>
 #include <algorithm>
@@ -55,20 +56,25 @@ struct Workspace {
   Workspace& operator=(const Workspace&) = delete;
 };
 
-static void run(const char* force, int m, int n, int k, void* a, float* sa, void* b, float* sb, void* out, int out_dtype, char* name, cudaStream_t s,
-                int format = MS_FMT_FP8_ROW) {
+// One run of the plan for a x b^T (MS_FORCE_CONFIG = force, or the heuristic's), then a synchronize; name: the plan's kernel.
+static void run_pair(const char* force, const ms_qtensor_t& a, const ms_qtensor_t& b, void* out, int out_dtype, char* name, cudaStream_t s) {
   if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
-  ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
-  d.a_format = format; d.b_format = format; d.out_dtype = out_dtype;
+  ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = a.rows; d.n = b.rows; d.k = a.cols;
+  d.a_format = a.format; d.b_format = b.format; d.out_dtype = out_dtype;
   ms_gemm_plan* plan = nullptr;
   CHECK_MS(ms_gemm_plan_create(&d, &plan));
   if (name) CHECK_MS(ms_gemm_plan_name(plan, name, 128));
   ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
-  o.a = fp8(a, sa, m, k, format); o.b = fp8(b, sb, n, k, format); o.out = out;
+  o.a = a; o.b = b; o.out = out;
   Workspace workspace(plan);
   CHECK_MS(ms_gemm_plan_run(plan, &o, workspace.data, s));
   CHECK_CUDA(cudaStreamSynchronize(s));
   ms_gemm_plan_destroy(plan);
+}
+
+static void run(const char* force, int m, int n, int k, void* a, float* sa, void* b, float* sb, void* out, int out_dtype, char* name, cudaStream_t s,
+                int format = MS_FMT_FP8_ROW) {
+  run_pair(force, fp8(a, sa, m, k, format), fp8(b, sb, n, k, format), out, out_dtype, name, s);
 }
 
 // Random FP8 bytes without NaN codes (S.1111.111), for timing on data that toggles like real operands.
@@ -82,6 +88,16 @@ __global__ void fill_random_fp8(uint8_t* p, size_t n, uint32_t seed) {
 }
 
 static float bf16_to_float(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; std::memcpy(&f, &u, 4); return f; }
+
+// The [m, n] output at `c` (F32 or BF16) as floats into r (h: the BF16 bits, when BF16).
+static void fetch_output(const void* c, int out_dtype, std::vector<float>& r, std::vector<uint16_t>& h) {
+  if (out_dtype == MS_DTYPE_F32) {
+    CHECK_CUDA(cudaMemcpy(r.data(), c, r.size() * 4, cudaMemcpyDeviceToHost));
+    return;
+  }
+  CHECK_CUDA(cudaMemcpy(h.data(), c, h.size() * 2, cudaMemcpyDeviceToHost));
+  for (size_t i = 0; i < r.size(); ++i) r[i] = bf16_to_float(h[i]);
+}
 
 // --profile M N K [CONFIG [tensor|row]]: run one problem 3 times with the auto (or forced) plan and per-row (default) or
 // per-tensor scales, for ncu; nothing else.
@@ -628,11 +644,218 @@ static int time_decode(bool quick, int only_n = 0, int only_k = 0, int only_m = 
   return failures ? 1 : 0;
 }
 
+// ---------------------------------------------------------------------------------------------------------------- W4A8
+// --w4a8 [quick]: FP8 activations x MXFP4 weights on the sm90 W4A8 family (weights folded into E4M3 in the kernel). Checks
+// every config and the heuristic's plan against the generic plan with the FP8 family's bound (above), on weights whose rows
+// include blocks of zeros, a row spanning 40 binades (several fold passes) and a row with a NaN block scale (its column
+// must be NaN where the reference's is); then times the heuristic's plan against cuBLASLt FP8 per-tensor (on random FP8
+// weights of the same shape), cuBLAS BF16, the W4A8 family forced and the BF16 family's route for the same pair
+// (dequantize, then BF16 wgmma), all interleaved launch by launch, 4 operand sets; ratios are their time over the plan's.
+static const char* const kFoldConfigs[] = {"ms_sm90_w4a8_gemm_nt_64x128x128_s12", "ms_sm90_w4a8_gemm_nt_128x128x128_s8"};
+
+static ms_qtensor_t mxfp4(void* codes, void* scales, int rows, int cols) {
+  ms_qtensor_t t{};
+  t.struct_size = sizeof t; t.format = MS_FMT_MXFP4; t.rows = rows; t.cols = cols; t.data = codes; t.block_scales = scales;
+  return t;
+}
+
+static ms_gemm_plan* w4a8_plan(const char* force, int m, int n, int k, int a_format) {
+  if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
+  ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
+  d.a_format = a_format; d.b_format = MS_FMT_MXFP4; d.out_dtype = MS_DTYPE_BF16;
+  ms_gemm_plan* plan = nullptr;
+  CHECK_MS(ms_gemm_plan_create(&d, &plan));
+  unsetenv("MS_FORCE_CONFIG");
+  return plan;
+}
+
+static void run_w4a8(const char* force, int m, int n, int k, void* a, float* sa, void* codes, void* scales, void* out, int out_dtype, char* name,
+                     cudaStream_t s) {
+  run_pair(force, fp8(a, sa, m, k, MS_FMT_FP8_ROW), mxfp4(codes, scales, n, k), out, out_dtype, name, s);
+  unsetenv("MS_FORCE_CONFIG");
+}
+
+__global__ void fill_scales(uint8_t* p, size_t n, uint32_t seed, int lo, int span) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = (uint32_t)i * 0x9E3779B1u ^ seed;
+    h ^= h >> 15; h *= 0x2C1B3C6Du; h ^= h >> 13;
+    p[i] = (uint8_t)(lo + h % span);
+  }
+}
+__global__ void fill_random_bf16(uint16_t* p, size_t n, uint32_t seed) {  // |x| in [2^-4, 2^4), signs random
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = (uint32_t)i * 0x9E3779B1u ^ seed;
+    h ^= h >> 15; h *= 0x2C1B3C6Du; h ^= h >> 12;
+    p[i] = (uint16_t)(((h >> 16) & 0x8000u) | ((123u + (h >> 8) % 8) << 7) | (h & 0x7Fu));
+  }
+}
+
+static int time_w4a8(bool quick) {
+  cudaStream_t stream; CHECK_CUDA(cudaStreamCreate(&stream));
+  struct Shape { int m, n, k; };
+  std::vector<Shape> checks = {{65, 64, 128}, {129, 130, 256}, {200, 264, 1024}, {333, 776, 4224}, {1100, 1928, 2048}, {2048, 2200, 1024}};
+  std::mt19937 rng(11);
+  int failures = 0;
+  std::printf("%-18s %-56s %-5s %12s %10s\n", "w4a8 m x n x k", "kernel", "out", "max err/bnd", "result");
+  for (Shape sh : checks) {
+    const int m = sh.m, n = sh.n, k = sh.k, blocks = (k + 31) / 32;
+    std::vector<uint8_t> ha((size_t)m * k), hc((size_t)n * blocks * 16), hs((size_t)n * blocks);
+    for (auto& v : ha) { do v = rng() & 0xFF; while ((v & 0x7F) == 0x7F || (v & 0x78) > 0x50); }  // |x| <= 2^3, no NaN
+    for (auto& v : hc) v = rng() & 0xFF;
+    for (auto& v : hs) v = 120 + rng() % 14;  // 2^-7 .. 2^6: every K block folds in one pass
+    for (int row = 0; row < n; ++row) {
+      if (row % 5 == 1) { int b = rng() % blocks; std::memset(&hc[((size_t)row * blocks + b) * 16], 0, 16); hs[(size_t)row * blocks + b] = 0; }  // a block of zeros
+      if (row % 7 == 3) hs[(size_t)row * blocks + rng() % blocks] = 90 + rng() % 20;  // a block 14-44 binades down: a second pass
+      if (row % 11 == 5) for (int b = 0; b < blocks; b += 2) hs[(size_t)row * blocks + b] = 60 + (b / 2) % 3 * 20;  // three and more passes
+    }
+    const int nan_row = n / 2;
+    hs[(size_t)nan_row * blocks + blocks / 2] = 0xFF;
+    std::vector<uint8_t> absa(ha), absc(hc);
+    for (auto& v : absa) v &= 0x7F;
+    for (auto& v : absc) v &= 0x77;
+    std::vector<float> hsa(m);
+    for (auto& v : hsa) v = 0.5f + (rng() % 1000) / 1000.0f;
+    void *a, *aa, *c, *ac, *sc; float *sa, *c1, *c2, *cabs;
+    CHECK_CUDA(cudaMalloc(&a, ha.size())); CHECK_CUDA(cudaMalloc(&aa, ha.size()));
+    CHECK_CUDA(cudaMalloc(&c, hc.size())); CHECK_CUDA(cudaMalloc(&ac, hc.size())); CHECK_CUDA(cudaMalloc(&sc, hs.size()));
+    CHECK_CUDA(cudaMalloc(&sa, m * 4));
+    CHECK_CUDA(cudaMalloc(&c1, (size_t)m * n * 4)); CHECK_CUDA(cudaMalloc(&c2, (size_t)m * n * 4)); CHECK_CUDA(cudaMalloc(&cabs, (size_t)m * n * 4));
+    CHECK_CUDA(cudaMemcpy(a, ha.data(), ha.size(), cudaMemcpyHostToDevice)); CHECK_CUDA(cudaMemcpy(aa, absa.data(), ha.size(), cudaMemcpyHostToDevice));
+    CHECK_CUDA(cudaMemcpy(c, hc.data(), hc.size(), cudaMemcpyHostToDevice)); CHECK_CUDA(cudaMemcpy(ac, absc.data(), hc.size(), cudaMemcpyHostToDevice));
+    CHECK_CUDA(cudaMemcpy(sc, hs.data(), hs.size(), cudaMemcpyHostToDevice)); CHECK_CUDA(cudaMemcpy(sa, hsa.data(), m * 4, cudaMemcpyHostToDevice));
+    run_w4a8("generic", m, n, k, a, sa, c, sc, c2, MS_DTYPE_F32, nullptr, stream);
+    run_w4a8("generic", m, n, k, aa, sa, ac, sc, cabs, MS_DTYPE_F32, nullptr, stream);
+    std::vector<float> r1((size_t)m * n), r2(r1.size()), rabs(r1.size());
+    std::vector<uint16_t> h1(r1.size());
+    CHECK_CUDA(cudaMemcpy(r2.data(), c2, r1.size() * 4, cudaMemcpyDeviceToHost));
+    CHECK_CUDA(cudaMemcpy(rabs.data(), cabs, r1.size() * 4, cudaMemcpyDeviceToHost));
+    const double eps = std::ldexp(1.0, -9) + (std::ceil(k / 128.0) * 4 + k + 8) * std::ldexp(1.0, -24);  // up to 4 promotions per K block
+    std::vector<const char*> configs = {nullptr};
+    for (const char* cf : kFoldConfigs) configs.push_back(cf);
+    for (const char* config : configs) {
+      for (int out_dtype : {MS_DTYPE_F32, MS_DTYPE_BF16}) {
+        char name[128];
+        CHECK_CUDA(cudaMemset(c1, 0xFF, (size_t)m * n * 4));  // NaN poison: an unwritten element fails
+        run_w4a8(config, m, n, k, a, sa, c, sc, c1, out_dtype, name, stream);
+        fetch_output(c1, out_dtype, r1, h1);
+        double worst = 0;
+        int nan_mismatch = 0;
+        for (size_t i = 0; i < r1.size(); ++i) {
+          if (std::isnan(r2[i]) || (int)(i % n) == nan_row) { nan_mismatch += std::isnan(r1[i]) != std::isnan(r2[i]) || !std::isnan(r1[i]); continue; }
+          double bound = eps * rabs[i] + (out_dtype == MS_DTYPE_BF16 ? std::ldexp(std::fabs((double)r2[i]), -8) : 0.0) + 1e-30;
+          double ratio = std::fabs((double)r1[i] - r2[i]) / bound;
+          if (!(ratio <= worst)) worst = std::isnan(ratio) ? INFINITY : ratio;
+        }
+        if (nan_mismatch || !(worst <= 1.0)) {  // the first few wrong elements, for diagnosis
+          int shown = 0;
+          for (size_t i = 0; i < r1.size() && shown < 4; ++i) {
+            const bool nan_col = std::isnan(r2[i]) || (int)(i % n) == nan_row;
+            const bool bad = nan_col ? (std::isnan(r1[i]) != std::isnan(r2[i]) || !std::isnan(r1[i]))
+                                     : !(std::fabs((double)r1[i] - r2[i]) <= eps * rabs[i] + (out_dtype == MS_DTYPE_BF16 ? std::ldexp(std::fabs((double)r2[i]), -8) : 0.0) + 1e-30);
+            if (bad) { std::printf("  row %zu col %zu: got %g (bits %04x) want %g\n", i / n, i % n, r1[i], out_dtype == MS_DTYPE_BF16 ? h1[i] : 0, r2[i]); ++shown; }
+          }
+        }
+        // Forced configs must be the W4A8 family's; the heuristic takes the BF16 family above kW4a8TokensOnHopper (api.cpp).
+        const bool family_ok = std::strstr(name, "ms_sm90_w4a8") || (!config && m > 1024 && std::strstr(name, "ms_sm90_bf16"));
+        const bool ok = worst <= 1.0 && nan_mismatch == 0 && family_ok;
+        failures += !ok;
+        char shape[32]; std::snprintf(shape, sizeof shape, "%dx%dx%d", m, n, k);
+        std::printf("%-18s %-56s %-5s %12.3e %10s%s\n", shape, name, out_dtype == MS_DTYPE_F32 ? "f32" : "bf16", worst, ok ? "pass" : "FAIL",
+                    nan_mismatch ? " (NaN column wrong)" : "");
+      }
+    }
+    cudaFree(a); cudaFree(aa); cudaFree(c); cudaFree(ac); cudaFree(sc); cudaFree(sa); cudaFree(c1); cudaFree(c2); cudaFree(cabs);
+  }
+
+  std::vector<Shape> timed = {{8192, 8192, 8192}, {4096, 4096, 4096}, {16384, 8192, 8192}, {4096, 14336, 4096}, {4096, 4096, 14336},
+                              {1024, 8192, 8192}, {128, 8192, 8192}};
+  if (quick) timed.resize(2);
+  std::printf("\n%-20s %-44s %9s %8s | %11s %7s | %9s %7s | %9s %7s | %9s %7s\n", "w4a8 m x n x k", "kernel (heuristic)", "us", "TFLOPS",
+              "cuBLASLt us", "ratio", "BF16 us", "ratio", "w4a8 us", "ratio", "dequant us", "ratio");
+  double log_fp8 = 0, log_bf16 = 0; int count = 0;
+  const char* dequant_config = "ms_sm90_bf16_gemm_nt_128x256x64_c1x1_s3_ws";
+  for (Shape sh : timed) {
+    const int m = sh.m, n = sh.n, k = sh.k, sets = 4;
+    std::vector<void*> as(sets), cs(sets), ss(sets), b8(sets), a16(2), b16(2);
+    for (int i = 0; i < sets; ++i) {
+      CHECK_CUDA(cudaMalloc(&as[i], (size_t)m * k)); CHECK_CUDA(cudaMalloc(&cs[i], (size_t)n * k / 2));
+      CHECK_CUDA(cudaMalloc(&ss[i], (size_t)n * k / 32)); CHECK_CUDA(cudaMalloc(&b8[i], (size_t)n * k));
+      fill_random_fp8<<<1024, 256, 0, stream>>>((uint8_t*)as[i], (size_t)m * k, 2 * i + 1);
+      fill_random_fp8<<<1024, 256, 0, stream>>>((uint8_t*)cs[i], (size_t)n * k / 2, 2 * i + 2);
+      fill_random_fp8<<<1024, 256, 0, stream>>>((uint8_t*)b8[i], (size_t)n * k, 2 * i + 9);
+      fill_scales<<<1024, 256, 0, stream>>>((uint8_t*)ss[i], (size_t)n * k / 32, 3 * i + 5, 121, 8);
+    }
+    for (int i = 0; i < 2; ++i) {
+      CHECK_CUDA(cudaMalloc(&a16[i], (size_t)m * k * 2)); CHECK_CUDA(cudaMalloc(&b16[i], (size_t)n * k * 2));
+      fill_random_bf16<<<1024, 256, 0, stream>>>((uint16_t*)a16[i], (size_t)m * k, 7 * i + 1);
+      fill_random_bf16<<<1024, 256, 0, stream>>>((uint16_t*)b16[i], (size_t)n * k, 7 * i + 2);
+    }
+    float* sa; void *out, *ws;
+    CHECK_CUDA(cudaMalloc(&sa, m * 4));
+    std::vector<float> hs(m);
+    for (int i = 0; i < m; ++i) hs[i] = 1.0f / 64 + (i % 7) / 256.0f;
+    CHECK_CUDA(cudaMemcpy(sa, hs.data(), m * 4, cudaMemcpyHostToDevice));
+    CHECK_CUDA(cudaMalloc(&out, (size_t)m * n * 2)); CHECK_CUDA(cudaMalloc(&ws, 32 << 20));
+    ms_gemm_plan* plan = w4a8_plan(nullptr, m, n, k, MS_FMT_FP8_TENSOR);
+    ms_gemm_plan* dequant = w4a8_plan(dequant_config, m, n, k, MS_FMT_FP8_TENSOR);
+    ms_gemm_plan* fold = w4a8_plan(m <= 128 ? kFoldConfigs[0] : kFoldConfigs[1], m, n, k, MS_FMT_FP8_TENSOR);
+    char name[128]; CHECK_MS(ms_gemm_plan_name(plan, name, sizeof name));
+    Workspace workspace(plan), dequant_workspace(dequant);
+    auto ours = [&](ms_gemm_plan* pl, void* w, int i) {
+      ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
+      o.a = fp8(as[i], sa, m, k, MS_FMT_FP8_TENSOR); o.b = mxfp4(cs[i], ss[i], n, k); o.out = out;
+      CHECK_MS(ms_gemm_plan_run(pl, &o, w, stream));
+    };
+    bool ok8 = true, ok16 = true;
+    auto lt = [&](int i) { if (ok8 && msb_gemm(1, m, n, k, as[i], b8[i], out, sa, sa, ws, 32 << 20, stream)) { std::printf("cuBLASLt: %s\n", msb_last_error()); ok8 = false; } };
+    auto bf = [&](int i) { if (ok16 && msb_gemm(0, m, n, k, a16[i % 2], b16[i % 2], out, nullptr, nullptr, ws, 32 << 20, stream)) { std::printf("cuBLAS BF16: %s\n", msb_last_error()); ok16 = false; } };
+    const std::vector<float> t = interleaved_medians(5, 50, [&](int v, int round) {
+      const int i = round % sets;
+      if (v == 0) ours(plan, workspace.data, i);
+      else if (v == 1) lt(i);
+      else if (v == 2) bf(i);
+      else if (v == 3) ours(fold, nullptr, i);
+      else ours(dequant, dequant_workspace.data, i);
+    });
+    const double flops = 2.0 * m * n * k;
+    char shape[32]; std::snprintf(shape, sizeof shape, "%dx%dx%d", m, n, k);
+    std::printf("%-20s %-44s %9.1f %8.1f | %11.1f %7.3f | %9.1f %7.3f | %9.1f %7.3f | %9.1f %7.3f\n", shape, name, t[0], flops / t[0] / 1e6, t[1],
+                t[1] / t[0], t[2], t[2] / t[0], t[3], t[3] / t[0], t[4], t[4] / t[0]);
+    if (ok8 && ok16) { log_fp8 += std::log(t[1] / t[0]); log_bf16 += std::log(t[2] / t[0]); ++count; }
+    ms_gemm_plan_destroy(plan); ms_gemm_plan_destroy(dequant); ms_gemm_plan_destroy(fold);
+    for (int i = 0; i < sets; ++i) { cudaFree(as[i]); cudaFree(cs[i]); cudaFree(ss[i]); cudaFree(b8[i]); }
+    for (int i = 0; i < 2; ++i) { cudaFree(a16[i]); cudaFree(b16[i]); }
+    cudaFree(sa); cudaFree(out); cudaFree(ws);
+  }
+  std::printf("w4a8 geometric mean: %.3f x cuBLASLt FP8 per-tensor, %.3f x cuBLAS BF16\n", std::exp(log_fp8 / std::max(count, 1)),
+              std::exp(log_bf16 / std::max(count, 1)));
+  std::printf("w4a8: %d check failures\n", failures);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--repack") == 0) {
     cudaStream_t s; CHECK_CUDA(cudaFree(0)); CHECK_CUDA(cudaStreamCreate(&s));
     time_repack(s);
     return 0;
+  }
+  if (argc >= 5 && std::strcmp(argv[1], "--w4a8-profile") == 0) {  // M N K [CONFIG]: three W4A8 runs on random data, for ncu
+    CHECK_CUDA(cudaFree(0));
+    const int m = std::atoi(argv[2]), n = std::atoi(argv[3]), k = std::atoi(argv[4]);
+    void *a, *c, *sc, *out; float* sa;
+    CHECK_CUDA(cudaMalloc(&a, (size_t)m * k)); CHECK_CUDA(cudaMalloc(&c, (size_t)n * k / 2)); CHECK_CUDA(cudaMalloc(&sc, (size_t)n * k / 32));
+    CHECK_CUDA(cudaMalloc(&out, (size_t)m * n * 2)); CHECK_CUDA(cudaMalloc(&sa, 4 * (size_t)m));
+    fill_random_fp8<<<1024, 256>>>((uint8_t*)a, (size_t)m * k, 1); fill_random_fp8<<<1024, 256>>>((uint8_t*)c, (size_t)n * k / 2, 2);
+    fill_scales<<<1024, 256>>>((uint8_t*)sc, (size_t)n * k / 32, 3, 121, 8);
+    CHECK_CUDA(cudaMemset(sa, 0x3C, 4 * (size_t)m));
+    char name[128];
+    for (int i = 0; i < 3; ++i) run_w4a8(argc > 5 ? argv[5] : nullptr, m, n, k, a, sa, c, sc, out, MS_DTYPE_BF16, name, nullptr);
+    std::printf("profiled %s\n", name);
+    return 0;
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "--w4a8") == 0) {
+    CHECK_CUDA(cudaFree(0));
+    return time_w4a8(argc > 2 && std::strcmp(argv[2], "quick") == 0);
   }
   if (argc >= 2 && std::strcmp(argv[1], "--decode") == 0) {
     CHECK_CUDA(cudaFree(0));
@@ -710,12 +933,7 @@ int main(int argc, char** argv) {
         CHECK_CUDA(cudaMemset(c1, 0xFF, (size_t)m * n * 4));  // NaN poison: an unwritten element fails
         run(config, m, n, k, a, sa, b, sb, c1, out_dtype, name, stream);
         CHECK_CUDA(cudaStreamSynchronize(stream));
-        if (out_dtype == MS_DTYPE_F32) {
-          CHECK_CUDA(cudaMemcpy(r1.data(), c1, r1.size() * 4, cudaMemcpyDeviceToHost));
-        } else {
-          CHECK_CUDA(cudaMemcpy(h1.data(), c1, h1.size() * 2, cudaMemcpyDeviceToHost));
-          for (size_t i = 0; i < r1.size(); ++i) r1[i] = bf16_to_float(h1[i]);
-        }
+        fetch_output(c1, out_dtype, r1, h1);
         double worst = 0;
         for (size_t i = 0; i < r1.size(); ++i) {
           double bound = eps * rabs[i] + (out_dtype == MS_DTYPE_BF16 ? std::ldexp(std::fabs((double)r2[i]), -8) : 0.0) + 1e-30;

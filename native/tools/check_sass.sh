@@ -4,7 +4,8 @@
 #  - the generic GEMM accumulates with FFMA;
 #  - the decode GEMM multiplies on BF16 tensor cores (HMMA) without local-memory traffic (LDL/STL = spills);
 #  - the dual quantizer keeps its chunks in registers (no LDL/STL) and packs E2M1 codes with byte permutes (PRMT);
-#  - on sm_90a, the wgmma GEMM runs FP8 (QGMMA) and BF16 (HGMMA) wgmma without spills;
+#  - on sm_90a, the wgmma GEMM runs FP8 (QGMMA) and BF16 (HGMMA) wgmma without spills, and the W4A8 family FP8 wgmma with
+#    its A operand (the folded weights) in registers, without spills;
 #  - on sm_100a, the sm100 FP4 family issues tcgen05 block-scaled MMAs (UTCOMMA; .4X for NVFP4; UTCQMMA for W4A8; each also in
 #    its .2CTA form for the CTA pairs), scale copies into TMEM (UTCCP)
 #    and TMEM loads (LDTM) without spills;
@@ -39,6 +40,11 @@ for arch in $archs; do
     n_qgmma=$(grep -c "QGMMA" <<<"$sm90"); n_hgmma=$(grep -cE "HGMMA.*BF16" <<<"$sm90"); n_local=$(grep -cE "\b(LDL|STL)\b" <<<"$sm90")
     [[ $n_qgmma -gt 0 && $n_hgmma -gt 0 && $n_local -eq 0 ]] || ok=0
     extra+=" | sm90_gemm: $n_qgmma QGMMA, $n_hgmma HGMMA.BF16 (want >0), $n_local LDL/STL (want 0)"
+    # The W4A8 family: FP8 wgmma with A (the folded weights) from registers, no spills.
+    w4a8=$(awk '/Function : .*sm90_w4a8_kernel/{on=1} /Function : /&&!/sm90_w4a8_kernel/{on=0} on' <<<"$sass")
+    n_wq=$(grep -cE "QGMMA.*E4M3\.E[45]M[32] R[0-9]+, R[0-9]+, gdesc" <<<"$w4a8"); n_wlocal=$(grep -cE "\b(LDL|STL)\b" <<<"$w4a8")
+    [[ $n_wq -gt 0 && $n_wlocal -eq 0 ]] || ok=0
+    extra+=" | sm90_w4a8: $n_wq QGMMA with register A (want >0), $n_wlocal LDL/STL (want 0)"
   fi
   if [[ "$arch" == "sm_100a" || "$arch" == "sm_103a" ]]; then
     sm100=$(awk '/Function : .*sm100_fp4_gemm_kernel/{on=1} /Function : /&&!/sm100_fp4_gemm_kernel/{on=0} on' <<<"$sass")

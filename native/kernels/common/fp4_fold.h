@@ -3,8 +3,8 @@
 // [-8, 6] (0.5 x 2^-8 is E4M3's smallest subnormal, 6 x 2^6 = 384 <= 448). So a row of blocks whose nonzero blocks span at
 // most 14 binades folds exactly into E4M3 codes with one power-of-two scale per row, and an FP8 wgmma GEMM with that row
 // scale in its epilogue computes the same products as the MXFP4 operand. Rows that span more need another path (they must
-// never be folded inexactly). fold8 is the form for kernels (two prmt per four values). Host-visible: descriptor_test.cpp
-// checks every code and shift exhaustively. Building blocks for the sm90 W4A8 / W4A4 kernels; no kernel uses them yet.
+// never be folded inexactly). fold8 is the form for kernels (ten operations per eight values). Host-visible: descriptor_test.cpp
+// checks every code and shift exhaustively. The sm90 W4A8 family (sm90_w4a8_gemm_nt.cu) folds with them.
 #pragma once
 #include <cstdint>
 
@@ -84,9 +84,12 @@ __host__ __device__ inline FoldLut fold_lut(int d) {
 
 // Eight packed E2M1 codes (value i in nibble i, NUMERICS.md s2) folded with one block's table into eight E4M3 bytes
 // (value i in byte i of lo:hi): per four values one prmt looks up the magnitudes and one picks 0x00 or 0x80 for the sign.
+// The signs: value i's sign bit (4i + 3) is the top bit of a byte of packed or packed << 4, which one prmt gathers into
+// byte i's top bit (ten operations per eight values).
 __host__ __device__ inline void fold8(uint32_t packed, FoldLut lut, uint32_t& lo, uint32_t& hi) {
-  lo = byte_perm(lut.lo, lut.hi, packed & 0x7777u) | byte_perm(0u, 0x80808080u, (packed >> 1) & 0x4444u);
-  hi = byte_perm(lut.lo, lut.hi, (packed >> 16) & 0x7777u) | byte_perm(0u, 0x80808080u, (packed >> 17) & 0x4444u);
+  const uint32_t shifted = packed << 4;
+  lo = byte_perm(lut.lo, lut.hi, packed & 0x7777u) | (byte_perm(shifted, packed, 0x5140u) & 0x80808080u);
+  hi = byte_perm(lut.lo, lut.hi, (packed >> 16) & 0x7777u) | (byte_perm(shifted, packed, 0x7362u) & 0x80808080u);
 }
 
 }  // namespace ms

@@ -16,6 +16,8 @@ public static class GemmAccuracy
     /// precision, then promoted into binary32. Measured on the H100 (microscale_selftest): worst block error 5.1·2^−13 of the
     /// block's Σ|a·b|; the bound takes 2^−9 (a 3× margin). Blocks add at most linearly, so
     /// ε = 2^−9 + (⌈K/128⌉ + 4)·2^−24.</item>
+    /// <item>Hopper W4A8 (<c>sm90_w4a8</c>): the same tensor cores on weights folded exactly into E4M3; a K block whose weight
+    /// rows span more than 14 binades is summed in up to four passes, each promoted: ε = 2^−9 + (4⌈K/128⌉ + 4)·2^−24.</item>
     /// <item>Decode kernels (<c>sm80_decode</c>): operands dequantized exactly to BF16, exact products; mma.sync adds
     /// 16 products aligned to the largest and truncated, then FP32 sums across chunks and splits, scales in FP32:
     /// ε = 2^−17 + (K + 8)·2^−24. The Gpu tests print the measured worst ratio.</item>
@@ -29,6 +31,8 @@ public static class GemmAccuracy
     {
         if (kernel is not null && kernel.Contains("sm90_fp8", StringComparison.Ordinal))
             return Math.Pow(2, -9) + ((k + 127) / 128 + 4) * Math.Pow(2, -24);
+        if (kernel is not null && kernel.Contains("sm90_w4a8", StringComparison.Ordinal))
+            return Math.Pow(2, -9) + (4 * ((k + 127) / 128) + 4) * Math.Pow(2, -24);
         if (kernel is not null && kernel.Contains("sm80_decode", StringComparison.Ordinal))
             return Math.Pow(2, -17) + (k + 8) * Math.Pow(2, -24);
         return (k + 4) * Math.Pow(2, -24);

@@ -94,8 +94,74 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
         GemmBounds.AssertWithin<BFloat16>(expected, abs, c.ToArray(), n, k, 1f, "folded W4A8", Context.LastGemmKernel);
     }
 
+    private const string FoldPrefix = "ms_sm90_w4a8_gemm_nt_";
+    private static readonly string[] s_foldConfigs = { FoldPrefix + "64x128x128_s12", FoldPrefix + "128x128x128_s8" };
+
+    // Above 64 tokens (below, the decode kernel takes W4A8), K a multiple of 128 (else the BF16 family runs the pair): odd N,
+    // one K block, partial token and weight tiles, several tiles per CTA at K = 4096.
+    private static readonly (int M, int N, int K)[] s_foldShapes = { (65, 136, 256), (130, 333, 1024), (200, 264, 128), (333, 776, 4096) };
+
+    public static IEnumerable<TestCaseData> FoldCases()
+    {
+        foreach (var config in new string?[] { null, s_foldConfigs[0], s_foldConfigs[1] })
+        {
+            yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerRow), config).SetName($"{{m}}_row_{config ?? "heuristic"}");
+            yield return new TestCaseData(new QuantizationOptions(QuantFormat.Fp8PerTensor), config).SetName($"{{m}}_tensor_{config ?? "heuristic"}");
+        }
+    }
+
+    /// <summary>W4A8 with 4-bit weights in memory (native/kernels/sm90_w4a8_gemm_nt.cu): MXFP4 weights (linear layout) folded
+    /// exactly into E4M3 wgmma fragments inside the kernel, FP8 (E4M3) per-token and per-tensor activations, within the FP8 bound
+    /// against the MXFP4 weight's own values; every output type, alpha and bias, the heuristic's config and each forced.</summary>
+    [TestCaseSource(nameof(FoldCases))]
+    public void Mxfp4WeightsFoldedInTheKernelWithinBound(QuantizationOptions aOptions, string? config)
+    {
+        if (config is not null)
+            NativeEnvironment.Set("MS_FORCE_CONFIG", config);
+        foreach (var (m, n, k) in s_foldShapes)
+            RunAndCheck(aOptions, new(QuantFormat.Mxfp4), m, n, k, expectedKernel: config, outputs: 3, prefix: FoldPrefix);
+    }
+
+    /// <summary>K not a multiple of 128 is not the W4A8 family's: the pair runs on the BF16 family, still within the bound.</summary>
+    [Test]
+    public void W4a8WithKNotAMultipleOf128RunsTheBf16Family() =>
+        RunAndCheck(new(QuantFormat.Fp8PerRow), new(QuantFormat.Mxfp4), 130, 200, 1056, expectedKernel: null, outputs: 2, prefix: Sm90Bf16Prefix);
+
+    /// <summary>Weights whose rows hold a block far below the row's others within each 128-value K block (2^-20 and 2^-40 of
+    /// them, or zeros) cannot fold at one base: the kernel folds such K blocks in several exact passes. Activations of even rows
+    /// are zero but in those small blocks' positions, so their outputs come from the small blocks alone and a flushed or
+    /// inexact block breaks the bound; odd rows are dense. A second run gives the same bytes.</summary>
+    [Test]
+    public void WideExponentRowsFoldInSeveralExactPasses()
+    {
+        const int m = 130, n = 200, k = 512, small = 1; // block 1 of every K block is the small one
+        var w = Unit.HadamardTests.StudentT3(n * k, seed: 21);
+        for (int row = 0; row < n; ++row)
+            for (int kb = 0; kb < k / 128; ++kb)
+                for (int i = 0; i < 32; ++i)
+                    w[row * k + kb * 128 + small * 32 + i] *= row % 3 == 0 ? MathF.Pow(2, -20) : row % 3 == 1 ? MathF.Pow(2, -40) : 0f;
+        var x = SeededGaussian.Create(m * k, seed: 22);
+        for (int row = 0; row < m; row += 2)
+            for (int col = 0; col < k; ++col)
+                if (col % 128 / 32 != small)
+                    x[row * k + col] = 0f;
+        using var wt = Context.CreateTensor<float>(w, n, k);
+        using var at = Context.CreateTensor<float>(x, m, k);
+        using var qa = Context.Quantize(at, new QuantizationOptions(QuantFormat.Fp8PerRow));
+        using var qb = Context.Quantize(wt, new QuantizationOptions(QuantFormat.Mxfp4));
+        var (expected, abs) = GemmBounds.Reference(Context.Dequantize(qa).ToArray(), Context.Dequantize(qb).ToArray(), m, n, k);
+        float[] Run()
+        {
+            using var c = Context.AllocateTensor<float>(m, n);
+            Context.Gemm(qa, qb, c);
+            Assert.That(Context.LastGemmKernel, Does.StartWith(FoldPrefix));
+            return c.ToArray();
+        }
+        AssertRunWithin(Run, expected, abs, n, k, 1f, "wide-exponent W4A8", repeat: true);
+    }
+
     private void RunAndCheck(QuantizationOptions aOptions, QuantizationOptions bOptions, int m, int n, int k, string? expectedKernel, int outputs,
-                             bool repeat = false)
+                             bool repeat = false, string prefix = Sm90Fp8Prefix)
     {
         const float alpha = 0.75f;
         var biasValues = SeededGaussian.Create(n, seed: 5);
@@ -113,7 +179,7 @@ public sealed class Sm90Fp8GemmTests : NativeFixture
             using var c = Context.AllocateTensor<T>(m, n);
             Context.Gemm(qa, qb, c, options);
             if (expectedKernel is null) // up to 16 tokens (K a multiple of 32) the decode kernel takes FP8 x FP8 (DecodeGemmTests covers it)
-                Assert.That(Context.LastGemmKernel, Does.StartWith(m <= 16 && k % 32 == 0 ? DecodePrefix : Sm90Fp8Prefix), what);
+                Assert.That(Context.LastGemmKernel, Does.StartWith(m <= 16 && k % 32 == 0 ? DecodePrefix : prefix), what);
             else
                 Assert.That(Context.LastGemmKernel, Is.EqualTo(expectedKernel), what);
             return c.ToArray();

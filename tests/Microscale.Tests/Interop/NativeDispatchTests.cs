@@ -80,6 +80,15 @@ public sealed class NativeDispatchTests
         Assert.That(Kernel(90, 8, O(QuantFormat.Mxfp4), O(QuantFormat.Mxfp4), HopperMultiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
         // MXFP8 x MXFP8: the BF16 family (exact BF16 copies; FP8 wgmma promoted every 32 of K was measured slower).
         Assert.That(Kernel(90, 4096, O(QuantFormat.Mxfp8), O(QuantFormat.Mxfp8), HopperMultiprocessors), Does.StartWith("ms_sm90_bf16_gemm_nt_"));
+        // W4A8 (FP8 x MXFP4, K = 4096): the decode kernel up to 64 tokens, the W4A8 family (4-bit weights folded in the kernel) up
+        // to 1024, the BF16 family above (measured faster there, NOTES-sm90-fp8.md); 128 tokens take the 64-token tiles.
+        Assert.That(Kernel(90, 64, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), HopperMultiprocessors), Does.StartWith("ms_sm80_decode_gemm_nt_"));
+        Assert.That(Kernel(90, 128, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), HopperMultiprocessors), Is.EqualTo("ms_sm90_w4a8_gemm_nt_64x128x128_s12"));
+        Assert.That(Kernel(90, 1024, O(QuantFormat.Fp8PerTensor), O(QuantFormat.Mxfp4), HopperMultiprocessors), Does.StartWith("ms_sm90_w4a8_gemm_nt_"));
+        Assert.That(Kernel(90, 1025, O(QuantFormat.Fp8PerRow), O(QuantFormat.Mxfp4), HopperMultiprocessors), Does.StartWith("ms_sm90_bf16_gemm_nt_"));
+        // Swizzled scales are not the W4A8 family's layout.
+        Assert.That(Kernel(90, 512, O(QuantFormat.Fp8PerRow), new QuantizationOptions(QuantFormat.Mxfp4) { Layout = ScaleLayout.Swizzled128x4 }, HopperMultiprocessors),
+                    Does.StartWith("ms_sm90_bf16_gemm_nt_"));
     }
 
     [TestCase(100)]
