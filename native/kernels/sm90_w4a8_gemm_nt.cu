@@ -62,25 +62,6 @@ struct W4a8Params {
 };
 
 #ifdef MS_SM90_ENABLED
-__device__ __forceinline__ uint4 lds128(const void* p) {
-  uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(sm90::smem_addr(p)));
-  return v;
-}
-
-// barrier.red.or over named barrier `id` of `threads` threads: waits like bar.sync and tells every thread whether any passed true.
-__device__ __forceinline__ bool named_barrier_or(int id, int threads, bool value) {
-  uint32_t any;
-  asm volatile("{\n .reg .pred p, q;\n setp.ne.u32 p, %1, 0;\n barrier.red.or.pred q, %2, %3, p;\n selp.u32 %0, 1, 0, q;\n}"
-               : "=r"(any) : "r"((uint32_t)value), "r"(id), "r"(threads) : "memory");
-  return any != 0;
-}
-
-// The fast fold of a K block: each row's base is its largest block exponent, and every block is within kFastSpan binades of
-// it, so that the fold table of each block is two multiply-adds (fold_lut's form for shifts -5 .. 6). Returns whether one of
-// this thread's rows is outside that (a wider span, a block of zeros far below the others, or a NaN scale with others):
-// then the warpgroup redoes the K block with fold_pass.
-constexpr int kFastSpan = kFoldMaxShift + 5;
 // Lane q's share of wgmma's A fragment in one weight row of the K block, as packed codes: word s holds MX block s's values
 // 4q .. 4q + 3 (nibbles 0-3) and 16 + 4q .. 16 + 4q + 3 (nibbles 4-7), bytes 2q, 2q + 1 and 8 + 2q, 9 + 2q of the block's 16
 // (the quad reads the whole 64-byte row: broadcast loads, no bank conflicts). fold8 turns a word into the fragment's two
@@ -88,7 +69,7 @@ constexpr int kFastSpan = kFoldMaxShift + 5;
 __device__ __forceinline__ void lane_words(const uint8_t* row, int q, uint32_t (&words)[4]) {
 #pragma unroll
   for (int s = 0; s < 4; ++s) {
-    const uint4 b = lds128(row + 16 * s);
+    const uint4 b = sm90::lds128(row + 16 * s);
     words[s] = __byte_perm(q < 2 ? b.x : b.y, q < 2 ? b.z : b.w, (q & 1) ? 0x7632 : 0x5410);
   }
 }
@@ -99,6 +80,11 @@ __device__ __forceinline__ float row_scale(int base, bool nan) {
   return nan ? __int_as_float(0x7FC00000) : __int_as_float(base >= 7 ? (base - 6) << 23 : 1 << (base + 16));
 }
 
+// The fast fold of a K block: each row's base is its largest block exponent, and every block is within kFastSpan binades of
+// it, so that the fold table of each block is two multiply-adds (fold_lut_normal). Returns whether one of this thread's
+// rows is outside that (a wider span, a block of zeros far below the others, or a NaN scale with others): then the
+// warpgroup redoes the K block with fold_pass.
+constexpr int kFastSpan = kFoldMaxShift - kFoldMinNormalShift;
 __device__ __forceinline__ bool fold_fast(const uint8_t* rows, const uint32_t (&exponents)[2], int q, uint32_t (&f)[4][4], float (&scale)[2]) {
   bool wide = false;
 #pragma unroll
@@ -112,8 +98,7 @@ __device__ __forceinline__ bool fold_fast(const uint8_t* rows, const uint32_t (&
     wide |= base - lowest > kFastSpan;
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
-      const uint32_t k8 = (uint32_t)(e[s] - base + kFoldMaxShift + kFoldMaxShift);  // (shift + 6), the exponent field step
-      fold8(words[s], FoldLut{0x0C080000u + k8 * 0x08080800u, 0x1C181410u + k8 * 0x08080808u}, f[s][u], f[s][2 + u]);
+      fold8(words[s], fold_lut_normal(e[s] - base + kFoldMaxShift), f[s][u], f[s][2 + u]);
     }
     scale[u] = row_scale(base, base == 0xFF);
   }
@@ -163,16 +148,10 @@ __device__ __forceinline__ bool fold_pass(const uint8_t* rows, const uint32_t (&
   return more;
 }
 
-template <int kX, int kBT>
+template <int kBT>
 __device__ __forceinline__ void mma_rs(float (&d)[kBT / 2], const uint32_t (&a)[4], uint64_t desc_x, int scale_d) {
-  using namespace sm90;
-  if constexpr (kBT == 64) {
-    if constexpr (kX == kE4M3) wgmma_m64n64k32_rs_e4m3_e4m3(d, a, desc_x, scale_d);
-    else wgmma_m64n64k32_rs_e4m3_e5m2(d, a, desc_x, scale_d);
-  } else {
-    if constexpr (kX == kE4M3) wgmma_m64n128k32_rs_e4m3_e4m3(d, a, desc_x, scale_d);
-    else wgmma_m64n128k32_rs_e4m3_e5m2(d, a, desc_x, scale_d);
-  }
+  if constexpr (kBT == 64) sm90::wgmma_m64n64k32_rs_e4m3_e4m3(d, a, desc_x, scale_d);
+  else sm90::wgmma_m64n128k32_rs_e4m3_e4m3(d, a, desc_x, scale_d);
 }
 
 // Keeps a fragment set in its registers until here (wgmma reads them asynchronously until its wait).
@@ -184,7 +163,7 @@ __device__ __forceinline__ void hold(uint32_t (&f)[4][4]) {
 }
 #endif
 
-template <int kX, class C>
+template <class C>
 __global__ void __launch_bounds__(kThreads, 1)
 sm90_w4a8_kernel(const __grid_constant__ TensorMap map_x, const __grid_constant__ TensorMap map_w, W4a8Params p) {
 #ifdef MS_SM90_ENABLED
@@ -310,7 +289,7 @@ sm90_w4a8_kernel(const __grid_constant__ TensorMap map_x, const __grid_constant_
       wgmma_fence();
       const uint64_t desc = desc_x0 + pending.stage * (kStageBytes / 16);  // both warpgroups read every token
 #pragma unroll
-      for (int s = 0; s < 4; ++s) mma_rs<kX, kBT>(part, f[s], desc + 2 * s, s > 0 ? 1 : 0);
+      for (int s = 0; s < 4; ++s) mma_rs<kBT>(part, f[s], desc + 2 * s, s > 0 ? 1 : 0);
       wgmma_commit();
     };
     // wgmma D layout (m64nNk32, f32): part[4c + {0, 1}] at (row g, token 8c + 2q + {0, 1}), part[4c + {2, 3}] at row g + 8.
@@ -376,9 +355,9 @@ sm90_w4a8_kernel(const __grid_constant__ TensorMap map_x, const __grid_constant_
 #endif
 }
 
-template <int kX, class C>
-void launch_typed(const W4a8Params& p, const void* x, const void* codes, int sms, cudaStream_t stream) {
-  auto kernel = sm90_w4a8_kernel<kX, C>;
+template <class C>
+void launch_config(const W4a8Params& p, const void* x, const void* codes, int sms, cudaStream_t stream) {
+  auto kernel = sm90_w4a8_kernel<C>;
   // Set on every launch: the attribute belongs to the kernel as loaded in the current context (see sm90_gemm_kernel.cuh).
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes) != cudaSuccess)
     fail(MS_ERR_CUDA, "", "cudaFuncSetAttribute(MaxDynamicSharedMemorySize = %d) failed", C::kSmemBytes);
@@ -389,14 +368,9 @@ void launch_typed(const W4a8Params& p, const void* x, const void* codes, int sms
   check_cuda(cudaGetLastError(), "sm90 W4A8 GEMM launch");
 }
 
-template <class C>
-void launch_config(const ms_gemm_desc_t&, const W4a8Params& p, const void* x, const void* codes, int sms, cudaStream_t stream) {
-  launch_typed<kE4M3, C>(p, x, codes, sms, stream);
-}
-
 struct W4a8Entry {
   const char* name;
-  void (*launch)(const ms_gemm_desc_t&, const W4a8Params&, const void*, const void*, int, cudaStream_t);
+  void (*launch)(const W4a8Params&, const void*, const void*, int, cudaStream_t);
   int tokens;                // kBT
   double us_per_tile_block;  // cost of one tile's K block with every SM busy (first estimates, H200 measurements to follow)
 };
@@ -444,7 +418,7 @@ void launch_sm90_w4a8_gemm(const ms_gemm_desc_t& d, const char* config, const ms
   if (!entry) fail(MS_ERR_INVALID_ARGUMENT, "config", "no sm90 W4A8 GEMM config named %s", config);
   const W4a8Params p{d.m, d.n, d.k, ops.alpha, ops.a.decode_scales, d.a_format == MS_FMT_FP8_ROW ? 1 : 0,
                      static_cast<const uint8_t*>(ops.b.block_scales), d.has_bias ? ops.bias : nullptr, ops.out, d.out_dtype};
-  entry->launch(d, p, ops.a.data, ops.b.data, sms, stream);
+  entry->launch(p, ops.a.data, ops.b.data, sms, stream);
 }
 
 }  // namespace ms

@@ -56,13 +56,19 @@ struct Workspace {
   Workspace& operator=(const Workspace&) = delete;
 };
 
-// One run of the plan for a x b^T (MS_FORCE_CONFIG = force, or the heuristic's), then a synchronize; name: the plan's kernel.
-static void run_pair(const char* force, const ms_qtensor_t& a, const ms_qtensor_t& b, void* out, int out_dtype, char* name, cudaStream_t s) {
+// The plan for [m, k] x [n, k]^T of these formats (MS_FORCE_CONFIG = force, or the heuristic's); the variable stays set.
+static ms_gemm_plan* plan_for(const char* force, int m, int n, int k, int a_format, int b_format, int out_dtype) {
   if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
-  ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = a.rows; d.n = b.rows; d.k = a.cols;
-  d.a_format = a.format; d.b_format = b.format; d.out_dtype = out_dtype;
+  ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
+  d.a_format = a_format; d.b_format = b_format; d.out_dtype = out_dtype;
   ms_gemm_plan* plan = nullptr;
   CHECK_MS(ms_gemm_plan_create(&d, &plan));
+  return plan;
+}
+
+// One run of the plan for a x b^T (MS_FORCE_CONFIG = force, or the heuristic's), then a synchronize; name: the plan's kernel.
+static void run_pair(const char* force, const ms_qtensor_t& a, const ms_qtensor_t& b, void* out, int out_dtype, char* name, cudaStream_t s) {
+  ms_gemm_plan* plan = plan_for(force, a.rows, b.rows, a.cols, a.format, b.format, out_dtype);
   if (name) CHECK_MS(ms_gemm_plan_name(plan, name, 128));
   ms_gemm_operands_t o{}; o.struct_size = sizeof o; o.alpha = 1.0f;
   o.a = a; o.b = b; o.out = out;
@@ -660,11 +666,7 @@ static ms_qtensor_t mxfp4(void* codes, void* scales, int rows, int cols) {
 }
 
 static ms_gemm_plan* w4a8_plan(const char* force, int m, int n, int k, int a_format) {
-  if (force) setenv("MS_FORCE_CONFIG", force, 1); else unsetenv("MS_FORCE_CONFIG");
-  ms_gemm_desc_t d{}; d.struct_size = sizeof d; d.m = m; d.n = n; d.k = k;
-  d.a_format = a_format; d.b_format = MS_FMT_MXFP4; d.out_dtype = MS_DTYPE_BF16;
-  ms_gemm_plan* plan = nullptr;
-  CHECK_MS(ms_gemm_plan_create(&d, &plan));
+  ms_gemm_plan* plan = plan_for(force, m, n, k, a_format, MS_FMT_MXFP4, MS_DTYPE_BF16);
   unsetenv("MS_FORCE_CONFIG");
   return plan;
 }

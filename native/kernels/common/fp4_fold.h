@@ -72,11 +72,14 @@ __host__ __device__ inline uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s
 struct FoldLut {
   uint32_t lo, hi;
 };
+constexpr int kFoldMinNormalShift = -5;
+// fold_lut for d >= kFoldMinNormalShift, where every result is normal: two multiply-adds, no branch.
+__host__ __device__ inline FoldLut fold_lut_normal(int d) {
+  const uint32_t step = (uint32_t)(d + 6);  // the E4M3 exponent field of 2^(d - 1), in units of 8
+  return FoldLut{0x0C080000u + step * 0x08080800u, 0x1C181410u + step * 0x08080808u};
+}
 __host__ __device__ inline FoldLut fold_lut(int d) {
-  if (d >= -5) {
-    const uint32_t k = (uint32_t)(d + 6) << 3;
-    return FoldLut{0x0C080000u + k * 0x01010100u, 0x1C181410u + k * 0x01010101u};
-  }
+  if (d >= kFoldMinNormalShift) return fold_lut_normal(d);
   FoldLut lut{0, 0};
   for (uint32_t c = 1; c < 8; ++c) (c < 4 ? lut.lo : lut.hi) |= (uint32_t)fold_e2m1_to_e4m3(c, d) << (8 * (c % 4));
   return lut;

@@ -80,6 +80,19 @@ template <int N> __device__ __forceinline__ void bulk_wait_group() { asm volatil
 __device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 // Named barrier `id` (1..15; 0 is __syncthreads) over `threads` threads, a multiple of 32.
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory"); }
+// barrier.red.or over named barrier `id` of `threads` threads: waits like bar.sync and tells every thread whether any passed true.
+__device__ __forceinline__ bool named_barrier_or(int id, int threads, bool value) {
+  uint32_t any;
+  asm volatile("{\n .reg .pred p, q;\n setp.ne.u32 p, %1, 0;\n barrier.red.or.pred q, %2, %3, p;\n selp.u32 %0, 1, 0, q;\n}"
+               : "=r"(any) : "r"((uint32_t)value), "r"(id), "r"(threads) : "memory");
+  return any != 0;
+}
+// A 16-byte shared-memory load through its shared address (generic pointers into shared memory can compile to LD).
+__device__ __forceinline__ uint4 lds128(const void* p) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(smem_addr(p)));
+  return v;
+}
 // Plain (1D) bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) global -> shared, completing on `bar`.
 __device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
